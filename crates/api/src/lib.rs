@@ -1,0 +1,2 @@
+//! The app-facing API: commands, events, DTOs, error codes
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Tokio driver: sockets, timers, audio threads, config
+#![forbid(unsafe_code)]

@@ -1,0 +1,6 @@
+//! Sans-IO media: SDP offer/answer, RTP/RTCP, codecs, jitter buffer, DTMF.
+//!
+//! Nothing here reads a clock, opens a socket or spawns a thread: time comes in as an argument.
+#![forbid(unsafe_code)]
+
+pub mod sdp;
