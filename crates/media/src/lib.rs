@@ -4,3 +4,6 @@
 #![forbid(unsafe_code)]
 
 pub mod sdp;
+mod types;
+
+pub use types::{CodecKind, CodecSpec, Direction};
