@@ -3,6 +3,7 @@
 //! Nothing here reads a clock, opens a socket or spawns a thread: time comes in as an argument.
 #![forbid(unsafe_code)]
 
+pub mod codec;
 pub mod sdp;
 mod types;
 

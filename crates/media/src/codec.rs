@@ -1,0 +1,79 @@
+//! Audio codecs behind one encoder trait and one decoder trait.
+//!
+//! PCM is always mono `i16` at [`CodecKind::sample_rate`]; one call encodes or decodes one
+//! packet's worth of audio (usually 20 ms).
+
+mod g711;
+mod opus;
+
+use std::fmt;
+
+use crate::CodecKind;
+
+pub use g711::{alaw_to_linear, linear_to_alaw, linear_to_ulaw, ulaw_to_linear};
+
+/// Encodes mono PCM frames into RTP payloads.
+pub trait AudioEncoder: Send + fmt::Debug {
+    fn kind(&self) -> CodecKind;
+
+    /// Encodes one frame of mono PCM at [`CodecKind::sample_rate`], appending the payload to
+    /// `out`.
+    fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError>;
+
+    /// Tells the encoder the loss rate the remote reports, so it can spend bits on redundancy
+    /// (Opus in-band FEC). Codecs without redundancy ignore it.
+    fn set_packet_loss_percent(&mut self, percent: u8);
+}
+
+/// Decodes RTP payloads into mono PCM and conceals lost packets.
+pub trait AudioDecoder: Send + fmt::Debug {
+    fn kind(&self) -> CodecKind;
+
+    /// Decodes one payload, appending the samples to `out`; returns how many were appended.
+    fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<usize, CodecError>;
+
+    /// Appends `samples` samples that stand in for a lost packet (packet loss concealment).
+    fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) -> Result<(), CodecError>;
+
+    /// Recovers a lost packet of `samples` samples from the redundancy carried in the packet
+    /// that follows it (`next_payload`). Returns `false`, appending nothing, when the codec has
+    /// no such redundancy.
+    fn decode_fec(
+        &mut self,
+        next_payload: &[u8],
+        samples: usize,
+        out: &mut Vec<i16>,
+    ) -> Result<bool, CodecError>;
+}
+
+/// Codec failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    #[error("opus {operation} failed: {source}")]
+    Opus {
+        operation: &'static str,
+        #[source]
+        source: ::opus::Error,
+    },
+    #[error("frame of {samples} samples is not a valid {kind} frame size")]
+    FrameSize { kind: CodecKind, samples: usize },
+}
+
+/// A fresh encoder for `kind`.
+pub fn new_encoder(kind: CodecKind) -> Result<Box<dyn AudioEncoder>, CodecError> {
+    Ok(match kind {
+        CodecKind::Pcmu => Box::new(g711::G711Encoder::new(g711::Law::Mu)),
+        CodecKind::Pcma => Box::new(g711::G711Encoder::new(g711::Law::A)),
+        CodecKind::Opus => Box::new(opus::OpusEncoder::new()?),
+    })
+}
+
+/// A fresh decoder for `kind`.
+pub fn new_decoder(kind: CodecKind) -> Result<Box<dyn AudioDecoder>, CodecError> {
+    Ok(match kind {
+        CodecKind::Pcmu => Box::new(g711::G711Decoder::new(g711::Law::Mu)),
+        CodecKind::Pcma => Box::new(g711::G711Decoder::new(g711::Law::A)),
+        CodecKind::Opus => Box::new(opus::OpusDecoder::new()?),
+    })
+}
