@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod rtcp;
+pub mod rtp;
 pub mod sdp;
 mod types;
 
