@@ -6,6 +6,7 @@
 pub mod codec;
 pub mod rtcp;
 pub mod rtp;
+pub mod rtp_session;
 pub mod sdp;
 mod types;
 
