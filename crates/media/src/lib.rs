@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod jitter;
 pub mod rtcp;
 pub mod rtp;
 pub mod rtp_session;

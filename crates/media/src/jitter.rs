@@ -1,0 +1,563 @@
+//! Adaptive jitter buffer, pulled one frame at a time by the audio clock.
+//!
+//! Packets are ordered by (extended) RTP timestamp. Playout starts once the buffered audio
+//! reaches the target delay. The target follows the spread of recent transit times (95th
+//! percentile minus minimum, plus one frame): it grows at once and shrinks slowly. The buffer
+//! moves toward the target by concealing one extra frame (grow) or dropping one (shrink), at most
+//! once every [`ADJUST_EVERY`] pulls, and it never holds more than [`MAX_DELAY`].
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+const MIN_DELAY: Duration = Duration::from_millis(20);
+const MAX_DELAY: Duration = Duration::from_millis(1000);
+/// Transit samples the target is computed from (about 2 s of 20 ms packets).
+const WINDOW: usize = 100;
+/// Fraction of the excess target removed per packet when shrinking (time constant ~4 s).
+const SHRINK_RATE: f64 = 0.005;
+const ADJUST_EVERY: u32 = 10;
+/// A timestamp this far (in seconds) from the playout position restarts the buffer.
+const JUMP_SECS: u64 = 10;
+/// Consecutive pulls on an empty buffer after which playout stops and buffering restarts.
+const IDLE_PULLS: u32 = 10;
+
+/// What to play for one frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Playout {
+    /// The packet for this frame.
+    Frame(Vec<u8>),
+    /// The packet is missing (lost, late, or the buffer is growing): conceal one frame.
+    Lost,
+    /// Not playing (nothing received yet, or the stream stopped): play silence.
+    Empty,
+}
+
+/// Counters since the buffer was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JitterStats {
+    pub frames_played: u64,
+    pub frames_concealed: u64,
+    pub late_dropped: u64,
+    pub duplicates: u64,
+    /// Frames dropped to shrink the delay toward the target, or past the maximum delay.
+    pub frames_dropped: u64,
+    pub resets: u64,
+}
+
+#[derive(Debug)]
+pub struct JitterBuffer {
+    clock_rate: u32,
+    /// Packet duration in timestamp units.
+    frame: u64,
+    ssrc: Option<u32>,
+    packets: BTreeMap<u64, Vec<u8>>,
+    highest: Option<u64>,
+    /// Timestamp of the next frame to play; `None` while buffering.
+    cursor: Option<u64>,
+    /// Where the last playout stopped: older packets are late even while buffering.
+    played_until: Option<u64>,
+    /// Stalled pulls (conceal without consuming) not yet made up for.
+    stalled: u64,
+    empty_pulls: u32,
+    pulls_since_adjust: u32,
+    /// First arrival and its timestamp: the origin of transit times.
+    origin: Option<(Instant, u64)>,
+    transits: VecDeque<f64>,
+    target_ms: f64,
+    stats: JitterStats,
+}
+
+impl JitterBuffer {
+    /// `frame_duration` is the expected packet duration in timestamp units.
+    pub fn new(clock_rate: u32, frame_duration: u32) -> Self {
+        let frame_duration = u64::from(frame_duration.max(1));
+        let mut buffer = Self {
+            clock_rate: clock_rate.max(1),
+            frame: frame_duration,
+            ssrc: None,
+            packets: BTreeMap::new(),
+            highest: None,
+            cursor: None,
+            played_until: None,
+            stalled: 0,
+            empty_pulls: 0,
+            pulls_since_adjust: 0,
+            origin: None,
+            transits: VecDeque::with_capacity(WINDOW),
+            target_ms: 0.0,
+            stats: JitterStats::default(),
+        };
+        buffer.target_ms = buffer.floor_ms();
+        buffer
+    }
+
+    /// Changes the packet duration (timestamp units), e.g. when the remote's ptime differs.
+    pub fn set_frame_duration(&mut self, duration: u32) {
+        self.frame = u64::from(duration.max(1));
+    }
+
+    /// Takes in one received packet.
+    pub fn insert(&mut self, now: Instant, ssrc: u32, timestamp: u32, payload: &[u8]) {
+        if self.ssrc != Some(ssrc) {
+            if self.ssrc.is_some() {
+                self.reset();
+            }
+            self.ssrc = Some(ssrc);
+        }
+        let mut extended = self.extend(timestamp);
+        let jump = JUMP_SECS * u64::from(self.clock_rate);
+        if let Some(reference) = self.cursor.or(self.played_until).or(self.highest) {
+            if extended.abs_diff(reference) > jump {
+                self.reset();
+                self.ssrc = Some(ssrc);
+                extended = self.extend(timestamp);
+            }
+        }
+        if self
+            .cursor
+            .or(self.played_until)
+            .is_some_and(|position| extended < position)
+        {
+            self.stats.late_dropped += 1;
+            return;
+        }
+        if self.packets.contains_key(&extended) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        self.measure_transit(now, extended);
+        self.highest = Some(self.highest.map_or(extended, |h| h.max(extended)));
+        self.packets.insert(extended, payload.to_vec());
+        self.enforce_max_delay();
+    }
+
+    /// The frame to play now.
+    pub fn pull(&mut self, _now: Instant) -> Playout {
+        let Some(mut cursor) = self.cursor else {
+            return self.start_playout();
+        };
+        let Some(first) = self.packets.keys().next().copied() else {
+            self.empty_pulls += 1;
+            if self.empty_pulls > IDLE_PULLS {
+                self.played_until = Some(cursor);
+                self.cursor = None;
+                self.stalled = 0;
+                return Playout::Empty;
+            }
+            // Underrun: conceal without consuming, which adds one frame of delay.
+            self.stalled += 1;
+            self.stats.frames_concealed += 1;
+            return Playout::Lost;
+        };
+        self.empty_pulls = 0;
+        self.pulls_since_adjust += 1;
+        // Make up for stalls where the stalled-for packets never came.
+        while self.stalled > 0 && first >= cursor + self.frame {
+            cursor += self.frame;
+            self.stalled -= 1;
+        }
+        self.stalled = 0;
+
+        let adjust = self.pulls_since_adjust >= ADJUST_EVERY;
+        let buffered = self.span_ms(cursor);
+        if adjust && buffered + self.frame_ms() < self.target_ms - self.frame_ms() / 2.0 {
+            // Grow: conceal one frame without consuming.
+            self.pulls_since_adjust = 0;
+            self.cursor = Some(cursor);
+            self.stats.frames_concealed += 1;
+            return Playout::Lost;
+        }
+        if adjust && buffered > self.target_ms + 2.0 * self.frame_ms() {
+            // Shrink: skip one frame.
+            self.pulls_since_adjust = 0;
+            if first < cursor + self.frame {
+                self.packets.remove(&first);
+            }
+            cursor += self.frame;
+            self.stats.frames_dropped += 1;
+        }
+        self.play_at(cursor)
+    }
+
+    /// The payload of the packet that plays next, if it is here (for FEC after [`Playout::Lost`]).
+    pub fn next_payload(&self) -> Option<&[u8]> {
+        let cursor = self.cursor?;
+        let (&timestamp, payload) = self.packets.iter().next()?;
+        (timestamp < cursor + self.frame).then_some(payload.as_slice())
+    }
+
+    /// Audio buffered ahead of the playout position.
+    pub fn delay(&self) -> Duration {
+        let ms = match self.cursor {
+            Some(cursor) => self.span_ms(cursor),
+            None => self
+                .packets
+                .keys()
+                .next()
+                .map_or(0.0, |&first| self.span_ms(first)),
+        };
+        Duration::from_secs_f64(ms.max(0.0) / 1000.0)
+    }
+
+    /// The delay the buffer is steering toward.
+    pub fn target_delay(&self) -> Duration {
+        Duration::from_secs_f64(self.target_ms / 1000.0)
+    }
+
+    pub fn stats(&self) -> JitterStats {
+        self.stats
+    }
+
+    /// Forgets everything but the counters (new source, timestamp jump).
+    pub fn reset(&mut self) {
+        self.stats.resets += 1;
+        self.ssrc = None;
+        self.packets.clear();
+        self.highest = None;
+        self.cursor = None;
+        self.played_until = None;
+        self.stalled = 0;
+        self.empty_pulls = 0;
+        self.origin = None;
+        self.transits.clear();
+    }
+
+    fn start_playout(&mut self) -> Playout {
+        let Some(&first) = self.packets.keys().next() else {
+            return Playout::Empty;
+        };
+        if self.span_ms(first) < self.target_ms {
+            return Playout::Empty;
+        }
+        self.pulls_since_adjust = 0;
+        self.empty_pulls = 0;
+        self.play_at(first)
+    }
+
+    fn play_at(&mut self, cursor: u64) -> Playout {
+        // Packets before the cursor can no longer play.
+        while let Some(entry) = self.packets.first_entry() {
+            if *entry.key() >= cursor {
+                break;
+            }
+            entry.remove();
+            self.stats.late_dropped += 1;
+        }
+        match self.packets.first_entry() {
+            Some(entry) if *entry.key() < cursor + self.frame => {
+                let timestamp = *entry.key();
+                let payload = entry.remove();
+                self.cursor = Some(timestamp + self.frame);
+                self.stats.frames_played += 1;
+                Playout::Frame(payload)
+            }
+            _ => {
+                self.cursor = Some(cursor + self.frame);
+                self.stats.frames_concealed += 1;
+                Playout::Lost
+            }
+        }
+    }
+
+    /// Extends a 32-bit timestamp to 64 bits, closest to the highest seen.
+    fn extend(&self, timestamp: u32) -> u64 {
+        match self.highest {
+            // Start one wrap up so timestamps just before the first stay positive.
+            None => u64::from(timestamp) + (1 << 32),
+            Some(highest) => {
+                let delta = i64::from(timestamp.wrapping_sub(highest as u32) as i32);
+                highest.saturating_add_signed(delta)
+            }
+        }
+    }
+
+    fn measure_transit(&mut self, now: Instant, timestamp: u64) {
+        let (origin_at, origin_ts) = *self.origin.get_or_insert((now, timestamp));
+        let arrival_ms = now.saturating_duration_since(origin_at).as_secs_f64() * 1000.0;
+        let media_ms = (timestamp as f64 - origin_ts as f64) * 1000.0 / f64::from(self.clock_rate);
+        if self.transits.len() == WINDOW {
+            self.transits.pop_front();
+        }
+        self.transits.push_back(arrival_ms - media_ms);
+
+        let mut sorted: Vec<f64> = self.transits.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let min = sorted.first().copied().unwrap_or_default();
+        let p95_index = (sorted.len() * 95 / 100).min(sorted.len().saturating_sub(1));
+        let p95 = sorted.get(p95_index).copied().unwrap_or_default();
+        let wanted = (p95 - min + self.frame_ms()).clamp(self.floor_ms(), self.max_ms());
+        if wanted > self.target_ms {
+            self.target_ms = wanted;
+        } else {
+            self.target_ms -= (self.target_ms - wanted) * SHRINK_RATE;
+        }
+    }
+
+    fn enforce_max_delay(&mut self) {
+        let Some(cursor) = self.cursor.or_else(|| self.packets.keys().next().copied()) else {
+            return;
+        };
+        let mut cursor = cursor;
+        while self.span_ms(cursor) > self.max_ms() {
+            if let Some(entry) = self.packets.first_entry() {
+                if *entry.key() < cursor + self.frame {
+                    entry.remove();
+                }
+            }
+            cursor += self.frame;
+            self.stats.frames_dropped += 1;
+        }
+        if self.cursor.is_some() {
+            self.cursor = Some(cursor);
+        }
+    }
+
+    /// Audio from `position` to the end of the newest packet, in ms.
+    fn span_ms(&self, position: u64) -> f64 {
+        match self.packets.keys().next_back() {
+            Some(&last) => {
+                (last + self.frame).saturating_sub(position) as f64 * 1000.0
+                    / f64::from(self.clock_rate)
+            }
+            None => 0.0,
+        }
+    }
+
+    fn frame_ms(&self) -> f64 {
+        self.frame as f64 * 1000.0 / f64::from(self.clock_rate)
+    }
+
+    fn floor_ms(&self) -> f64 {
+        (MIN_DELAY.as_secs_f64() * 1000.0).max(self.frame_ms())
+    }
+
+    fn max_ms(&self) -> f64 {
+        MAX_DELAY.as_secs_f64() * 1000.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng, rngs::SmallRng};
+
+    const FRAME: u32 = 160;
+
+    fn base() -> Instant {
+        #[allow(clippy::disallowed_methods)] // Tests need one base instant.
+        Instant::now()
+    }
+
+    /// Payload carrying the packet index, to check order and uniqueness of playout.
+    fn payload(index: u32) -> Vec<u8> {
+        index.to_be_bytes().to_vec()
+    }
+
+    /// Arrival time of packet `index` on a clean network.
+    fn at(t0: Instant, index: u32) -> Instant {
+        t0 + Duration::from_millis(u64::from(index) * 20)
+    }
+
+    fn index_of(payload: &[u8]) -> u32 {
+        u32::from_be_bytes(payload.try_into().unwrap())
+    }
+
+    struct Run {
+        played: Vec<u32>,
+        /// Concealed frames between the first and the last played frame.
+        concealed: usize,
+        trailing_lost: usize,
+        max_delay_ms: f64,
+        final_target_ms: f64,
+    }
+
+    /// Sends `count` packets every 20 ms through a seeded impaired network (loss, jitter with
+    /// reordering, duplicates) and pulls every 20 ms at a phase offset of 7 ms.
+    fn simulate(seed: u64, count: u32, loss: f64, jitter_ms: f64, duplicate: f64) -> Run {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let t0 = base();
+        let mut arrivals: Vec<(Duration, u32)> = Vec::new();
+        for index in 0..count {
+            if rng.gen_bool(loss) {
+                continue;
+            }
+            let copies = if rng.gen_bool(duplicate) { 2 } else { 1 };
+            for _ in 0..copies {
+                // Exponential-ish jitter: occasional long delays reorder packets.
+                let extra = -jitter_ms * (1.0 - rng.r#gen::<f64>()).ln();
+                let at = Duration::from_secs_f64((f64::from(index) * 20.0 + 30.0 + extra) / 1e3);
+                arrivals.push((at, index));
+            }
+        }
+        arrivals.sort();
+        let mut buffer = JitterBuffer::new(8000, FRAME);
+        let mut next_arrival = arrivals.iter().peekable();
+        let mut run = Run {
+            played: Vec::new(),
+            concealed: 0,
+            trailing_lost: 0,
+            max_delay_ms: 0.0,
+            final_target_ms: 0.0,
+        };
+        for tick in 0..(count + 100) {
+            let now = Duration::from_millis(u64::from(tick) * 20 + 7);
+            while let Some(&&(at, index)) = next_arrival.peek() {
+                if at > now {
+                    break;
+                }
+                // Timestamps start near the wrap to exercise extension.
+                let timestamp = (u32::MAX - 1000).wrapping_add(index * FRAME);
+                buffer.insert(t0 + at, 42, timestamp, &payload(index));
+                next_arrival.next();
+            }
+            match buffer.pull(t0 + now) {
+                Playout::Frame(p) => {
+                    run.played.push(index_of(&p));
+                    run.concealed += std::mem::take(&mut run.trailing_lost);
+                }
+                Playout::Lost => run.trailing_lost += 1,
+                Playout::Empty => {}
+            }
+            run.max_delay_ms = run.max_delay_ms.max(buffer.delay().as_secs_f64() * 1000.0);
+        }
+        run.final_target_ms = buffer.target_delay().as_secs_f64() * 1000.0;
+        run
+    }
+
+    fn assert_strictly_increasing(played: &[u32]) {
+        assert!(played.windows(2).all(|w| w[0] < w[1]), "order or duplicate");
+    }
+
+    #[test]
+    fn clean_network_plays_everything_with_small_delay() {
+        let run = simulate(1, 500, 0.0, 0.0, 0.0);
+        assert_eq!(run.played, (0..500).collect::<Vec<_>>());
+        assert_eq!(run.concealed, 0);
+        assert!(run.max_delay_ms <= 40.0, "{}", run.max_delay_ms);
+    }
+
+    #[test]
+    fn impaired_network_keeps_order_and_bounded_delay() {
+        for seed in 0..5 {
+            let run = simulate(seed, 1500, 0.05, 15.0, 0.02);
+            assert_strictly_increasing(&run.played);
+            // 5 % loss plus a few late packets.
+            assert!(run.played.len() > 1300, "seed {seed}: {}", run.played.len());
+            assert!(
+                run.max_delay_ms < 300.0,
+                "seed {seed}: {}",
+                run.max_delay_ms
+            );
+            // Exponential jitter with mean 15 ms: p95 ≈ 45 ms, so the target sits well above
+            // the floor.
+            assert!(
+                (40.0..200.0).contains(&run.final_target_ms),
+                "seed {seed}: target {}",
+                run.final_target_ms
+            );
+        }
+    }
+
+    #[test]
+    fn target_shrinks_after_a_jitter_burst() {
+        let t0 = base();
+        let mut buffer = JitterBuffer::new(8000, FRAME);
+        let mut rng = SmallRng::seed_from_u64(3);
+        let mut at_ms =
+            |index: u32, jitter: f64| f64::from(index) * 20.0 + rng.r#gen::<f64>() * jitter;
+        let mut targets = Vec::new();
+        let mut arrivals: Vec<(f64, u32)> = (0..3000)
+            .map(|i| {
+                (
+                    at_ms(i, if (200..400).contains(&i) { 150.0 } else { 2.0 }),
+                    i,
+                )
+            })
+            .collect();
+        arrivals.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut arrivals = arrivals.into_iter().peekable();
+        for tick in 0..3000u32 {
+            let now = f64::from(tick) * 20.0 + 5.0;
+            while let Some(&(at, index)) = arrivals.peek() {
+                if at > now {
+                    break;
+                }
+                let when = t0 + Duration::from_secs_f64(at / 1e3);
+                buffer.insert(when, 1, index * FRAME, &payload(index));
+                arrivals.next();
+            }
+            let _ = buffer.pull(t0 + Duration::from_secs_f64(now / 1e3));
+            targets.push(buffer.target_delay().as_secs_f64() * 1000.0);
+        }
+        assert!(targets[150] < 40.0, "before burst {}", targets[150]);
+        assert!(targets[420] > 120.0, "during burst {}", targets[420]);
+        assert!(targets[2999] < 40.0, "long after burst {}", targets[2999]);
+        assert!(buffer.delay().as_secs_f64() * 1000.0 < 80.0);
+    }
+
+    #[test]
+    fn duplicates_and_late_packets_are_dropped() {
+        let t0 = base();
+        let mut buffer = JitterBuffer::new(8000, FRAME);
+        for index in 0..3 {
+            buffer.insert(at(t0, index), 1, index * FRAME, &payload(index));
+        }
+        buffer.insert(at(t0, 3), 1, FRAME, &payload(1));
+        assert_eq!(buffer.stats().duplicates, 1);
+        assert_eq!(buffer.pull(t0), Playout::Frame(payload(0)));
+        assert_eq!(buffer.pull(t0), Playout::Frame(payload(1)));
+        buffer.insert(at(t0, 4), 1, 0, &payload(0));
+        assert_eq!(buffer.stats().late_dropped, 1);
+        assert_eq!(buffer.pull(t0), Playout::Frame(payload(2)));
+    }
+
+    #[test]
+    fn ssrc_change_and_timestamp_jump_reset() {
+        let t0 = base();
+        let mut buffer = JitterBuffer::new(8000, FRAME);
+        for index in 0..3 {
+            buffer.insert(at(t0, index), 1, index * FRAME, &payload(index));
+        }
+        assert_eq!(buffer.pull(t0), Playout::Frame(payload(0)));
+        // New SSRC with older timestamps: not late, a new stream.
+        buffer.insert(at(t0, 10), 2, 0, &payload(10));
+        buffer.insert(at(t0, 11), 2, FRAME, &payload(11));
+        assert_eq!(buffer.stats().resets, 1);
+        assert_eq!(buffer.pull(t0), Playout::Frame(payload(10)));
+        // Same SSRC, timestamp 1 hour ahead.
+        buffer.insert(at(t0, 20), 2, 8000 * 3600, &payload(20));
+        buffer.insert(at(t0, 21), 2, 8000 * 3600 + FRAME, &payload(21));
+        assert_eq!(buffer.stats().resets, 2);
+        assert_eq!(buffer.pull(t0), Playout::Frame(payload(20)));
+    }
+
+    #[test]
+    fn stream_pause_goes_idle_then_restarts() {
+        let t0 = base();
+        let mut buffer = JitterBuffer::new(8000, FRAME);
+        for index in 0..2 {
+            buffer.insert(at(t0, index), 1, index * FRAME, &payload(index));
+        }
+        assert!(matches!(buffer.pull(t0), Playout::Frame(_)));
+        assert!(matches!(buffer.pull(t0), Playout::Frame(_)));
+        let outputs: Vec<_> = (0..15).map(|_| buffer.pull(t0)).collect();
+        assert_eq!(outputs[0], Playout::Lost);
+        assert_eq!(outputs[14], Playout::Empty);
+        // The stream resumes 5 s later in timestamp terms.
+        for index in 250..252 {
+            buffer.insert(at(t0, index), 1, index * FRAME, &payload(index));
+        }
+        assert_eq!(buffer.pull(t0), Playout::Frame(payload(250)));
+    }
+
+    #[test]
+    fn never_holds_more_than_the_maximum() {
+        let t0 = base();
+        let mut buffer = JitterBuffer::new(8000, FRAME);
+        for index in 0..500 {
+            buffer.insert(t0, 1, index * FRAME, &payload(index));
+        }
+        assert!(buffer.delay() <= MAX_DELAY);
+        assert!(buffer.stats().frames_dropped >= 450);
+    }
+}
