@@ -1,6 +1,7 @@
 //! Sans-IO SIP (RFC 3261): messages, transactions, dialogs, digest auth
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod message;
 
 pub use message::{Message, Method, Request, Response, Uri};

@@ -3,7 +3,7 @@
 mod header;
 mod params;
 mod parse;
-mod text;
+pub(crate) mod text;
 mod uri;
 
 use std::fmt;
