@@ -1,0 +1,515 @@
+//! Offer/answer (RFC 3264) for one plain-RTP audio stream.
+//!
+//! We offer one `m=audio` line; as answerer we accept the first audio stream over `RTP/AVP` or
+//! `RTP/AVPF` and reject every other stream with port 0. Hold and resume are re-offers built from
+//! a [`LocalMedia`] with a higher `session_version` and the wanted [`Direction`].
+
+use std::net::{IpAddr, SocketAddr};
+
+use super::model::{
+    Attribute, Connection, MediaDescription, Origin, Protocol, RtpMap, SessionDescription, Timing,
+};
+use crate::{CodecKind, CodecSpec, Direction};
+
+/// The RFC 4733 encoding name for DTMF events.
+const TELEPHONE_EVENT: &str = "telephone-event";
+/// Payload type of `telephone-event/8000` in our offers.
+const DTMF_PAYLOAD_TYPE: u8 = 101;
+/// Preferred payload type of `telephone-event/48000` (offered alongside Opus).
+const DTMF_WIDEBAND_PAYLOAD_TYPE: u8 = 110;
+/// The events we send and receive: digits, `*`, `#`, A–D and flash.
+const DTMF_EVENTS: &str = "0-16";
+/// Used when neither side states a packetisation time.
+const DEFAULT_PTIME_MS: u32 = 20;
+
+/// What we want for our audio stream; the input of every offer and answer we write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalMedia {
+    /// Our RTP address (written in `c=` and `o=`).
+    pub addr: IpAddr,
+    /// Our RTP port; RTCP is expected on `port + 1` unless rtcp-mux is negotiated.
+    pub port: u16,
+    /// Codecs we can use, most preferred first.
+    pub codecs: Vec<CodecKind>,
+    /// Offer/accept RFC 4733 `telephone-event` (PT 101 at 8000 Hz in our offers).
+    pub dtmf: bool,
+    /// What we want: `SendRecv` normally, `SendOnly` to hold, `Inactive` to hold while held.
+    pub direction: Direction,
+    /// Our packetisation time (`a=ptime`), usually 20.
+    pub ptime_ms: u32,
+    /// `o=` session id: fixed for the whole call.
+    pub session_id: u64,
+    /// `o=` session version: bump it for every new offer or changed answer in the dialog.
+    pub session_version: u64,
+}
+
+/// The outcome of a negotiation: everything the RTP session needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    /// The codec to send and expect, with the payload type the peer uses and the peer's `fmtp`
+    /// (its receive preferences, e.g. `useinbandfec=1`).
+    pub codec: CodecSpec,
+    pub kind: CodecKind,
+    /// `telephone-event` with its payload type and clock rate, if both sides do RFC 4733.
+    pub dtmf: Option<CodecSpec>,
+    /// Where to send RTP.
+    pub remote_rtp: SocketAddr,
+    /// Where to send RTCP: `a=rtcp`, else the RTP port + 1; equal to `remote_rtp` when muxed.
+    pub remote_rtcp: SocketAddr,
+    /// RTP and RTCP share one port (RFC 5761), both sides said `a=rtcp-mux`.
+    pub rtcp_mux: bool,
+    /// OUR side: `sends()` = we transmit, `receives()` = we expect media. A peer on hold
+    /// (`sendonly`, `inactive` or `c=0.0.0.0`) means we do not send.
+    pub direction: Direction,
+    /// Packetisation time we send with (what the peer asked for, within codec limits).
+    pub ptime_ms: u32,
+    /// The peer's SSRC from its first `a=ssrc`, if any.
+    pub remote_ssrc: Option<u32>,
+}
+
+/// Why an offer could not be answered or an answer could not be applied.
+///
+/// Every error from [`create_answer`] means "488 Not Acceptable Here" ([`Self::sip_status`]);
+/// an error from [`apply_answer`] means the call must be ended (ACK, then BYE).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NegotiationError {
+    #[error("no audio stream in the session description")]
+    NoAudioStream,
+    /// Only secure (SRTP/DTLS) or other non-RTP/AVP audio streams were offered.
+    #[error("audio offered only over {0}; only RTP/AVP and RTP/AVPF are supported")]
+    UnsupportedProtocol(String),
+    #[error("no codec in common")]
+    NoCommonCodec,
+    #[error("no connection address (c=) for the audio stream")]
+    MissingConnection,
+    #[error("connection address {0:?} is not an IP address")]
+    UnsupportedAddress(String),
+    #[error("the answer has {answered} m= lines for {offered} offered")]
+    MediaCountMismatch { offered: usize, answered: usize },
+    #[error("the answer rejected the audio stream (port 0)")]
+    AudioRejected,
+    #[error("the answer's audio m= line does not match the offer: {0}")]
+    AnswerMismatch(&'static str),
+}
+
+impl NegotiationError {
+    /// The SIP response to an offer we cannot answer: 488 Not Acceptable Here.
+    pub fn sip_status(&self) -> u16 {
+        488
+    }
+}
+
+/// Builds our offer (initial, hold or resume): one `m=audio` over RTP/AVP with the codecs in
+/// preference order (PCMU 0, PCMA 8, Opus `opus/48000/2` at 111, others dynamic), DTMF if
+/// wanted, `a=ptime` and the direction.
+pub fn create_offer(local: &LocalMedia) -> SessionDescription {
+    let mut used: Vec<u8> = Vec::new();
+    let mut specs: Vec<CodecSpec> = Vec::new();
+    if local.dtmf {
+        used.push(DTMF_PAYLOAD_TYPE);
+    }
+    for kind in &local.codecs {
+        if specs
+            .iter()
+            .any(|s| CodecKind::from_name(&s.name) == Some(*kind))
+        {
+            continue;
+        }
+        let mut spec = kind.default_spec();
+        spec.payload_type = allocate_payload_type(spec.payload_type, &used);
+        used.push(spec.payload_type);
+        specs.push(spec);
+    }
+    if local.dtmf {
+        if specs.iter().any(|s| s.clock_rate == 48000) {
+            let payload_type = allocate_payload_type(DTMF_WIDEBAND_PAYLOAD_TYPE, &used);
+            used.push(payload_type);
+            specs.push(telephone_event(payload_type, 48000, Some(DTMF_EVENTS)));
+        }
+        specs.push(telephone_event(DTMF_PAYLOAD_TYPE, 8000, Some(DTMF_EVENTS)));
+    }
+
+    let mut media = audio_section(local.port, Protocol::RtpAvp, &specs);
+    media
+        .attributes
+        .push(Attribute::with_value("ptime", local.ptime_ms.to_string()));
+    media
+        .attributes
+        .push(Attribute::flag(local.direction.as_str()));
+    session(local, vec![media])
+}
+
+/// Answers `offer`: picks the first audio stream over RTP/AVP(F) and in it the first of OUR
+/// codecs the offer has (offerer's payload type kept), plus `telephone-event` if both want it.
+/// Other streams are rejected with port 0. The direction follows RFC 3264 §6.1.
+pub fn create_answer(
+    offer: &SessionDescription,
+    local: &LocalMedia,
+) -> Result<(SessionDescription, Negotiated), NegotiationError> {
+    let index = audio_stream(offer)?;
+    let offered = offer
+        .media
+        .get(index)
+        .ok_or(NegotiationError::NoAudioStream)?;
+
+    let (codec, kind) = local
+        .codecs
+        .iter()
+        .find_map(|kind| find_codec(offered, *kind).map(|spec| (spec, *kind)))
+        .ok_or(NegotiationError::NoCommonCodec)?;
+    let dtmf = if local.dtmf {
+        find_dtmf(offered, codec.clock_rate, |_| true)
+    } else {
+        None
+    };
+    let rtcp_mux = offered.rtcp_mux();
+    let (remote_rtp, remote_rtcp) = remote_addresses(offer, offered, rtcp_mux)?;
+
+    let offered_direction = peer_direction(offer, offered);
+    let direction = intersect(offered_direction.reversed(), local.direction);
+    tracing::debug!(
+        ?offered_direction,
+        answered = ?direction,
+        codec = %kind,
+        "answering SDP offer"
+    );
+
+    let mut answer_specs = vec![CodecSpec {
+        fmtp: kind.default_spec().fmtp,
+        ..codec.clone()
+    }];
+    answer_specs.extend(dtmf.clone());
+    let mut media = audio_section(local.port, offered.protocol.clone(), &answer_specs);
+    media
+        .attributes
+        .push(Attribute::with_value("ptime", local.ptime_ms.to_string()));
+    media.attributes.push(Attribute::flag(direction.as_str()));
+    if rtcp_mux {
+        media.attributes.push(Attribute::flag("rtcp-mux"));
+    }
+
+    let sections = offer
+        .media
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            if i == index {
+                media.clone()
+            } else {
+                rejected(m)
+            }
+        })
+        .collect();
+
+    let negotiated = Negotiated {
+        ptime_ms: sending_ptime(offered, local.ptime_ms, kind),
+        codec,
+        kind,
+        dtmf,
+        remote_rtp,
+        remote_rtcp,
+        rtcp_mux,
+        direction,
+        remote_ssrc: offered.first_ssrc(),
+    };
+    Ok((session(local, sections), negotiated))
+}
+
+/// Applies the peer's `answer` to our `offer`. The answerer may pick any codec we offered, with
+/// the payload types it states; formats we did not offer are ignored (RFC 3264 §6.1 allows
+/// them), but at least one codec we offered must remain.
+pub fn apply_answer(
+    offer: &SessionDescription,
+    answer: &SessionDescription,
+) -> Result<Negotiated, NegotiationError> {
+    if offer.media.len() != answer.media.len() {
+        return Err(NegotiationError::MediaCountMismatch {
+            offered: offer.media.len(),
+            answered: answer.media.len(),
+        });
+    }
+    let index = audio_stream(offer)?;
+    let (Some(offered), Some(answered)) = (offer.media.get(index), answer.media.get(index)) else {
+        return Err(NegotiationError::NoAudioStream);
+    };
+    if answered.port == 0 {
+        return Err(NegotiationError::AudioRejected);
+    }
+    if !answered.media.eq_ignore_ascii_case("audio") {
+        return Err(NegotiationError::AnswerMismatch("media type is not audio"));
+    }
+    if answered.protocol != offered.protocol {
+        return Err(NegotiationError::AnswerMismatch(
+            "transport protocol differs",
+        ));
+    }
+
+    let was_offered = |map: &RtpMap| {
+        offered
+            .payload_types()
+            .filter_map(|pt| offered.rtpmap(pt))
+            .any(|o| o.same_codec(&map.encoding, map.clock_rate))
+    };
+    let (codec, kind) = answered
+        .payload_types()
+        .filter_map(|pt| answered.rtpmap(pt))
+        .filter(|map| {
+            let offered = was_offered(map);
+            if !offered {
+                tracing::debug!(format = %map, "ignoring format the answer added");
+            }
+            offered
+        })
+        .find_map(|map| {
+            let kind = CodecKind::from_name(&map.encoding)?;
+            (map.clock_rate == kind.default_spec().clock_rate)
+                .then(|| (codec_spec(answered, &map), kind))
+        })
+        .ok_or(NegotiationError::NoCommonCodec)?;
+    let dtmf = find_dtmf(answered, codec.clock_rate, was_offered);
+    let rtcp_mux = offered.rtcp_mux() && answered.rtcp_mux();
+    let (remote_rtp, remote_rtcp) = remote_addresses(answer, answered, rtcp_mux)?;
+
+    let answered_direction = peer_direction(answer, answered);
+    let direction = intersect(answered_direction.reversed(), offer.direction_for(offered));
+    let our_ptime = offered.ptime().unwrap_or(DEFAULT_PTIME_MS);
+    Ok(Negotiated {
+        ptime_ms: sending_ptime(answered, our_ptime, kind),
+        codec,
+        kind,
+        dtmf,
+        remote_rtp,
+        remote_rtcp,
+        rtcp_mux,
+        direction,
+        remote_ssrc: answered.first_ssrc(),
+    })
+}
+
+/// The index of the audio stream we negotiate: the first enabled `m=audio` over plain RTP.
+fn audio_stream(sdp: &SessionDescription) -> Result<usize, NegotiationError> {
+    let mut secure_only: Option<&Protocol> = None;
+    for (index, media) in sdp.media.iter().enumerate() {
+        if !media.media.eq_ignore_ascii_case("audio") || media.port == 0 {
+            continue;
+        }
+        if media.protocol.is_plain_rtp() {
+            return Ok(index);
+        }
+        secure_only.get_or_insert(&media.protocol);
+    }
+    Err(match secure_only {
+        Some(protocol) => NegotiationError::UnsupportedProtocol(protocol.to_string()),
+        None => NegotiationError::NoAudioStream,
+    })
+}
+
+/// The offered format for `kind` (matched by name and clock rate), as the offerer wrote it.
+fn find_codec(offered: &MediaDescription, kind: CodecKind) -> Option<CodecSpec> {
+    let wanted = kind.default_spec();
+    offered
+        .payload_types()
+        .filter_map(|pt| offered.rtpmap(pt))
+        .find(|map| map.same_codec(&wanted.name, wanted.clock_rate))
+        .map(|map| codec_spec(offered, &map))
+}
+
+/// The `telephone-event` format in `media` accepted by `allowed`, preferring the audio codec's
+/// clock rate (RFC 4733 §2.1), else any.
+fn find_dtmf(
+    media: &MediaDescription,
+    clock_rate: u32,
+    allowed: impl Fn(&RtpMap) -> bool,
+) -> Option<CodecSpec> {
+    let events: Vec<RtpMap> = media
+        .payload_types()
+        .filter_map(|pt| media.rtpmap(pt))
+        .filter(|map| map.encoding.eq_ignore_ascii_case(TELEPHONE_EVENT) && allowed(map))
+        .collect();
+    events
+        .iter()
+        .find(|map| map.clock_rate == clock_rate)
+        .or_else(|| events.first())
+        .map(|map| codec_spec(media, map))
+}
+
+fn codec_spec(media: &MediaDescription, map: &RtpMap) -> CodecSpec {
+    CodecSpec {
+        payload_type: map.payload_type,
+        name: map.encoding.clone(),
+        clock_rate: map.clock_rate,
+        channels: map.channels.unwrap_or(1),
+        fmtp: media.fmtp(&map.payload_type.to_string()).map(str::to_owned),
+    }
+}
+
+fn telephone_event(payload_type: u8, clock_rate: u32, events: Option<&str>) -> CodecSpec {
+    CodecSpec {
+        payload_type,
+        name: TELEPHONE_EVENT.to_owned(),
+        clock_rate,
+        channels: 1,
+        fmtp: events.map(str::to_owned),
+    }
+}
+
+/// `preferred` if free, else the first free dynamic payload type (96–127).
+fn allocate_payload_type(preferred: u8, used: &[u8]) -> u8 {
+    if !used.contains(&preferred) {
+        return preferred;
+    }
+    (96..=127)
+        .find(|pt| !used.contains(pt))
+        .unwrap_or(preferred)
+}
+
+/// `m=audio` with one format, `a=rtpmap` and `a=fmtp` per codec.
+fn audio_section(port: u16, protocol: Protocol, specs: &[CodecSpec]) -> MediaDescription {
+    let mut attributes = Vec::new();
+    for spec in specs {
+        let map = RtpMap {
+            payload_type: spec.payload_type,
+            encoding: spec.name.clone(),
+            clock_rate: spec.clock_rate,
+            channels: (spec.channels > 1).then_some(spec.channels),
+        };
+        attributes.push(Attribute::with_value("rtpmap", map.to_string()));
+        if let Some(fmtp) = &spec.fmtp {
+            attributes.push(Attribute::with_value(
+                "fmtp",
+                format!("{} {fmtp}", spec.payload_type),
+            ));
+        }
+    }
+    MediaDescription {
+        media: "audio".to_owned(),
+        port,
+        port_count: None,
+        protocol,
+        formats: specs.iter().map(|s| s.payload_type.to_string()).collect(),
+        connection: None,
+        bandwidths: Vec::new(),
+        attributes,
+        other_lines: Vec::new(),
+    }
+}
+
+/// An answer's stand-in for a stream we reject: same media and protocol, port 0.
+fn rejected(offered: &MediaDescription) -> MediaDescription {
+    MediaDescription {
+        media: offered.media.clone(),
+        port: 0,
+        port_count: None,
+        protocol: offered.protocol.clone(),
+        formats: vec![
+            offered
+                .formats
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "0".to_owned()),
+        ],
+        connection: None,
+        bandwidths: Vec::new(),
+        attributes: Vec::new(),
+        other_lines: Vec::new(),
+    }
+}
+
+fn session(local: &LocalMedia, media: Vec<MediaDescription>) -> SessionDescription {
+    let connection = Connection::from_ip(local.addr);
+    SessionDescription {
+        origin: Origin {
+            username: "-".to_owned(),
+            session_id: local.session_id.to_string(),
+            session_version: local.session_version,
+            address: connection.clone(),
+        },
+        session_name: "-".to_owned(),
+        connection: Some(connection),
+        bandwidths: Vec::new(),
+        timings: vec![Timing::default()],
+        attributes: Vec::new(),
+        media,
+        other_lines: Vec::new(),
+    }
+}
+
+/// RTP and RTCP destinations of `media`: `c=` + port; `a=rtcp`, else port + 1, else muxed.
+fn remote_addresses(
+    sdp: &SessionDescription,
+    media: &MediaDescription,
+    rtcp_mux: bool,
+) -> Result<(SocketAddr, SocketAddr), NegotiationError> {
+    let connection = sdp
+        .connection_for(media)
+        .ok_or(NegotiationError::MissingConnection)?;
+    let ip = connection
+        .ip()
+        .ok_or_else(|| NegotiationError::UnsupportedAddress(connection.address.clone()))?;
+    let rtp = SocketAddr::new(ip, media.port);
+    if rtcp_mux {
+        return Ok((rtp, rtp));
+    }
+    let rtcp = match media.rtcp() {
+        Some(rtcp) => {
+            let rtcp_ip = rtcp
+                .connection
+                .and_then(|c| c.ip())
+                .filter(|ip| !ip.is_unspecified())
+                .unwrap_or(ip);
+            SocketAddr::new(rtcp_ip, rtcp.port)
+        }
+        None => SocketAddr::new(ip, media.port.checked_add(1).unwrap_or(media.port)),
+    };
+    Ok((rtp, rtcp))
+}
+
+/// The direction the peer wrote for `media`; `c=0.0.0.0` (RFC 2543 hold) means it does not
+/// want to receive.
+fn peer_direction(sdp: &SessionDescription, media: &MediaDescription) -> Direction {
+    let written = sdp.direction_for(media);
+    let on_old_hold = sdp
+        .connection_for(media)
+        .is_some_and(Connection::is_unspecified);
+    if on_old_hold {
+        from_flags(written.sends(), false)
+    } else {
+        written
+    }
+}
+
+/// Media flows only where both allow it.
+fn intersect(a: Direction, b: Direction) -> Direction {
+    from_flags(a.sends() && b.sends(), a.receives() && b.receives())
+}
+
+fn from_flags(sends: bool, receives: bool) -> Direction {
+    match (sends, receives) {
+        (true, true) => Direction::SendRecv,
+        (true, false) => Direction::SendOnly,
+        (false, true) => Direction::RecvOnly,
+        (false, false) => Direction::Inactive,
+    }
+}
+
+/// The packetisation time to send with: the peer's `a=ptime` if sane (10–120 ms), else ours,
+/// capped by its `a=maxptime`, rounded down to what the codec can frame (Opus: 10/20/40/60).
+fn sending_ptime(peer: &MediaDescription, ours: u32, kind: CodecKind) -> u32 {
+    let sane = |ms: &u32| (10..=120).contains(ms);
+    let mut ptime = peer
+        .ptime()
+        .filter(sane)
+        .or(Some(ours).filter(sane))
+        .unwrap_or(DEFAULT_PTIME_MS);
+    if let Some(max) = peer.maxptime().filter(sane) {
+        ptime = ptime.min(max);
+    }
+    match kind {
+        CodecKind::Opus => [60, 40, 20, 10]
+            .into_iter()
+            .find(|frame| *frame <= ptime)
+            .unwrap_or(DEFAULT_PTIME_MS),
+        CodecKind::Pcmu | CodecKind::Pcma => ptime - ptime % 10,
+    }
+}

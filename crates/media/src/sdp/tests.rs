@@ -1,0 +1,5 @@
+//! Tests for the SDP model, parser, printer and offer/answer.
+
+mod fixtures;
+mod negotiation;
+mod parsing;
