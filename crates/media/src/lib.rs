@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod dtmf;
 pub mod jitter;
 pub mod rtcp;
 pub mod rtp;
