@@ -24,3 +24,43 @@ pub use negotiate::{
     LocalMedia, Negotiated, NegotiationError, apply_answer, create_answer, create_offer,
 };
 pub use parse::{SdpError, SdpErrorKind};
+
+/// Entry point for the SDP fuzz target (`fuzz/`): parses `data` as a SIP body; when accepted,
+/// checks that print → parse gives the same model and runs both negotiation directions on it.
+/// Panics only on a bug, which is what the fuzzer looks for.
+#[doc(hidden)]
+pub fn fuzz_one(data: &[u8]) {
+    let Ok(sdp) = SessionDescription::parse_bytes(data) else {
+        return;
+    };
+    let printed = sdp.to_string();
+    let reparsed = SessionDescription::parse(&printed);
+    assert_eq!(
+        reparsed.as_ref(),
+        Ok(&sdp),
+        "print/parse round trip changed:\n{printed}"
+    );
+
+    let local = LocalMedia {
+        addr: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        port: 40000,
+        codecs: vec![
+            crate::CodecKind::Opus,
+            crate::CodecKind::Pcmu,
+            crate::CodecKind::Pcma,
+        ],
+        dtmf: true,
+        direction: crate::Direction::SendRecv,
+        ptime_ms: 20,
+        session_id: 1,
+        session_version: 1,
+    };
+    if let Ok((answer, _)) = create_answer(&sdp, &local) {
+        let answer_text = answer.to_string();
+        assert!(
+            SessionDescription::parse(&answer_text).is_ok(),
+            "our answer does not parse:\n{answer_text}"
+        );
+    }
+    let _ = apply_answer(&create_offer(&local), &sdp);
+}

@@ -523,8 +523,22 @@ fn parse_millis(value: &str) -> Result<u32, SdpErrorKind> {
 
 // ---- Printer: canonical order (RFC 8866 §5), CRLF line ends.
 
-/// Session-level line types printed between `s=` and `c=`.
+/// Session-level line types printed between `s=` and `c=`, in this order.
 const BEFORE_CONNECTION: [char; 4] = ['i', 'u', 'e', 'p'];
+
+/// Where a kept session-level line is printed: `i u e p` first, in that order, the rest after
+/// `t=`. The parser sorts by this so that printing does not reorder lines.
+pub(super) fn session_line_rank(kind: char) -> usize {
+    BEFORE_CONNECTION
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(BEFORE_CONNECTION.len())
+}
+
+/// Where a kept media-level line is printed: `i=` before `c=`, the rest after `b=`.
+pub(super) fn media_line_rank(kind: char) -> usize {
+    usize::from(kind != 'i')
+}
 
 impl fmt::Display for SessionDescription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

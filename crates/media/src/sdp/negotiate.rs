@@ -245,15 +245,14 @@ pub fn apply_answer(
         ));
     }
 
+    let offered_formats = rtp_formats(offered);
     let was_offered = |map: &RtpMap| {
-        offered
-            .payload_types()
-            .filter_map(|pt| offered.rtpmap(pt))
+        offered_formats
+            .iter()
             .any(|o| o.same_codec(&map.encoding, map.clock_rate))
     };
-    let (codec, kind) = answered
-        .payload_types()
-        .filter_map(|pt| answered.rtpmap(pt))
+    let (codec, kind) = rtp_formats(answered)
+        .into_iter()
         .filter(|map| {
             let offered = was_offered(map);
             if !offered {
@@ -308,9 +307,8 @@ fn audio_stream(sdp: &SessionDescription) -> Result<usize, NegotiationError> {
 /// The offered format for `kind` (matched by name and clock rate), as the offerer wrote it.
 fn find_codec(offered: &MediaDescription, kind: CodecKind) -> Option<CodecSpec> {
     let wanted = kind.default_spec();
-    offered
-        .payload_types()
-        .filter_map(|pt| offered.rtpmap(pt))
+    rtp_formats(offered)
+        .into_iter()
         .find(|map| map.same_codec(&wanted.name, wanted.clock_rate))
         .map(|map| codec_spec(offered, &map))
 }
@@ -322,9 +320,8 @@ fn find_dtmf(
     clock_rate: u32,
     allowed: impl Fn(&RtpMap) -> bool,
 ) -> Option<CodecSpec> {
-    let events: Vec<RtpMap> = media
-        .payload_types()
-        .filter_map(|pt| media.rtpmap(pt))
+    let events: Vec<RtpMap> = rtp_formats(media)
+        .into_iter()
         .filter(|map| map.encoding.eq_ignore_ascii_case(TELEPHONE_EVENT) && allowed(map))
         .collect();
     events
@@ -332,6 +329,33 @@ fn find_dtmf(
         .find(|map| map.clock_rate == clock_rate)
         .or_else(|| events.first())
         .map(|map| codec_spec(media, map))
+}
+
+/// The RTP formats of `media` in order, each payload type once, with its rtpmap (explicit, else
+/// static; formats without either are skipped). One pass over the attributes, so that a hostile
+/// body with thousands of formats and rtpmaps costs linear time.
+fn rtp_formats(media: &MediaDescription) -> Vec<RtpMap> {
+    let mut explicit: Vec<Option<RtpMap>> = vec![None; 128];
+    for map in media.rtpmaps() {
+        if let Some(slot @ None) = explicit.get_mut(usize::from(map.payload_type)) {
+            *slot = Some(map);
+        }
+    }
+    let mut seen = [false; 128];
+    let mut formats = Vec::new();
+    for payload_type in media.payload_types() {
+        let index = usize::from(payload_type);
+        match seen.get_mut(index) {
+            Some(seen) if !*seen => *seen = true,
+            _ => continue,
+        }
+        let map = explicit
+            .get_mut(index)
+            .and_then(Option::take)
+            .or_else(|| RtpMap::static_audio(payload_type));
+        formats.extend(map);
+    }
+    formats
 }
 
 fn codec_spec(media: &MediaDescription, map: &RtpMap) -> CodecSpec {

@@ -2,7 +2,7 @@
 
 use super::model::{
     Attribute, Bandwidth, Connection, MediaDescription, Origin, Protocol, SessionDescription,
-    Timing,
+    Timing, media_line_rank, session_line_rank,
 };
 
 /// Why a session description was rejected.
@@ -152,6 +152,14 @@ impl Builder {
         if timings.is_empty() {
             timings.push(Timing::default());
         }
+        let mut other_lines = self.other_lines;
+        other_lines.sort_by_key(|(kind, _)| session_line_rank(*kind));
+        let mut media = self.media;
+        for section in &mut media {
+            section
+                .other_lines
+                .sort_by_key(|(kind, _)| media_line_rank(*kind));
+        }
         Ok(SessionDescription {
             origin: self.origin.ok_or(SdpError::MissingOrigin)?,
             session_name: self.session_name.unwrap_or_else(|| "-".to_owned()),
@@ -159,8 +167,8 @@ impl Builder {
             bandwidths: self.bandwidths,
             timings,
             attributes: self.attributes,
-            media: self.media,
-            other_lines: self.other_lines,
+            media,
+            other_lines,
         })
     }
 }

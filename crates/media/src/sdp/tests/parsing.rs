@@ -209,6 +209,50 @@ fn tolerates_lf_blank_lines_trailing_spaces_and_unknown_lines() {
 }
 
 #[test]
+fn kept_lines_in_odd_order_print_canonically_and_round_trip() {
+    let sdp = parse(
+        "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\nk=prompt\r\np=+1 555\r\ni=late info\r\n\
+         e=a@example.com\r\nm=audio 1 RTP/AVP 0\r\nk=clear:x\r\ni=title\r\n",
+    );
+    let kinds: Vec<char> = sdp.other_lines.iter().map(|(k, _)| *k).collect();
+    assert_eq!(kinds, ['i', 'e', 'p', 'k']);
+    assert_eq!(sdp.media[0].other_lines[0], ('i', "title".to_owned()));
+    assert_round_trip(&sdp);
+    assert!(
+        sdp.to_string()
+            .contains("s=-\r\ni=late info\r\ne=a@example.com\r\np=+1 555\r\nt=0 0")
+    );
+}
+
+#[test]
+fn hostile_sizes_are_handled_in_linear_time() {
+    // 20 000 formats and rtpmaps: negotiation must not go quadratic (it would take minutes).
+    let mut text = String::from(
+        "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 5000 RTP/AVP",
+    );
+    for i in 0..20_000 {
+        text.push_str(&format!(" {}", 96 + i % 32));
+    }
+    text.push_str(" 0\r\n");
+    for i in 0..20_000 {
+        text.push_str(&format!("a=rtpmap:{} X{i}/8000\r\n", 96 + i % 32));
+    }
+    let sdp = parse(&text);
+    let local = LocalMedia {
+        addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        port: 4000,
+        codecs: vec![crate::CodecKind::Opus, crate::CodecKind::Pcmu],
+        dtmf: true,
+        direction: Direction::SendRecv,
+        ptime_ms: 20,
+        session_id: 7,
+        session_version: 1,
+    };
+    let (_, negotiated) = create_answer(&sdp, &local).expect("PCMU is offered last");
+    assert_eq!(negotiated.codec.payload_type, 0);
+}
+
+#[test]
 fn missing_s_and_t_get_defaults() {
     let sdp =
         parse("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\nm=audio 1 RTP/AVP 0\r\nc=IN IP4 192.0.2.1\r\n");
@@ -520,6 +564,7 @@ fn mutated_and_random_inputs_never_panic_and_round_trip_when_accepted() {
                 let _ = create_answer(&sdp, &local);
                 let _ = apply_answer(&our_offer, &sdp);
                 let _ = apply_answer(&sdp, &sdp);
+                crate::sdp::fuzz_one(&input);
             }
             Err(error) => {
                 rejected += 1;
