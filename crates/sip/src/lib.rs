@@ -3,5 +3,6 @@
 
 pub mod auth;
 pub mod message;
+pub mod transaction;
 
 pub use message::{Message, Method, Request, Response, Uri};
