@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod dialog;
 pub mod message;
 pub mod transaction;
 
