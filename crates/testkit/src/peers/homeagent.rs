@@ -51,8 +51,17 @@ impl HomeagentProcess {
     /// Spawns [`homeagent_bin`] with `args` and extra `env`, working dir = a fresh temp
     /// dir (also given as `HOMEAGENT_TEST_DIR`).
     pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Result<HomeagentProcess> {
+        HomeagentProcess::spawn_program(&homeagent_bin()?, args, env)
+    }
+
+    /// Like [`HomeagentProcess::spawn`] with another program (a wrapper, a fake).
+    pub fn spawn_program(
+        program: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<HomeagentProcess> {
         let dir = TempDir::new("homeagent")?;
-        let mut command = Command::new(homeagent_bin()?);
+        let mut command = Command::new(program);
         command
             .args(args)
             .current_dir(dir.path())
