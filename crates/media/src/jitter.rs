@@ -58,12 +58,15 @@ pub struct JitterBuffer {
     played_until: Option<u64>,
     /// Stalled pulls (conceal without consuming) not yet made up for.
     stalled: u64,
+    /// The last pull skipped a missing frame: the next packet may carry its FEC.
+    skipped_missing: bool,
     empty_pulls: u32,
     pulls_since_adjust: u32,
     /// First arrival and its timestamp: the origin of transit times.
     origin: Option<(Instant, u64)>,
     transits: VecDeque<f64>,
     target_ms: f64,
+    min_delay_ms: f64,
     stats: JitterStats,
 }
 
@@ -80,11 +83,13 @@ impl JitterBuffer {
             cursor: None,
             played_until: None,
             stalled: 0,
+            skipped_missing: false,
             empty_pulls: 0,
             pulls_since_adjust: 0,
             origin: None,
             transits: VecDeque::with_capacity(WINDOW),
             target_ms: 0.0,
+            min_delay_ms: MIN_DELAY.as_secs_f64() * 1000.0,
             stats: JitterStats::default(),
         };
         buffer.target_ms = buffer.floor_ms();
@@ -133,6 +138,7 @@ impl JitterBuffer {
 
     /// The frame to play now.
     pub fn pull(&mut self, _now: Instant) -> Playout {
+        self.skipped_missing = false;
         let Some(mut cursor) = self.cursor else {
             return self.start_playout();
         };
@@ -179,8 +185,12 @@ impl JitterBuffer {
         self.play_at(cursor)
     }
 
-    /// The payload of the packet that plays next, if it is here (for FEC after [`Playout::Lost`]).
+    /// After a [`Playout::Lost`] for a missing packet, the payload of the packet that follows
+    /// it, if it is here: its in-band FEC can rebuild the missing one.
     pub fn next_payload(&self) -> Option<&[u8]> {
+        if !self.skipped_missing {
+            return None;
+        }
         let cursor = self.cursor?;
         let (&timestamp, payload) = self.packets.iter().next()?;
         (timestamp < cursor + self.frame).then_some(payload.as_slice())
@@ -208,6 +218,12 @@ impl JitterBuffer {
         self.stats
     }
 
+    /// Raises (or lowers) the lowest target delay; e.g. FEC needs one packet of look-ahead.
+    pub fn set_min_delay(&mut self, delay: Duration) {
+        self.min_delay_ms = (delay.as_secs_f64() * 1000.0).min(self.max_ms());
+        self.target_ms = self.target_ms.max(self.floor_ms());
+    }
+
     /// Forgets everything but the counters (new source, timestamp jump).
     pub fn reset(&mut self) {
         self.stats.resets += 1;
@@ -217,6 +233,7 @@ impl JitterBuffer {
         self.cursor = None;
         self.played_until = None;
         self.stalled = 0;
+        self.skipped_missing = false;
         self.empty_pulls = 0;
         self.origin = None;
         self.transits.clear();
@@ -253,6 +270,7 @@ impl JitterBuffer {
             }
             _ => {
                 self.cursor = Some(cursor + self.frame);
+                self.skipped_missing = true;
                 self.stats.frames_concealed += 1;
                 Playout::Lost
             }
@@ -328,7 +346,7 @@ impl JitterBuffer {
     }
 
     fn floor_ms(&self) -> f64 {
-        (MIN_DELAY.as_secs_f64() * 1000.0).max(self.frame_ms())
+        self.min_delay_ms.max(self.frame_ms())
     }
 
     fn max_ms(&self) -> f64 {
@@ -509,6 +527,24 @@ mod tests {
         buffer.insert(at(t0, 4), 1, 0, &payload(0));
         assert_eq!(buffer.stats().late_dropped, 1);
         assert_eq!(buffer.pull(t0), Playout::Frame(payload(2)));
+    }
+
+    #[test]
+    fn next_payload_only_after_a_skipped_packet() {
+        let t0 = base();
+        let mut buffer = JitterBuffer::new(8000, FRAME);
+        for index in [0, 1, 3] {
+            buffer.insert(at(t0, index), 1, index * FRAME, &payload(index));
+        }
+        assert_eq!(buffer.pull(t0), Playout::Frame(payload(0)));
+        assert_eq!(buffer.next_payload(), None);
+        assert_eq!(buffer.pull(t0), Playout::Frame(payload(1)));
+        assert_eq!(buffer.pull(t0), Playout::Lost);
+        assert_eq!(buffer.next_payload(), Some(payload(3).as_slice()));
+        assert_eq!(buffer.pull(t0), Playout::Frame(payload(3)));
+        // Underrun: a stall, not a skipped packet.
+        assert_eq!(buffer.pull(t0), Playout::Lost);
+        assert_eq!(buffer.next_payload(), None);
     }
 
     #[test]

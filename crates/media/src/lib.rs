@@ -9,7 +9,9 @@ pub mod jitter;
 pub mod rtcp;
 pub mod rtp;
 pub mod rtp_session;
+mod session;
 pub mod sdp;
 mod types;
 
 pub use types::{CodecKind, CodecSpec, Direction};
+pub use session::{MediaConfig, MediaError, MediaEvent, MediaSession, MediaStats, MediaTransmit};

@@ -1,0 +1,509 @@
+//! [`MediaSession`]: one call's audio stream, the object the driver owns.
+//!
+//! Contract (str0m style): feed it [`MediaSession::send_audio`] once per ptime with microphone
+//! PCM, [`MediaSession::handle_packet`] with every datagram from the media socket, and
+//! [`MediaSession::handle_timeout`] when [`MediaSession::poll_timeout`] passes; pull speaker PCM
+//! with [`MediaSession::pull_audio`] once per ptime. After each call drain
+//! [`MediaSession::poll_transmit`] (datagrams to send to the latched remote address) and
+//! [`MediaSession::poll_event`].
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::codec::{self, AudioDecoder, AudioEncoder, CodecError};
+use crate::dtmf::{DtmfReceiver, DtmfSender, InvalidDigit};
+use crate::jitter::{JitterBuffer, JitterStats, Playout};
+use crate::rtcp;
+use crate::rtp::{self, RtpPacket};
+use crate::rtp_session::{RtpSession, SequenceStatus};
+use crate::{CodecKind, CodecSpec};
+
+/// A gap this long between two [`MediaSession::send_audio`] calls moves the RTP timeline by the
+/// elapsed time (the driver stopped sending, e.g. on hold).
+const SEND_GAP_MS: u128 = 500;
+/// Opus FEC is worth its bits even when the remote reports no loss yet.
+const MIN_LOSS_PERCENT: u8 = 2;
+/// With Opus the jitter buffer keeps at least this many packets beyond the one playing, so a
+/// lost packet can be rebuilt from the next one's in-band FEC.
+const FEC_LOOKAHEAD_FRAMES: u32 = 1;
+/// Decode attempts per pulled frame before giving up and playing silence.
+const MAX_PULLS_PER_FRAME: usize = 8;
+
+/// What a media session is built from (the negotiated SDP plus random start values).
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// The negotiated audio codec (payload type, clock rate).
+    pub codec: CodecSpec,
+    pub kind: CodecKind,
+    /// The negotiated `telephone-event`, if any.
+    pub dtmf: Option<CodecSpec>,
+    /// Packet duration in ms (10, 20, 40 or 60; 30 too for G.711).
+    pub ptime_ms: u32,
+    /// Random (RFC 3550 §8.1).
+    pub ssrc: u32,
+    /// Random (RFC 3550 §5.1).
+    pub initial_seq: u16,
+    /// Random (RFC 3550 §5.1).
+    pub initial_timestamp: u32,
+    /// RTCP CNAME, e.g. `agent01@laptop`.
+    pub cname: String,
+    /// Wall-clock time at `now` for SR NTP timestamps; `None` counts from the session start.
+    pub wallclock: Option<SystemTime>,
+}
+
+/// Why a session cannot be built or a request cannot be honoured.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MediaError {
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error("ptime {ptime_ms} ms is not supported by {kind}")]
+    Ptime { kind: CodecKind, ptime_ms: u32 },
+    #[error("clock rate {clock_rate} Hz does not fit {kind}")]
+    ClockRate { kind: CodecKind, clock_rate: u32 },
+    #[error("telephone-event was not negotiated")]
+    DtmfNotNegotiated,
+    #[error(transparent)]
+    InvalidDigit(#[from] InvalidDigit),
+}
+
+/// A datagram to send to the remote media address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaTransmit {
+    /// RTCP (send to the RTCP address when RTCP is not muxed).
+    pub rtcp: bool,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MediaEvent {
+    /// A DTMF digit from the remote (RFC 4733), reported once.
+    DtmfReceived(char),
+    /// RTP now comes from this address: send there (symmetric RTP, RFC 4961).
+    RemoteAddress(SocketAddr),
+    /// The remote stream started or changed SSRC.
+    RemoteSource(u32),
+    /// The remote sent RTCP BYE.
+    RemoteBye,
+}
+
+/// Counters and estimates for diagnostics and the quality indicator.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct MediaStats {
+    pub codec: CodecKind,
+    pub packets_sent: u64,
+    pub octets_sent: u64,
+    pub packets_received: u64,
+    /// Cumulative lost packets of the remote stream (RFC 3550 A.3).
+    pub packets_lost: i64,
+    /// Loss fraction over the last RTCP interval, 0.0..=1.0.
+    pub fraction_lost: f64,
+    /// Interarrival jitter of the remote stream.
+    pub jitter_ms: f64,
+    pub rtt_ms: Option<f64>,
+    /// The remote's view of our stream, from its last report.
+    pub remote_fraction_lost: Option<f64>,
+    pub remote_packets_lost: Option<i64>,
+    pub remote_jitter_ms: Option<f64>,
+    /// Current and target playout delay of the jitter buffer.
+    pub playout_delay_ms: f64,
+    pub target_delay_ms: f64,
+    pub jitter_buffer: JitterStats,
+    /// Lost frames rebuilt from the next packet's in-band FEC.
+    pub fec_recovered: u64,
+    /// Datagrams that were neither valid RTP nor RTCP, or had an unknown payload type.
+    pub packets_discarded: u64,
+    pub dtmf_sent: u64,
+    pub dtmf_received: u64,
+}
+
+#[derive(Debug)]
+pub struct MediaSession {
+    kind: CodecKind,
+    payload_type: u8,
+    dtmf_payload_type: Option<u8>,
+    sample_rate: u32,
+    clock_rate: u32,
+    frame_samples: usize,
+    /// One frame in RTP timestamp units.
+    frame_units: u32,
+    encoder: Box<dyn AudioEncoder>,
+    decoder: Box<dyn AudioDecoder>,
+    rtp: RtpSession,
+    jitter: JitterBuffer,
+    dtmf_sender: Option<DtmfSender>,
+    dtmf_receiver: DtmfReceiver,
+    sending: bool,
+    receiving: bool,
+    last_audio_at: Option<Instant>,
+    remote_address: Option<SocketAddr>,
+    /// Decoded PCM not yet played (a packet may be longer than one pulled frame).
+    pcm: Vec<i16>,
+    /// Samples in the last decoded packet: the length to conceal for a lost one.
+    packet_samples: usize,
+    payload: Vec<u8>,
+    transmits: VecDeque<MediaTransmit>,
+    events: VecDeque<MediaEvent>,
+    fec_recovered: u64,
+    packets_discarded: u64,
+    dtmf_sent: u64,
+    dtmf_received: u64,
+}
+
+impl MediaSession {
+    pub fn new(config: MediaConfig, now: Instant) -> Result<Self, MediaError> {
+        let kind = config.kind;
+        let ptime_ok = match kind {
+            CodecKind::Opus => [10, 20, 40, 60].contains(&config.ptime_ms),
+            CodecKind::Pcmu | CodecKind::Pcma => [10, 20, 30, 40, 60].contains(&config.ptime_ms),
+        };
+        if !ptime_ok {
+            return Err(MediaError::Ptime {
+                kind,
+                ptime_ms: config.ptime_ms,
+            });
+        }
+        let clock_rate = config.codec.clock_rate;
+        if clock_rate != kind.sample_rate() {
+            return Err(MediaError::ClockRate { kind, clock_rate });
+        }
+        let sample_rate = kind.sample_rate();
+        let frame_samples = (sample_rate * config.ptime_ms / 1000) as usize;
+        let frame_units = clock_rate * config.ptime_ms / 1000;
+        let rtp = RtpSession::new(
+            now,
+            config.ssrc,
+            config.initial_seq,
+            config.initial_timestamp,
+            clock_rate,
+            config.cname,
+            config.wallclock,
+        );
+        let mut jitter = JitterBuffer::new(clock_rate, frame_units);
+        if kind == CodecKind::Opus {
+            let ptime = Duration::from_millis(u64::from(config.ptime_ms));
+            jitter.set_min_delay(ptime * (1 + FEC_LOOKAHEAD_FRAMES) + ptime / 2);
+        }
+        Ok(Self {
+            kind,
+            payload_type: config.codec.payload_type,
+            dtmf_payload_type: config.dtmf.as_ref().map(|d| d.payload_type),
+            sample_rate,
+            clock_rate,
+            frame_samples,
+            frame_units,
+            encoder: codec::new_encoder(kind)?,
+            decoder: codec::new_decoder(kind)?,
+            rtp,
+            jitter,
+            dtmf_sender: config.dtmf.map(|d| DtmfSender::new(d.clock_rate)),
+            dtmf_receiver: DtmfReceiver::new(),
+            sending: true,
+            receiving: true,
+            last_audio_at: None,
+            remote_address: None,
+            pcm: Vec::with_capacity(frame_samples * 4),
+            packet_samples: frame_samples,
+            payload: Vec::with_capacity(1500),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            fec_recovered: 0,
+            packets_discarded: 0,
+            dtmf_sent: 0,
+            dtmf_received: 0,
+        })
+    }
+
+    /// The PCM rate the application provides and receives (mono).
+    pub fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
+    /// Samples in one ptime frame at [`Self::sample_rate`].
+    pub fn frame_samples(&self) -> usize {
+        self.frame_samples
+    }
+
+    pub fn ssrc(&self) -> u32 {
+        self.rtp.ssrc()
+    }
+
+    /// Encodes one ptime frame of mono PCM and queues its RTP packet. Nothing is sent on hold or
+    /// while DTMF plays, but the RTP timeline keeps moving. A frame of the wrong length is
+    /// dropped.
+    pub fn send_audio(&mut self, now: Instant, pcm: &[i16]) {
+        if pcm.len() != self.frame_samples {
+            tracing::warn!(
+                got = pcm.len(),
+                expected = self.frame_samples,
+                "media: dropping audio frame of the wrong length"
+            );
+            return;
+        }
+        if let Some(last) = self.last_audio_at {
+            let gap_ms = now.saturating_duration_since(last).as_millis();
+            if gap_ms > SEND_GAP_MS {
+                let frames = gap_ms / u128::from(self.frame_units * 1000 / self.clock_rate).max(1);
+                let skipped = (frames.saturating_sub(1) as u32).saturating_mul(self.frame_units);
+                self.rtp.skip(skipped);
+            }
+        }
+        self.last_audio_at = Some(now);
+        let dtmf_busy = self.dtmf_sender.as_ref().is_some_and(DtmfSender::is_busy);
+        if !self.sending || dtmf_busy {
+            self.rtp.skip(self.frame_units);
+            return;
+        }
+        self.payload.clear();
+        if let Err(error) = self.encoder.encode(pcm, &mut self.payload) {
+            tracing::warn!(%error, "media: encode failed");
+            self.rtp.skip(self.frame_units);
+            return;
+        }
+        let bytes = self
+            .rtp
+            .send_media(now, self.payload_type, self.frame_units, &self.payload);
+        self.transmits
+            .push_back(MediaTransmit { rtcp: false, bytes });
+    }
+
+    /// Queues DTMF digits (`0-9 * # A-D`), played one after another as RFC 4733 events.
+    pub fn send_dtmf(&mut self, now: Instant, digits: &str) -> Result<(), MediaError> {
+        let sender = self
+            .dtmf_sender
+            .as_mut()
+            .ok_or(MediaError::DtmfNotNegotiated)?;
+        sender.enqueue(now, digits)?;
+        self.drive_dtmf(now);
+        Ok(())
+    }
+
+    /// Hold: stop (or resume) sending RTP. RTCP continues.
+    pub fn set_sending(&mut self, sending: bool) {
+        self.sending = sending;
+    }
+
+    /// Hold: stop (or resume) playing received audio. Statistics and RTCP continue.
+    pub fn set_receiving(&mut self, receiving: bool) {
+        if self.receiving && !receiving {
+            self.jitter.reset();
+            self.pcm.clear();
+        }
+        self.receiving = receiving;
+    }
+
+    /// Takes in one datagram from the media socket (RTP, or RTCP when muxed or on its port).
+    pub fn handle_packet(&mut self, now: Instant, source: SocketAddr, bytes: &[u8]) {
+        if rtp::is_rtcp(bytes) {
+            self.handle_rtcp(now, bytes);
+            return;
+        }
+        let packet = match RtpPacket::parse(bytes) {
+            Ok(packet) => packet,
+            Err(error) => {
+                tracing::debug!(%error, "media: discarding datagram");
+                self.packets_discarded += 1;
+                return;
+            }
+        };
+        let is_audio = packet.payload_type == self.payload_type;
+        let is_dtmf = Some(packet.payload_type) == self.dtmf_payload_type;
+        if !is_audio && !is_dtmf {
+            tracing::debug!(pt = packet.payload_type, "media: unexpected payload type");
+            self.packets_discarded += 1;
+            return;
+        }
+        let received = self.rtp.handle_rtp(now, &packet);
+        if received.status == SequenceStatus::Bad {
+            return;
+        }
+        if received.new_source {
+            self.events.push_back(MediaEvent::RemoteSource(packet.ssrc));
+        }
+        if self.remote_address != Some(source) {
+            self.remote_address = Some(source);
+            self.events.push_back(MediaEvent::RemoteAddress(source));
+        }
+        if !self.receiving {
+            return;
+        }
+        if is_audio {
+            self.jitter
+                .insert(now, packet.ssrc, packet.timestamp, packet.payload);
+        } else {
+            self.dtmf_receiver.handle(packet.timestamp, packet.payload);
+            while let Some(digit) = self.dtmf_receiver.poll_digit() {
+                self.dtmf_received += 1;
+                self.events.push_back(MediaEvent::DtmfReceived(digit));
+            }
+        }
+    }
+
+    /// Fills `out` with the next frame for the speaker: decoded audio, concealment for a lost
+    /// packet, or silence. Call it once per frame from the audio clock.
+    pub fn pull_audio(&mut self, now: Instant, out: &mut [i16]) {
+        if !self.receiving {
+            out.fill(0);
+            return;
+        }
+        let mut attempts = 0;
+        while self.pcm.len() < out.len() && attempts < MAX_PULLS_PER_FRAME {
+            attempts += 1;
+            match self.jitter.pull(now) {
+                Playout::Frame(payload) => self.decode(&payload),
+                Playout::Lost => self.conceal(),
+                Playout::Empty => break,
+            }
+        }
+        let available = self.pcm.len().min(out.len());
+        out[..available].copy_from_slice(&self.pcm[..available]);
+        out[available..].fill(0);
+        self.pcm.drain(..available);
+    }
+
+    /// Sends due RTCP reports and DTMF packets.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.drive_dtmf(now);
+        if let Some(bytes) = self.rtp.handle_timeout(now) {
+            self.transmits
+                .push_back(MediaTransmit { rtcp: true, bytes });
+        }
+    }
+
+    /// When [`Self::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let rtcp = self.rtp.poll_timeout();
+        let dtmf = self.dtmf_sender.as_ref().and_then(DtmfSender::poll_timeout);
+        Some(dtmf.map_or(rtcp, |d| d.min(rtcp)))
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<MediaTransmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    /// Ends the session: queues a last RTCP report with BYE.
+    pub fn close(&mut self, now: Instant) {
+        let bytes = self.rtp.bye(now);
+        self.transmits
+            .push_back(MediaTransmit { rtcp: true, bytes });
+    }
+
+    pub fn stats(&self) -> MediaStats {
+        let reception = self.rtp.reception().unwrap_or_default();
+        let remote = self.rtp.remote_report();
+        let units_to_ms = |units: u32| f64::from(units) * 1000.0 / f64::from(self.clock_rate);
+        MediaStats {
+            codec: self.kind,
+            packets_sent: u64::from(self.rtp.packets_sent()),
+            octets_sent: u64::from(self.rtp.octets_sent()),
+            packets_received: u64::from(reception.packets_received),
+            packets_lost: reception.packets_lost,
+            fraction_lost: reception.fraction_lost,
+            jitter_ms: reception.jitter_ms,
+            rtt_ms: self.rtp.rtt().map(|rtt| rtt.as_secs_f64() * 1000.0),
+            remote_fraction_lost: remote.map(|r| f64::from(r.fraction_lost) / 256.0),
+            remote_packets_lost: remote.map(|r| i64::from(r.cumulative_lost)),
+            remote_jitter_ms: remote.map(|r| units_to_ms(r.jitter)),
+            playout_delay_ms: self.jitter.delay().as_secs_f64() * 1000.0,
+            target_delay_ms: self.jitter.target_delay().as_secs_f64() * 1000.0,
+            jitter_buffer: self.jitter.stats(),
+            fec_recovered: self.fec_recovered,
+            packets_discarded: self.packets_discarded,
+            dtmf_sent: self.dtmf_sent,
+            dtmf_received: self.dtmf_received,
+        }
+    }
+
+    fn handle_rtcp(&mut self, now: Instant, bytes: &[u8]) {
+        let packets = match rtcp::parse_compound(bytes) {
+            Ok(packets) => packets,
+            Err(error) => {
+                tracing::debug!(%error, "media: discarding RTCP");
+                self.packets_discarded += 1;
+                return;
+            }
+        };
+        let update = self.rtp.handle_rtcp(now, &packets);
+        if let Some(report) = update.report {
+            let percent = (u32::from(report.fraction_lost) * 100 / 256) as u8;
+            self.encoder
+                .set_packet_loss_percent(percent.max(MIN_LOSS_PERCENT));
+        }
+        if update.bye {
+            self.events.push_back(MediaEvent::RemoteBye);
+        }
+    }
+
+    fn drive_dtmf(&mut self, now: Instant) {
+        let (Some(sender), Some(payload_type)) =
+            (self.dtmf_sender.as_mut(), self.dtmf_payload_type)
+        else {
+            return;
+        };
+        for packet in sender.handle_timeout(now, self.rtp.next_timestamp()) {
+            if packet.marker {
+                self.dtmf_sent += 1;
+            }
+            let bytes = self.rtp.send_packet(
+                now,
+                payload_type,
+                packet.marker,
+                packet.timestamp,
+                &packet.payload,
+            );
+            self.transmits
+                .push_back(MediaTransmit { rtcp: false, bytes });
+        }
+    }
+
+    fn decode(&mut self, payload: &[u8]) {
+        match self.decoder.decode(payload, &mut self.pcm) {
+            Ok(0) => self.conceal(),
+            Ok(samples) => {
+                if samples != self.packet_samples {
+                    self.packet_samples = samples;
+                    let units =
+                        samples as u64 * u64::from(self.clock_rate) / u64::from(self.sample_rate);
+                    self.jitter
+                        .set_frame_duration(u32::try_from(units).unwrap_or(self.frame_units));
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, "media: decode failed, concealing");
+                self.conceal();
+            }
+        }
+    }
+
+    fn conceal(&mut self) {
+        if let Some(next) = self.jitter.next_payload() {
+            match self
+                .decoder
+                .decode_fec(next, self.packet_samples, &mut self.pcm)
+            {
+                Ok(true) => {
+                    self.fec_recovered += 1;
+                    return;
+                }
+                Ok(false) => {}
+                Err(error) => tracing::debug!(%error, "media: FEC decode failed"),
+            }
+        }
+        let before = self.pcm.len();
+        if let Err(error) = self.decoder.conceal(self.packet_samples, &mut self.pcm) {
+            tracing::debug!(%error, "media: concealment failed, playing silence");
+            self.pcm.truncate(before);
+            self.pcm.extend(std::iter::repeat_n(0, self.packet_samples));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

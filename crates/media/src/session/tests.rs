@@ -1,0 +1,397 @@
+//! Two sessions back to back on a simulated clock and network.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng, rngs::SmallRng};
+
+use super::*;
+
+const A_ADDR: &str = "192.0.2.1:4000";
+const B_ADDR: &str = "192.0.2.2:5000";
+
+fn config(kind: CodecKind, ssrc: u32) -> MediaConfig {
+    let mut dtmf = CodecSpec {
+        payload_type: 101,
+        name: "telephone-event".into(),
+        clock_rate: kind.sample_rate(),
+        channels: 1,
+        fmtp: Some("0-15".into()),
+    };
+    dtmf.clock_rate = kind.sample_rate();
+    MediaConfig {
+        codec: kind.default_spec(),
+        kind,
+        dtmf: Some(dtmf),
+        ptime_ms: 20,
+        ssrc,
+        initial_seq: (ssrc as u16).wrapping_mul(7),
+        initial_timestamp: ssrc.wrapping_mul(13),
+        cname: format!("{ssrc}@test"),
+        wallclock: None,
+    }
+}
+
+/// A test signal without a short period: three tones with a slow amplitude envelope.
+fn signal(n: usize, sample_rate: u32) -> i16 {
+    let t = n as f64 / f64::from(sample_rate);
+    let envelope = 0.6 + 0.4 * (2.0 * std::f64::consts::PI * 1.7 * t).sin();
+    let tones = [(310.0, 0.5), (770.0, 0.3), (1230.0, 0.2)]
+        .iter()
+        .map(|(f, a)| a * (2.0 * std::f64::consts::PI * f * t).sin())
+        .sum::<f64>();
+    (8000.0 * envelope * tones) as i16
+}
+
+struct Pair {
+    a: MediaSession,
+    b: MediaSession,
+    t0: Instant,
+    now: Duration,
+    one_way: Duration,
+    loss: f64,
+    rng: SmallRng,
+    /// (arrival, to_b, bytes)
+    in_flight: Vec<(Duration, bool, Vec<u8>)>,
+    sent_by_a: Vec<i16>,
+    played_by_b: Vec<i16>,
+    events_a: Vec<MediaEvent>,
+    events_b: Vec<MediaEvent>,
+    a_source: SocketAddr,
+}
+
+impl Pair {
+    fn new(kind: CodecKind, one_way: Duration, loss: f64) -> Self {
+        #[allow(clippy::disallowed_methods)] // Tests need one base instant.
+        let t0 = Instant::now();
+        Self {
+            a: MediaSession::new(config(kind, 0x1111_1111), t0).unwrap(),
+            b: MediaSession::new(config(kind, 0x2222_2222), t0).unwrap(),
+            t0,
+            now: Duration::ZERO,
+            one_way,
+            loss,
+            rng: SmallRng::seed_from_u64(5),
+            in_flight: Vec::new(),
+            sent_by_a: Vec::new(),
+            played_by_b: Vec::new(),
+            events_a: Vec::new(),
+            events_b: Vec::new(),
+            a_source: A_ADDR.parse().unwrap(),
+        }
+    }
+
+    fn at(&self) -> Instant {
+        self.t0 + self.now
+    }
+
+    /// Runs for `duration` in 1 ms ticks: audio every 20 ms (b's audio clock 7 ms out of phase).
+    fn run(&mut self, duration: Duration) {
+        let end = self.now + duration;
+        while self.now < end {
+            self.now += Duration::from_millis(1);
+            let now = self.at();
+            let ms = self.now.as_millis() as usize;
+            if ms % 20 == 0 {
+                let frame = self.a.frame_samples();
+                let rate = self.a.sample_rate();
+                let start = self.sent_by_a.len();
+                let pcm: Vec<i16> = (start..start + frame).map(|n| signal(n, rate)).collect();
+                self.a.send_audio(now, &pcm);
+                self.sent_by_a.extend(pcm);
+                self.b.send_audio(now, &vec![0; frame]);
+            }
+            for (session, to_b) in [(&mut self.a, true), (&mut self.b, false)] {
+                if session.poll_timeout().is_some_and(|t| t <= now) {
+                    session.handle_timeout(now);
+                }
+                while let Some(transmit) = session.poll_transmit() {
+                    if !self.rng.gen_bool(self.loss) {
+                        let arrival = self.now + self.one_way;
+                        self.in_flight.push((arrival, to_b, transmit.bytes));
+                    }
+                }
+            }
+            let (due, later) = self
+                .in_flight
+                .drain(..)
+                .partition(|(at, _, _)| *at <= self.now);
+            self.in_flight = later;
+            for (_, to_b, bytes) in due {
+                if to_b {
+                    self.b.handle_packet(now, self.a_source, &bytes);
+                } else {
+                    self.a.handle_packet(now, B_ADDR.parse().unwrap(), &bytes);
+                }
+            }
+            if ms % 20 == 7 {
+                let mut out = vec![1; self.b.frame_samples()];
+                self.b.pull_audio(now, &mut out);
+                self.played_by_b.extend(out);
+                let mut out = vec![1; self.a.frame_samples()];
+                self.a.pull_audio(now, &mut out);
+            }
+            self.events_a
+                .extend(std::iter::from_fn(|| self.a.poll_event()));
+            self.events_b
+                .extend(std::iter::from_fn(|| self.b.poll_event()));
+        }
+    }
+}
+
+/// Best normalised cross-correlation of `played` against `sent` over lags up to `max_lag`
+/// samples, on a window starting at `from`; returns (correlation, lag).
+/// Works on 8 kHz: 48 kHz input is decimated (the test signal stays below 1.3 kHz).
+fn best_correlation(sent: &[i16], played: &[i16], rate: usize) -> (f64, usize) {
+    let step = rate / 8000;
+    let decimate = |s: &[i16]| s.iter().step_by(step).copied().collect::<Vec<i16>>();
+    let (sent, played) = (decimate(sent), decimate(played));
+    let (from, max_lag) = (4000, 1600);
+    let len = (played.len() - from - max_lag).min(sent.len() - from);
+    let reference = &sent[from..from + len];
+    let energy = |s: &[i16]| s.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>();
+    (0..max_lag)
+        .map(|lag| {
+            let candidate = &played[from + lag..from + lag + len];
+            let dot: f64 = reference
+                .iter()
+                .zip(candidate)
+                .map(|(&x, &y)| f64::from(x) * f64::from(y))
+                .sum();
+            let norm = (energy(reference) * energy(candidate)).sqrt().max(1.0);
+            (dot / norm, lag * step)
+        })
+        .fold((f64::MIN, 0), |best, c| if c.0 > best.0 { c } else { best })
+}
+
+fn carries_audio(kind: CodecKind, min_correlation: f64) {
+    let mut pair = Pair::new(kind, Duration::from_millis(30), 0.0);
+    pair.run(Duration::from_secs(4));
+    let rate = pair.a.sample_rate() as usize;
+    let (correlation, lag) = best_correlation(&pair.sent_by_a, &pair.played_by_b, rate);
+    let lag_ms = lag * 1000 / rate;
+    assert!(
+        correlation > min_correlation,
+        "{kind}: correlation {correlation}"
+    );
+    // One-way 30 ms plus 20-60 ms of buffering and the pull phase.
+    assert!((30..=120).contains(&lag_ms), "{kind}: lag {lag_ms} ms");
+
+    let sent = pair.a.stats();
+    let received = pair.b.stats();
+    assert_eq!(sent.packets_sent, 200);
+    assert!(
+        (198..=200).contains(&received.packets_received),
+        "{received:?}"
+    );
+    assert_eq!(received.packets_lost, 0);
+    assert!(received.jitter_ms < 1.0, "{received:?}");
+    assert_eq!(received.jitter_buffer.frames_dropped, 0);
+    assert_eq!(
+        pair.events_b[..2],
+        [
+            MediaEvent::RemoteSource(0x1111_1111),
+            MediaEvent::RemoteAddress(A_ADDR.parse().unwrap())
+        ]
+    );
+    assert_eq!(pair.events_b.len(), 2);
+}
+
+#[test]
+fn pcmu_pair_carries_audio() {
+    carries_audio(CodecKind::Pcmu, 0.98);
+}
+
+#[test]
+fn pcma_pair_carries_audio() {
+    carries_audio(CodecKind::Pcma, 0.98);
+}
+
+#[test]
+fn opus_pair_carries_audio() {
+    carries_audio(CodecKind::Opus, 0.9);
+}
+
+#[test]
+fn dtmf_digits_arrive_once_each() {
+    let mut pair = Pair::new(CodecKind::Opus, Duration::from_millis(30), 0.0);
+    pair.run(Duration::from_millis(500));
+    pair.a.send_dtmf(pair.at(), "1234#").unwrap();
+    assert!(matches!(
+        pair.a.send_dtmf(pair.at(), "9z"),
+        Err(MediaError::InvalidDigit(_))
+    ));
+    pair.run(Duration::from_secs(2));
+    let digits: String = pair
+        .events_b
+        .iter()
+        .filter_map(|e| match e {
+            MediaEvent::DtmfReceived(d) => Some(*d),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(digits, "1234#");
+    assert_eq!(pair.a.stats().dtmf_sent, 5);
+    assert_eq!(pair.b.stats().dtmf_received, 5);
+    // Audio paused for 5 × (100 ms tone + 100 ms gap): about 50 fewer audio packets, while the
+    // stream stays one sequence (no loss counted).
+    let stats = pair.b.stats();
+    assert_eq!(stats.packets_lost, 0);
+    assert!(
+        pair.a.stats().packets_sent < 125 + 5 * 7,
+        "{:?}",
+        pair.a.stats()
+    );
+}
+
+#[test]
+fn rtcp_round_trip_time_is_twice_the_one_way_delay() {
+    let mut pair = Pair::new(CodecKind::Pcmu, Duration::from_millis(40), 0.0);
+    pair.run(Duration::from_secs(15));
+    for stats in [pair.a.stats(), pair.b.stats()] {
+        let rtt = stats.rtt_ms.expect("an RTT after 15 s");
+        assert!((rtt - 80.0).abs() < 1.0, "rtt {rtt}");
+        assert_eq!(stats.remote_packets_lost, Some(0));
+    }
+}
+
+#[test]
+fn loss_is_concealed_without_gaps() {
+    let mut pair = Pair::new(CodecKind::Opus, Duration::from_millis(30), 0.05);
+    pair.run(Duration::from_secs(6));
+    let rate = pair.b.sample_rate() as usize;
+    let frame = pair.b.frame_samples();
+    // After playout starts, every frame has signal: decoded, FEC-rebuilt or concealed.
+    let start = rate / 5;
+    for (index, frame) in pair.played_by_b[start..].chunks(frame).enumerate() {
+        let energy: f64 = frame.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>();
+        let rms = (energy / frame.len() as f64).sqrt();
+        assert!(rms > 300.0, "silent frame {index}: rms {rms}");
+    }
+    let stats = pair.b.stats();
+    let sent = pair.a.stats().packets_sent as i64;
+    assert!(
+        (sent / 50..=sent / 10).contains(&stats.packets_lost),
+        "{stats:?}"
+    );
+    assert!(stats.jitter_buffer.frames_concealed > 0);
+    assert!(stats.fec_recovered > 0, "{stats:?}");
+    // The remote's RTCP reports the loss back; Opus is told to use FEC accordingly.
+    assert!(
+        pair.a
+            .stats()
+            .remote_packets_lost
+            .is_some_and(|lost| lost > 0)
+    );
+    let (correlation, _) = best_correlation(&pair.sent_by_a, &pair.played_by_b, rate);
+    assert!(correlation > 0.6, "correlation {correlation}");
+}
+
+#[test]
+fn hold_stops_rtp_but_not_rtcp_and_resume_marks_a_talkspurt() {
+    let mut pair = Pair::new(CodecKind::Pcmu, Duration::from_millis(10), 0.0);
+    pair.run(Duration::from_secs(1));
+    pair.a.set_sending(false);
+    pair.run(Duration::from_millis(100));
+    let before = pair.a.stats().packets_sent;
+    pair.run(Duration::from_secs(6));
+    assert_eq!(pair.a.stats().packets_sent, before);
+    assert!(pair.b.stats().rtt_ms.is_some(), "RTCP kept flowing");
+    pair.a.set_sending(true);
+    // Capture a's next RTP packet.
+    let now = pair.at() + Duration::from_millis(20);
+    pair.a.send_audio(now, &vec![0; 160]);
+    let mut transmit = pair.a.poll_transmit().unwrap();
+    while transmit.rtcp {
+        transmit = pair.a.poll_transmit().unwrap();
+    }
+    let packet = RtpPacket::parse(&transmit.bytes).unwrap();
+    assert!(packet.marker);
+}
+
+#[test]
+fn source_address_change_is_reported() {
+    let mut pair = Pair::new(CodecKind::Pcmu, Duration::from_millis(10), 0.0);
+    pair.run(Duration::from_millis(200));
+    pair.a_source = "198.51.100.7:6000".parse().unwrap();
+    pair.run(Duration::from_millis(200));
+    let addresses: Vec<_> = pair
+        .events_b
+        .iter()
+        .filter_map(|e| match e {
+            MediaEvent::RemoteAddress(a) => Some(a.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(addresses, [A_ADDR, "198.51.100.7:6000"]);
+}
+
+#[test]
+fn config_is_validated() {
+    #[allow(clippy::disallowed_methods)] // Tests need one base instant.
+    let now = Instant::now();
+    let mut bad = config(CodecKind::Opus, 1);
+    bad.ptime_ms = 25;
+    assert!(matches!(
+        MediaSession::new(bad, now),
+        Err(MediaError::Ptime { .. })
+    ));
+    let mut bad = config(CodecKind::Pcmu, 1);
+    bad.codec.clock_rate = 16000;
+    assert!(matches!(
+        MediaSession::new(bad, now),
+        Err(MediaError::ClockRate { .. })
+    ));
+    let mut no_dtmf = config(CodecKind::Pcma, 1);
+    no_dtmf.dtmf = None;
+    let mut session = MediaSession::new(no_dtmf, now).unwrap();
+    assert!(matches!(
+        session.send_dtmf(now, "1"),
+        Err(MediaError::DtmfNotNegotiated)
+    ));
+    assert_eq!(
+        (session.sample_rate(), session.frame_samples()),
+        (8000, 160)
+    );
+}
+
+#[test]
+fn random_datagrams_never_panic() {
+    #[allow(clippy::disallowed_methods)] // Tests need one base instant.
+    let t0 = Instant::now();
+    let mut session = MediaSession::new(config(CodecKind::Opus, 1), t0).unwrap();
+    let source: SocketAddr = B_ADDR.parse().unwrap();
+    let mut rng = SmallRng::seed_from_u64(99);
+    let mut out = vec![0; session.frame_samples()];
+    for i in 0..50_000u32 {
+        let now = t0 + Duration::from_millis(u64::from(i));
+        let len = rng.gen_range(0..200);
+        let mut bytes: Vec<u8> = (0..len).map(|_| rng.r#gen()).collect();
+        if i % 3 == 0 && len >= 12 {
+            // A consistent source with random payloads.
+            let sequence = (i / 3) as u16;
+            bytes[..12].copy_from_slice(&[0x80, 111, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7]);
+            bytes[2..4].copy_from_slice(&sequence.to_be_bytes());
+            bytes[4..8].copy_from_slice(&(u32::from(sequence) * 960).to_be_bytes());
+        } else if len >= 12 {
+            // Mostly plausible headers: version 2, our payload types, RTCP types.
+            bytes[0] = 0x80 | (bytes[0] & 0x3F);
+            bytes[1] = match rng.gen_range(0..4) {
+                0 => 111,
+                1 => 101 | (bytes[1] & 0x80),
+                2 => rng.gen_range(200..=204),
+                _ => bytes[1],
+            };
+        }
+        session.handle_packet(now, source, &bytes);
+        if i % 20 == 0 {
+            session.pull_audio(now, &mut out);
+            session.handle_timeout(now);
+            while session.poll_transmit().is_some() {}
+            while session.poll_event().is_some() {}
+        }
+    }
+    let stats = session.stats();
+    assert!(stats.packets_discarded > 0);
+    assert!(stats.packets_received > 0);
+}
