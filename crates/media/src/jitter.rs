@@ -4,7 +4,7 @@
 //! reaches the target delay. The target follows the spread of recent transit times (95th
 //! percentile minus minimum, plus one frame): it grows at once and shrinks slowly. The buffer
 //! moves toward the target by concealing one extra frame (grow) or dropping one (shrink), at most
-//! once every [`ADJUST_EVERY`] pulls, and it never holds more than [`MAX_DELAY`].
+//! once every 10 pulls (200 ms), and it never holds more than 1 s of audio.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};

@@ -1,6 +1,14 @@
 //! Sans-IO media: SDP offer/answer, RTP/RTCP, codecs, jitter buffer, DTMF.
 //!
 //! Nothing here reads a clock, opens a socket or spawns a thread: time comes in as an argument.
+//!
+//! The driver owns one [`MediaSession`] per call and follows its contract: feed it microphone
+//! frames ([`MediaSession::send_audio`]), datagrams ([`MediaSession::handle_packet`]) and
+//! timeouts ([`MediaSession::handle_timeout`] at [`MediaSession::poll_timeout`]); pull speaker
+//! frames ([`MediaSession::pull_audio`]); after each call drain
+//! [`MediaSession::poll_transmit`] and [`MediaSession::poll_event`]. The building blocks
+//! ([`codec`], [`rtp`], [`rtcp`], [`rtp_session`], [`jitter`], [`dtmf`]) are public for tests,
+//! tools and fuzzing.
 #![forbid(unsafe_code)]
 
 pub mod codec;
@@ -9,9 +17,9 @@ pub mod jitter;
 pub mod rtcp;
 pub mod rtp;
 pub mod rtp_session;
-mod session;
 pub mod sdp;
+mod session;
 mod types;
 
-pub use types::{CodecKind, CodecSpec, Direction};
 pub use session::{MediaConfig, MediaError, MediaEvent, MediaSession, MediaStats, MediaTransmit};
+pub use types::{CodecKind, CodecSpec, Direction};
