@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod dialog;
 pub mod message;
+pub mod registration;
 pub mod transaction;
 
 pub use message::{Message, Method, Request, Response, Uri};
