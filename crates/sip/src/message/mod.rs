@@ -250,16 +250,23 @@ impl From<Response> for Message {
 }
 
 fn write_message(start: &str, headers: &Headers, body: &[u8]) -> Vec<u8> {
+    // CR and LF inside a line would break the framing: they are written as spaces.
+    fn push_line_text(out: &mut String, s: &str) {
+        out.extend(
+            s.chars()
+                .map(|c| if c == '\r' || c == '\n' { ' ' } else { c }),
+        );
+    }
     let mut out = String::with_capacity(512);
-    out.push_str(start);
+    push_line_text(&mut out, start);
     out.push_str("\r\n");
     for h in headers.iter() {
         if h.name.eq_ignore_ascii_case("Content-Length") {
             continue;
         }
-        out.push_str(&h.name);
+        push_line_text(&mut out, &h.name);
         out.push_str(": ");
-        out.push_str(&h.value);
+        push_line_text(&mut out, &h.value);
         out.push_str("\r\n");
     }
     out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));

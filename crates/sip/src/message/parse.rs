@@ -229,6 +229,10 @@ fn parse_head(bytes: &[u8]) -> Result<Head, ParseError> {
     let mut headers = Headers::new();
     let mut content_length = Ok(None);
     for line in &logical {
+        if line.contains('\r') {
+            deferred = deferred.or(Some(ParseErrorKind::HeaderLine));
+            continue;
+        }
         let Some((name, value)) = line.split_once(':') else {
             deferred = deferred.or(Some(ParseErrorKind::HeaderLine));
             continue;
@@ -269,6 +273,9 @@ fn parse_content_length(value: &str) -> Result<usize, ParseErrorKind> {
 }
 
 fn parse_start_line(line: &str) -> Result<(StartLine, Option<ParseErrorKind>), ParseError> {
+    if line.contains('\r') {
+        return Err(ParseErrorKind::StartLine.into());
+    }
     let is_response = line
         .get(..4)
         .is_some_and(|p| p.eq_ignore_ascii_case("SIP/"));

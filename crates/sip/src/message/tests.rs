@@ -292,6 +292,17 @@ fn semantic_errors_get_a_400_with_reason() {
 
     let e = reject(&with_header("no colon here\n"));
     assert_eq!(e.kind(), &K::HeaderLine);
+    let e = reject(&with_header("X-Bare: a\rb\n"));
+    assert_eq!(e.kind(), &K::HeaderLine);
+}
+
+#[test]
+fn printer_neutralises_line_breaks_in_values() {
+    let mut r = request(&with_header("Content-Length: 4\n"));
+    r.headers.push("Subject", "hi\r\nInjected: yes");
+    let back = request(&r.to_bytes());
+    assert_eq!(back.headers.get("Subject"), Some("hi  Injected: yes"));
+    assert_eq!(back.headers.get("Injected"), None);
 }
 
 #[test]
