@@ -3,3 +3,4 @@
 mod fixtures;
 mod negotiation;
 mod parsing;
+mod real_peers;

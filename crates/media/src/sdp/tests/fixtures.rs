@@ -1,4 +1,4 @@
-//! Real-world style SDP bodies.
+//! SDP bodies: real captures from Chrome, baresip 1.0 and linphonec, and bodies in their style.
 
 /// A real Chrome 156 offer (from `shared/peers/browser/fixtures`), LF line ends.
 pub const CHROME_OFFER: &str = "\
@@ -102,5 +102,103 @@ t=0 0\r
 m=audio 20000 RTP/SAVP 0 8\r
 a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4\r
 m=audio 20002 RTP/AVP 8 0\r
+a=sendrecv\r
+";
+
+/// A real baresip 1.0.0 INVITE offer (Debian package, captured on the bench).
+pub const BARESIP_REAL_OFFER: &str = "v=0\r
+o=- 2531536721 1119922431 IN IP4 127.0.0.1\r
+s=-\r
+c=IN IP4 127.0.0.1\r
+t=0 0\r
+a=tool:baresip 1.0.0\r
+m=audio 9524 RTP/AVP 0 8 96 101\r
+a=rtpmap:0 PCMU/8000\r
+a=rtpmap:8 PCMA/8000\r
+a=rtpmap:96 opus/48000/2\r
+a=fmtp:96 stereo=1;sprop-stereo=1\r
+a=rtpmap:101 telephone-event/8000\r
+a=fmtp:101 0-15\r
+a=sendrecv\r
+a=label:1\r
+a=rtcp-rsize\r
+a=ssrc:2602486401 cname:sip:cap@127.0.0.1\r
+a=minptime:20\r
+a=ptime:20\r
+";
+
+/// A real linphonec INVITE offer (Debian package, captured on the bench; IPv6).
+pub const LINPHONE_REAL_OFFER: &str = "v=0\r
+o=linphone 992 1288 IN IP6 fd00::2\r
+s=Talk\r
+c=IN IP6 fd00::2\r
+t=0 0\r
+a=rtcp-xr:rcvr-rtt=all:10000 stat-summary=loss,dup,jitt,TTL voip-metrics\r
+m=audio 7078 RTP/AVP 96 97 98 0 8 18 99 100 101\r
+a=rtpmap:96 opus/48000/2\r
+a=fmtp:96 useinbandfec=1\r
+a=rtpmap:97 speex/16000\r
+a=fmtp:97 vbr=on\r
+a=rtpmap:98 speex/8000\r
+a=fmtp:98 vbr=on\r
+a=fmtp:18 annexb=yes\r
+a=rtpmap:99 telephone-event/48000\r
+a=rtpmap:100 telephone-event/16000\r
+a=rtpmap:101 telephone-event/8000\r
+a=rtcp-fb:* trr-int 5000\r
+a=rtcp-fb:* ccm tmmbr\r
+";
+
+/// baresip 1.0.0's real 200 OK answer to [`OUR_BENCH_OFFER`].
+pub const BARESIP_REAL_ANSWER: &str = "v=0\r
+o=- 3699944546 1228244585 IN IP4 127.0.0.1\r
+s=-\r
+c=IN IP4 127.0.0.1\r
+t=0 0\r
+a=tool:baresip 1.0.0\r
+m=audio 12170 RTP/AVP 111 0 8 101\r
+a=rtpmap:111 opus/48000/2\r
+a=fmtp:111 stereo=1;sprop-stereo=1\r
+a=rtpmap:0 PCMU/8000\r
+a=rtpmap:8 PCMA/8000\r
+a=rtpmap:101 telephone-event/8000\r
+a=fmtp:101 0-15\r
+a=sendrecv\r
+a=label:1\r
+a=ssrc:1261210534 cname:sip:cap@127.0.0.1\r
+a=minptime:20\r
+a=ptime:20\r
+";
+
+/// linphonec's real 200 OK answer to [`OUR_BENCH_OFFER`].
+pub const LINPHONE_REAL_ANSWER: &str = "v=0\r
+o=linphone 2359 3345 IN IP4 127.0.0.1\r
+s=Talk\r
+c=IN IP4 127.0.0.1\r
+t=0 0\r
+m=audio 7078 RTP/AVP 111 0 8 110 101\r
+a=rtpmap:111 opus/48000/2\r
+a=fmtp:111 useinbandfec=1\r
+a=rtpmap:110 telephone-event/48000\r
+a=rtpmap:101 telephone-event/8000\r
+";
+
+/// The offer sent to baresip and linphonec to capture their answers: what `create_offer` writes
+/// for 127.0.0.1:40000, Opus + PCMU + PCMA, DTMF, session 4242 version 1.
+pub const OUR_BENCH_OFFER: &str = "v=0\r
+o=- 4242 1 IN IP4 127.0.0.1\r
+s=-\r
+c=IN IP4 127.0.0.1\r
+t=0 0\r
+m=audio 40000 RTP/AVP 111 0 8 110 101\r
+a=rtpmap:111 opus/48000/2\r
+a=fmtp:111 minptime=10;useinbandfec=1\r
+a=rtpmap:0 PCMU/8000\r
+a=rtpmap:8 PCMA/8000\r
+a=rtpmap:110 telephone-event/48000\r
+a=fmtp:110 0-16\r
+a=rtpmap:101 telephone-event/8000\r
+a=fmtp:101 0-16\r
+a=ptime:20\r
 a=sendrecv\r
 ";

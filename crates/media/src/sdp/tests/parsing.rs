@@ -2,7 +2,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::fixtures::{BARESIP_OFFER, CHROME_OFFER, LINPHONE_OFFER, SRTP_THEN_RTP_OFFER};
+use super::fixtures::{
+    BARESIP_OFFER, BARESIP_REAL_ANSWER, BARESIP_REAL_OFFER, CHROME_OFFER, LINPHONE_OFFER,
+    LINPHONE_REAL_OFFER, SRTP_THEN_RTP_OFFER,
+};
 use crate::Direction;
 use crate::sdp::{
     Connection, KnownAttribute, LocalMedia, Protocol, Rtcp, RtpMap, SdpError, SdpErrorKind,
@@ -531,6 +534,9 @@ fn mutated_and_random_inputs_never_panic_and_round_trip_when_accepted() {
         BARESIP_OFFER,
         LINPHONE_OFFER,
         SRTP_THEN_RTP_OFFER,
+        BARESIP_REAL_OFFER,
+        BARESIP_REAL_ANSWER,
+        LINPHONE_REAL_OFFER,
     ];
     let local = LocalMedia {
         addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
