@@ -29,9 +29,10 @@ pub struct LocalMedia {
     pub addr: IpAddr,
     /// Our RTP port; RTCP is expected on `port + 1` unless rtcp-mux is negotiated.
     pub port: u16,
-    /// Codecs we can use, most preferred first.
+    /// Codecs we can use, most preferred first (an empty list offers PCMU).
     pub codecs: Vec<CodecKind>,
-    /// Offer/accept RFC 4733 `telephone-event` (PT 101 at 8000 Hz in our offers).
+    /// Offer/accept RFC 4733 `telephone-event`: PT 101 at 8000 Hz in our offers, plus PT 110 at
+    /// 48000 Hz when Opus is offered (the event clock must match the audio codec's).
     pub dtmf: bool,
     /// What we want: `SendRecv` normally, `SendOnly` to hold, `Inactive` to hold while held.
     pub direction: Direction,
@@ -109,7 +110,13 @@ pub fn create_offer(local: &LocalMedia) -> SessionDescription {
     if local.dtmf {
         used.push(DTMF_PAYLOAD_TYPE);
     }
-    for kind in &local.codecs {
+    let codecs: &[CodecKind] = if local.codecs.is_empty() {
+        tracing::warn!("no codec configured: offering PCMU");
+        &[CodecKind::Pcmu]
+    } else {
+        &local.codecs
+    };
+    for kind in codecs {
         if specs
             .iter()
             .any(|s| CodecKind::from_name(&s.name) == Some(*kind))
