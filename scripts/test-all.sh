@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# scripts/test-all.sh — build everything once, then run every test. Exits non-zero if
+# anything fails. Developers run this; CI runs it through .ci/run (which also installs
+# the peers: kamailio, baresip, linphonec, sipp, PESQ).
+#
+# Env: CARGO_TARGET_DIR as usual; HOMEAGENT_KEEP_LOGS=1 keeps peers' temp dirs and logs;
+#      HOMEAGENT_REQUIRE_PEERS=1 makes tests fail (not skip) when a peer is not installed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n== %s (%ss)\n' "$*" "$SECONDS"; }
+
+step "build (workspace, all targets)"
+cargo build --workspace --all-targets
+
+step "tests (workspace)"
+# --no-fail-fast: report every failing test binary, still exit non-zero.
+cargo test --workspace --no-fail-fast
+
+# === FUZZ SMOKE (lead) ==========================================================
+# A short run of each cargo-fuzz target in fuzz/ goes here, e.g.
+#   for t in $(cargo fuzz list); do cargo fuzz run "$t" -- -max_total_time=20; done
+# ===============================================================================
+
+step "all tests passed"
