@@ -22,39 +22,67 @@ use crate::{
 /// A device as seen by [`list_devices`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceInfo {
-    /// The name to use in `device:NAME` (the host's device id: an ALSA PCM name such as
-    /// `default`, `pulse` or `hw:CARD=0,DEV=0`).
+    /// The name to use in `device:NAME`: the host's device id (a PulseAudio sink or source
+    /// name such as `vspeaker`, or an ALSA PCM name such as `pulse` or `hw:CARD=0,DEV=0`).
     pub name: String,
-    /// Human-readable description (first line of the ALSA hint, e.g. "PulseAudio Sound
-    /// Server"); `device:NAME` also matches it.
+    /// Human-readable description ("VirtualSpeaker", "PulseAudio Sound Server");
+    /// `device:NAME` also matches it.
     pub description: String,
+    /// The cpal host serving it ("PulseAudio", "ALSA", ...).
+    pub host: String,
     pub input: bool,
     pub output: bool,
+    /// The default capture device of the preferred host.
     pub default_input: bool,
+    /// The default playback device of the preferred host.
     pub default_output: bool,
 }
 
-/// Lists the devices of the default cpal host.
+/// Lists the devices of every available cpal host, the preferred host first (on Linux:
+/// PulseAudio, also served by PipeWire, when a server is reachable; then ALSA).
 pub fn list_devices() -> Result<Vec<DeviceInfo>, AudioError> {
-    let host = cpal::default_host();
-    let default_input = host.default_input_device();
-    let default_output = host.default_output_device();
-    let devices = host
-        .devices()
-        .map_err(|e| AudioError::Host(e.to_string()))?;
-    Ok(devices
-        .map(|device| {
+    let hosts = hosts();
+    let Some(preferred) = hosts.first() else {
+        return Err(AudioError::Host("no audio host available".to_owned()));
+    };
+    let default_input = preferred.default_input_device();
+    let default_output = preferred.default_output_device();
+    let mut listed = Vec::new();
+    for (index, host) in hosts.iter().enumerate() {
+        let devices = match host.devices() {
+            Ok(devices) => devices,
+            // The preferred host must work; a secondary one may be absent.
+            Err(error) if index == 0 => return Err(AudioError::Host(error.to_string())),
+            Err(error) => {
+                tracing::debug!(host = host.id().name(), %error, "cannot list devices");
+                continue;
+            }
+        };
+        for device in devices {
             let (name, description) = names(&device);
-            DeviceInfo {
+            listed.push(DeviceInfo {
                 name,
                 description,
+                host: host.id().name().to_owned(),
                 input: device.supports_input(),
                 output: device.supports_output(),
-                default_input: default_input.as_ref() == Some(&device),
-                default_output: default_output.as_ref() == Some(&device),
-            }
-        })
-        .collect())
+                default_input: index == 0 && default_input.as_ref() == Some(&device),
+                default_output: index == 0 && default_output.as_ref() == Some(&device),
+            });
+        }
+    }
+    Ok(listed)
+}
+
+/// Available hosts, the preferred (cpal's default) first.
+fn hosts() -> Vec<cpal::Host> {
+    let preferred = cpal::default_host();
+    let preferred_id = preferred.id();
+    let others = cpal::available_hosts()
+        .into_iter()
+        .filter(|id| *id != preferred_id)
+        .filter_map(|id| cpal::host_from_id(id).ok());
+    std::iter::once(preferred).chain(others).collect()
 }
 
 /// The device's id (what `device:NAME` takes) and its description.
@@ -70,26 +98,29 @@ fn names(device: &cpal::Device) -> (String, String) {
     (id, description)
 }
 
+/// Finds a device: the preferred host's default, or by name across all hosts (exact id,
+/// exact description, then case-insensitive substring of either).
 fn find_device(
     selector: &DeviceSelector,
     direction: Direction,
 ) -> Result<(cpal::Device, String), AudioError> {
-    let host = cpal::default_host();
+    let hosts = hosts();
     let wanted = match selector {
         DeviceSelector::Default => {
-            let device = match direction {
+            let device = hosts.first().and_then(|host| match direction {
                 Direction::Input => host.default_input_device(),
                 Direction::Output => host.default_output_device(),
-            };
+            });
             let device = device.ok_or(AudioError::NoDefaultDevice { direction })?;
             let (name, _) = names(&device);
             return Ok((device, name));
         }
         DeviceSelector::Named(name) => name,
     };
-    let candidates: Vec<(cpal::Device, String, String)> = host
-        .devices()
-        .map_err(|e| AudioError::Host(e.to_string()))?
+    let candidates: Vec<(cpal::Device, String, String)> = hosts
+        .iter()
+        .filter_map(|host| host.devices().ok())
+        .flatten()
         .filter(|device| match direction {
             Direction::Input => device.supports_input(),
             Direction::Output => device.supports_output(),
@@ -131,6 +162,8 @@ struct Shared {
     fatal: Mutex<Option<String>>,
     /// Non-fatal stream errors (xruns).
     errors: AtomicU64,
+    /// Samples per channel moved by the callback.
+    callback_samples: AtomicU64,
 }
 
 impl Shared {
@@ -155,8 +188,11 @@ impl Shared {
                 tracing::debug!(device, "audio device xrun");
             }
             _ => {
-                self.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(device, %error, "audio device error");
+                // Some backends repeat an error in a loop: log the first few, then sparsely.
+                let count = self.errors.fetch_add(1, Ordering::Relaxed) + 1;
+                if count <= 3 || count.is_power_of_two() {
+                    tracing::warn!(device, %error, count, "audio device error");
+                }
             }
         }
     }
@@ -179,6 +215,7 @@ impl Shared {
             underruns: ring.underruns,
             dropped_samples: ring.dropped,
             device_errors: self.errors.load(Ordering::Relaxed),
+            device_samples: self.callback_samples.load(Ordering::Relaxed),
         }
     }
 }
@@ -303,6 +340,7 @@ impl DeviceSource {
             ring: Mutex::new(SampleRing::new(capacity, prefill, max_level)),
             fatal: Mutex::new(None),
             errors: AtomicU64::new(0),
+            callback_samples: AtomicU64::new(0),
         });
         let channels = usize::from(plan.config.channels.max(1));
         let format = plan.format;
@@ -370,6 +408,9 @@ where
                 .chunks_exact(channels)
                 .map(|frame| frame.iter().map(|&s| f32::from_sample_(s)).sum::<f32>() * gain);
             data_shared.ring().write(mono);
+            data_shared
+                .callback_samples
+                .fetch_add((data.len() / channels) as u64, Ordering::Relaxed);
         },
         move |error| error_shared.on_error(&name, error),
         BUILD_TIMEOUT,
@@ -467,6 +508,7 @@ impl DeviceSink {
             ring: Mutex::new(SampleRing::new(capacity, prefill, max_level)),
             fatal: Mutex::new(None),
             errors: AtomicU64::new(0),
+            callback_samples: AtomicU64::new(0),
         });
         let channels = usize::from(plan.config.channels.max(1));
         let format = plan.format;
@@ -545,6 +587,9 @@ where
                     frame.fill(T::from_sample_(s));
                 }
             });
+            data_shared
+                .callback_samples
+                .fetch_add(frames as u64, Ordering::Relaxed);
         },
         move |error| error_shared.on_error(&name, error),
         BUILD_TIMEOUT,

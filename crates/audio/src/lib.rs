@@ -129,6 +129,8 @@ pub struct StreamStats {
     pub dropped_samples: u64,
     /// Non-fatal errors reported by the device stream (xruns in the sound server).
     pub device_errors: u64,
+    /// Samples (per channel) moved by the device callback, at the device rate.
+    pub device_samples: u64,
 }
 
 /// Errors of this crate.
