@@ -24,8 +24,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use peers::{
-    Baresip, BaresipOpts, Codec, HomeagentProcess, Kamailio, KamailioOpts, Linphonec, Sipp,
-    SippResult, SippRun, homeagent_bin,
+    Baresip, BaresipOpts, Codec, HomeagentProcess, Kamailio, KamailioOpts, Linphonec, SipAccount,
+    SipTrace, Sipp, SippResult, SippRun, Transport, homeagent_bin,
 };
 pub use pesq::{Mode, PesqScore, score_pesq};
 pub use process::Process;

@@ -423,7 +423,11 @@ impl Baresip {
             }
             // Wait for more output (any line), then re-parse.
             let mark = self.process.mark();
-            let _ = self.process.wait_line(mark, left, waiting_for, |_| true);
+            let more = self.process.wait_line(mark, left, waiting_for, |_| true);
+            // Output closed: baresip is gone, nothing more will come.
+            if let Err(closed @ TestkitError::Failed { .. }) = more {
+                return Err(closed);
+            }
         }
     }
 
