@@ -650,3 +650,48 @@ impl AudioSink for DeviceSink {
         self.shared.stats(self.frames)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Shared {
+        Shared {
+            ring: Mutex::new(SampleRing::new(64, 8, 32)),
+            fatal: Mutex::new(None),
+            errors: AtomicU64::new(0),
+            callback_samples: AtomicU64::new(0),
+        }
+    }
+
+    #[test]
+    fn xruns_are_counted_not_fatal() {
+        let shared = shared();
+        shared.on_error("dev", cpal::Error::new(cpal::ErrorKind::Xrun));
+        shared.on_error("dev", cpal::Error::new(cpal::ErrorKind::BackendError));
+        assert!(shared.check("dev").is_ok());
+        assert_eq!(shared.stats(0).device_errors, 2);
+    }
+
+    #[test]
+    fn a_lost_device_is_reported_by_the_next_call() {
+        for kind in [
+            cpal::ErrorKind::DeviceNotAvailable,
+            cpal::ErrorKind::StreamInvalidated,
+        ] {
+            let shared = shared();
+            shared.on_error("headset", cpal::Error::new(kind));
+            match shared.check("headset") {
+                Err(AudioError::DeviceLost { device, .. }) => assert_eq!(device, "headset"),
+                other => panic!("{kind:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn ring_sizes_leave_room_for_a_period_and_a_chunk() {
+        let (capacity, prefill, max_level) = ring_sizes(960, 960, 48000);
+        assert_eq!(prefill, 1920);
+        assert!(max_level > prefill && capacity > max_level);
+    }
+}

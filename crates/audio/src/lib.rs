@@ -31,33 +31,45 @@
 //!
 //! # Devices
 //!
-//! Devices are opened through cpal's ALSA host. On a desktop with PulseAudio or PipeWire the
-//! ALSA devices called `default` and `pulse` route to the sound server (through the ALSA
-//! `pulse` plugin), so the sound server's individual sinks and sources do not appear by name:
-//! pick them in the sound server (default sink/source, pavucontrol) instead. `device:NAME`
-//! accepts the names printed by [`list_devices`] (ALSA PCM names such as `pulse`,
-//! `hw:CARD=0,DEV=0`), or a case-insensitive part of a name or description.
+//! Devices go through cpal. cpal is built with its PulseAudio host (pure Rust client, no C
+//! library), which cpal prefers whenever a PulseAudio server is reachable (PipeWire's
+//! `pipewire-pulse` included); ALSA is used otherwise. [`list_devices`] lists every host,
+//! the preferred one first, and `device:NAME` searches them in that order: exact name, exact
+//! description, then a case-insensitive part of either. So on a desktop the names are the
+//! sound server's own sink and source names (`vspeaker`, `vmic`, `vspeaker.monitor`,
+//! `alsa_output.usb-Jabra…`), with ALSA's `default`, `pulse`, `hw:CARD=0,DEV=0` after them.
+//! Through ALSA alone, PulseAudio is only reachable as the `default`/`pulse` plugin devices
+//! (no per-sink names), and that path floods the error callback with `snd_pcm_avail_delay`
+//! I/O errors (counted in [`StreamStats::device_errors`], logged sparsely; cpal #1222).
 //!
 //! The device's native rate and channel count are used; conversion to the call's mono rate
 //! happens on the driver's thread (resampler) and a ring buffer sits between the two threads:
 //! an empty ring plays or reads silence (underrun), a full ring drops its oldest samples
-//! (overrun). Both are counted in [`StreamStats`]. A lost device is reported as
-//! [`AudioError::DeviceLost`] by the next `read_frame`/`write_frame`.
+//! (overrun). Both are counted in [`StreamStats`]. A fatal stream error (device gone, server
+//! gone) is reported as [`AudioError::DeviceLost`] by the next `read_frame`/`write_frame`.
+//! PulseAudio moves the streams of a removed sink or source to the default one, which is
+//! not an error.
+//!
+//! The buffer requested is one call frame (`BufferSize::Fixed`). cpal double-buffers it, and
+//! PulseAudio then runs the sink at its minimum latency; an idle PulseAudio null sink only
+//! notices the new stream after its 2 s default latency, so the first ~2 s written to a
+//! virtual device are lost (a real sound card wakes at once).
 //!
 //! # Device tests
 //!
 //! `tests/device.rs` runs against virtual PulseAudio devices. As root:
 //!
 //! ```text
-//! eval "$(/work/shared/scripts/virtual-audio.sh | grep XDG_RUNTIME_DIR | sed 's/^/export /')"
+//! export $(/work/shared/scripts/virtual-audio.sh | grep XDG_RUNTIME_DIR)
 //! cargo test -p homeagent-audio --test device
 //! ```
 //!
 //! The script starts PulseAudio with a null sink `vspeaker` (default sink) and a virtual mic
-//! `vmic` (default source, fed with `paplay -d vmic_src`). The test plays a tone to
-//! `device:default` while `parec` records `vspeaker.monitor`, and captures from
-//! `device:default` while `paplay` feeds `vmic_src`. Without a reachable PulseAudio (`pactl
-//! info` fails) the tests print a notice and pass without checking anything.
+//! `vmic` (default source, fed with `paplay -d vmic_src`). The tests list the devices, play a
+//! tone to `device:default` and to ALSA's `device:pulse` while `parec` records
+//! `vspeaker.monitor`, capture from `device:default` while `paplay` feeds `vmic_src`, and
+//! unload a sink under a running stream. Without a reachable PulseAudio (`pactl info` fails)
+//! each test prints a notice and passes without checking anything.
 
 mod device;
 mod resample;

@@ -344,3 +344,48 @@ fn write_tone(path: &std::path::Path, hz: f64, rate: u32, seconds: f64) {
     }
     writer.finalize().unwrap();
 }
+
+/// PulseAudio moves the streams of a removed sink or source to the default one, so a
+/// removed device is not an error for us: playback and capture carry on.
+#[test]
+fn a_removed_pulse_device_reroutes_without_error() {
+    if !pulse_available() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let module = Command::new("pactl")
+        .args(["load-module", "module-null-sink", "sink_name=vtemp"])
+        .output()
+        .expect("pactl runs");
+    assert!(module.status.success(), "{module:?}");
+    let module = String::from_utf8_lossy(&module.stdout).trim().to_owned();
+    let mut sink = open_sink(&"device:vtemp".parse().unwrap(), RATE, FRAME).unwrap();
+    let mut source = open_source(&"device:vtemp.monitor".parse().unwrap(), RATE, FRAME).unwrap();
+    let mut frame = [0i16; FRAME];
+    let mut run = |frames| {
+        paced(frames, |_| {
+            sink.write_frame(&frame).unwrap();
+            assert_eq!(source.read_frame(&mut frame).unwrap(), SourceState::Data);
+        });
+        (source.stats(), sink.stats())
+    };
+    run(50);
+    let unloaded = Command::new("pactl")
+        .args(["unload-module", &module])
+        .status()
+        .expect("pactl runs");
+    assert!(unloaded.success());
+    let (source_before, sink_before) = run(20);
+    let (source_after, sink_after) = run(50);
+    eprintln!(
+        "source {source_before:?} -> {source_after:?}\nsink {sink_before:?} -> {sink_after:?}"
+    );
+    assert!(
+        source_after.device_samples > source_before.device_samples,
+        "capture still clocked after the move"
+    );
+    assert!(
+        sink_after.device_samples > sink_before.device_samples,
+        "playback still clocked after the move"
+    );
+}
