@@ -49,6 +49,8 @@ struct Pair {
     t0: Instant,
     now: Duration,
     one_way: Duration,
+    /// Extra random delay, uniform in 0..jitter (reorders packets).
+    jitter: Duration,
     loss: f64,
     rng: SmallRng,
     /// (arrival, to_b, bytes)
@@ -70,6 +72,7 @@ impl Pair {
             t0,
             now: Duration::ZERO,
             one_way,
+            jitter: Duration::ZERO,
             loss,
             rng: SmallRng::seed_from_u64(5),
             in_flight: Vec::new(),
@@ -107,7 +110,8 @@ impl Pair {
                 }
                 while let Some(transmit) = session.poll_transmit() {
                     if !self.rng.gen_bool(self.loss) {
-                        let arrival = self.now + self.one_way;
+                        let extra = self.jitter.mul_f64(self.rng.r#gen::<f64>());
+                        let arrival = self.now + self.one_way + extra;
                         self.in_flight.push((arrival, to_b, transmit.bytes));
                     }
                 }
@@ -139,26 +143,27 @@ impl Pair {
     }
 }
 
-/// Best normalised cross-correlation of `played` against `sent` over lags up to `max_lag`
-/// samples, on a window starting at `from`; returns (correlation, lag).
-/// Works on 8 kHz: 48 kHz input is decimated (the test signal stays below 1.3 kHz).
+/// Best normalised cross-correlation of `played` against `sent` over lags up to 200 ms, on a
+/// 1 s window from 0.5 s; returns (correlation, lag in samples at `rate`). Works at 8 kHz:
+/// 48 kHz input is decimated (the test signal stays below 1.3 kHz).
 fn best_correlation(sent: &[i16], played: &[i16], rate: usize) -> (f64, usize) {
     let step = rate / 8000;
-    let decimate = |s: &[i16]| s.iter().step_by(step).copied().collect::<Vec<i16>>();
+    let decimate = |s: &[i16]| {
+        s.iter()
+            .step_by(step)
+            .map(|&x| f64::from(x))
+            .collect::<Vec<f64>>()
+    };
     let (sent, played) = (decimate(sent), decimate(played));
-    let (from, max_lag) = (4000, 1600);
-    let len = (played.len() - from - max_lag).min(sent.len() - from);
+    let (from, max_lag, len) = (4000, 1600, 8000);
     let reference = &sent[from..from + len];
-    let energy = |s: &[i16]| s.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>();
+    let energy = |s: &[f64]| s.iter().map(|x| x * x).sum::<f64>();
+    let reference_energy = energy(reference);
     (0..max_lag)
         .map(|lag| {
             let candidate = &played[from + lag..from + lag + len];
-            let dot: f64 = reference
-                .iter()
-                .zip(candidate)
-                .map(|(&x, &y)| f64::from(x) * f64::from(y))
-                .sum();
-            let norm = (energy(reference) * energy(candidate)).sqrt().max(1.0);
+            let dot: f64 = reference.iter().zip(candidate).map(|(x, y)| x * y).sum();
+            let norm = (reference_energy * energy(candidate)).sqrt().max(1.0);
             (dot / norm, lag * step)
         })
         .fold((f64::MIN, 0), |best, c| if c.0 > best.0 { c } else { best })
@@ -285,6 +290,29 @@ fn loss_is_concealed_without_gaps() {
     );
     let (correlation, _) = best_correlation(&pair.sent_by_a, &pair.played_by_b, rate);
     assert!(correlation > 0.6, "correlation {correlation}");
+}
+
+#[test]
+fn network_jitter_is_absorbed_with_bounded_delay() {
+    for kind in [CodecKind::Pcmu, CodecKind::Opus] {
+        let mut pair = Pair::new(kind, Duration::from_millis(30), 0.0);
+        pair.jitter = Duration::from_millis(60);
+        let mut max_delay_ms: f64 = 0.0;
+        for _ in 0..60 {
+            pair.run(Duration::from_millis(100));
+            max_delay_ms = max_delay_ms.max(pair.b.stats().playout_delay_ms);
+        }
+        let stats = pair.b.stats();
+        // Uniform 0-60 ms delay: RFC 3550 jitter ≈ 20 ms (mean |D| of two uniforms).
+        assert!((10.0..30.0).contains(&stats.jitter_ms), "{kind}: {stats:?}");
+        assert!(max_delay_ms < 200.0, "{kind}: max delay {max_delay_ms}");
+        assert!(stats.target_delay_ms >= 60.0, "{kind}: {stats:?}");
+        let late = stats.jitter_buffer.late_dropped + stats.jitter_buffer.frames_concealed;
+        assert!(late < 30, "{kind}: {stats:?}");
+        let rate = pair.b.sample_rate() as usize;
+        let (correlation, _) = best_correlation(&pair.sent_by_a, &pair.played_by_b, rate);
+        assert!(correlation > 0.8, "{kind}: correlation {correlation}");
+    }
 }
 
 #[test]
