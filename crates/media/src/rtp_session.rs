@@ -64,6 +64,8 @@ pub struct RtpSession {
     sent_since_report: bool,
 
     remote: Option<RemoteSource>,
+    /// Another SSRC seen while `remote` is confirmed, on probation to replace it.
+    candidate: Option<RemoteSource>,
     remote_report: Option<ReportBlock>,
     rtt: Option<Duration>,
 
@@ -136,6 +138,7 @@ impl RtpSession {
             last_sent: None,
             sent_since_report: false,
             remote: None,
+            candidate: None,
             remote_report: None,
             rtt: None,
             next_report: now + FIRST_REPORT_DELAY,
@@ -208,21 +211,55 @@ impl RtpSession {
         bytes
     }
 
-    /// Updates reception statistics with an incoming RTP packet.
+    /// Updates reception statistics with an incoming RTP packet. Once a remote source is
+    /// confirmed, another SSRC replaces it only after its own probation (two packets in
+    /// sequence); until then its packets are [`SequenceStatus::Probation`] and not
+    /// [`Self::remote_ssrc`].
     pub fn handle_rtp(&mut self, now: Instant, packet: &RtpPacket<'_>) -> Received {
-        let new_source = self.remote.as_ref().is_none_or(|r| r.ssrc != packet.ssrc);
-        if new_source {
-            self.remote = Some(RemoteSource::new(packet.ssrc, packet.sequence));
-        }
         let arrival = self.media_clock(now);
-        let remote = self
-            .remote
-            .get_or_insert_with(|| RemoteSource::new(packet.ssrc, packet.sequence));
-        let status = remote.update_sequence(packet.sequence);
+        let current = self.remote.as_ref().map(|r| (r.ssrc, r.probation > 0));
+        let (source, new_source) = match current {
+            Some((ssrc, _)) if ssrc == packet.ssrc => (&mut self.remote, false),
+            // No source yet, or the current one was never confirmed: take the new one.
+            None | Some((_, true)) => {
+                self.remote = Some(RemoteSource::new(packet.ssrc, packet.sequence));
+                (&mut self.remote, true)
+            }
+            Some((_, false)) => {
+                if self
+                    .candidate
+                    .as_ref()
+                    .is_none_or(|c| c.ssrc != packet.ssrc)
+                {
+                    self.candidate = Some(RemoteSource::new(packet.ssrc, packet.sequence));
+                }
+                (&mut self.candidate, false)
+            }
+        };
+        let Some(source) = source.as_mut() else {
+            return Received {
+                status: SequenceStatus::Bad,
+                new_source: false,
+            };
+        };
+        let status = source.update_sequence(packet.sequence);
         if status != SequenceStatus::Bad {
-            remote.update_jitter(arrival, packet.timestamp);
+            source.update_jitter(arrival, packet.timestamp);
+        }
+        if self.candidate.as_ref().is_some_and(|c| c.probation == 0) {
+            // The candidate passed probation: it is the remote source now.
+            self.remote = self.candidate.take();
+            return Received {
+                status,
+                new_source: true,
+            };
         }
         Received { status, new_source }
+    }
+
+    /// The SSRC of the confirmed (or first) remote source.
+    pub fn remote_ssrc(&self) -> Option<u32> {
+        self.remote.as_ref().map(|r| r.ssrc)
     }
 
     /// Takes in a parsed RTCP compound packet from the remote.
@@ -613,6 +650,41 @@ mod tests {
         receive(&mut rx, t0, &[(65535, 0), (0, 0), (1, 0)]);
         let stats = rx.reception().unwrap();
         assert_eq!((stats.packets_received, stats.packets_lost), (3, 0));
+    }
+
+    #[test]
+    fn a_stray_ssrc_does_not_replace_the_confirmed_source() {
+        let t0 = base();
+        let mut rx = session(t0, 2);
+        receive(&mut rx, t0, &[(65000, 0), (65001, 0), (65002, 0)]);
+        let stray = |ssrc: u32, sequence: u16| {
+            let mut bytes = Vec::new();
+            RtpPacket {
+                marker: false,
+                payload_type: 0,
+                sequence,
+                timestamp: 0,
+                ssrc,
+                csrcs: vec![],
+                extension: None,
+                payload: &[],
+            }
+            .write(&mut bytes);
+            bytes
+        };
+        let bytes = stray(77, 500);
+        let received = rx.handle_rtp(t0, &RtpPacket::parse(&bytes).unwrap());
+        assert_eq!(received.status, SequenceStatus::Probation);
+        assert!(!received.new_source);
+        assert_eq!(rx.remote_ssrc(), Some(9));
+        receive(&mut rx, t0, &[(65003, 0)]);
+        assert_eq!(rx.reception().unwrap().packets_received, 4);
+        // A second in-sequence packet confirms the new source.
+        let bytes = stray(77, 501);
+        let received = rx.handle_rtp(t0, &RtpPacket::parse(&bytes).unwrap());
+        assert_eq!(received.status, SequenceStatus::Valid);
+        assert!(received.new_source);
+        assert_eq!(rx.remote_ssrc(), Some(77));
     }
 
     #[test]

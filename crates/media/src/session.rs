@@ -323,11 +323,17 @@ impl MediaSession {
         if received.new_source {
             self.events.push_back(MediaEvent::RemoteSource(packet.ssrc));
         }
-        if self.remote_address != Some(source) {
+        // Latch only on packets of a confirmed, in-sequence source, so a stray or spoofed
+        // datagram cannot redirect the stream.
+        if received.status == SequenceStatus::Valid && self.remote_address != Some(source) {
             self.remote_address = Some(source);
             self.events.push_back(MediaEvent::RemoteAddress(source));
         }
         if !self.receiving {
+            return;
+        }
+        if self.rtp.remote_ssrc() != Some(packet.ssrc) {
+            // A new SSRC still on probation.
             return;
         }
         if is_audio {
@@ -342,8 +348,9 @@ impl MediaSession {
         }
     }
 
-    /// Fills `out` with the next frame for the speaker: decoded audio, concealment for a lost
-    /// packet, or silence. Call it once per frame from the audio clock.
+    /// Fills `out` with the next samples for the speaker (at [`Self::sample_rate`]): decoded
+    /// audio, concealment for a lost packet, or silence. Call it from the audio clock, usually
+    /// with one frame ([`Self::frame_samples`]); other lengths work too.
     pub fn pull_audio(&mut self, now: Instant, out: &mut [i16]) {
         if !self.receiving {
             out.fill(0);

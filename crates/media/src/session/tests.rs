@@ -341,6 +341,21 @@ fn hold_stops_rtp_but_not_rtcp_and_resume_marks_a_talkspurt() {
 fn source_address_change_is_reported() {
     let mut pair = Pair::new(CodecKind::Pcmu, Duration::from_millis(10), 0.0);
     pair.run(Duration::from_millis(200));
+    // A stray datagram with a plausible header from elsewhere does not move the stream.
+    let stray = RtpPacket {
+        marker: false,
+        payload_type: 0,
+        sequence: 1,
+        timestamp: 1,
+        ssrc: 0xBAD,
+        csrcs: vec![],
+        extension: None,
+        payload: &[0xFF; 160],
+    };
+    let mut bytes = Vec::new();
+    stray.write(&mut bytes);
+    pair.b
+        .handle_packet(pair.at(), "203.0.113.9:7000".parse().unwrap(), &bytes);
     pair.a_source = "198.51.100.7:6000".parse().unwrap();
     pair.run(Duration::from_millis(200));
     let addresses: Vec<_> = pair
