@@ -118,7 +118,10 @@ impl Registration {
                 let expires = self.granted_expires(response);
                 if expires == 0 {
                     self.refresh_at = None;
-                    return Some(failed(response));
+                    return Some(RegistrationEvent::Failed {
+                        code: response.status,
+                        reason: "No binding granted".to_owned(),
+                    });
                 }
                 let granted = Duration::from_secs(u64::from(expires));
                 let early = granted.mul_f64(0.8);

@@ -282,7 +282,12 @@ impl NameAddr {
             (Some(name), rest.trim_start())
         } else if let Some(lt) = s.find('<') {
             let words: Vec<&str> = s[..lt].split_whitespace().collect();
-            if words.iter().any(|w| !is_token(w)) {
+            // Tokens, leniently also allowing non-ASCII letters seen in the wild.
+            let word_ok = |w: &&str| {
+                w.bytes()
+                    .all(|b| b >= 0x80 || super::text::is_token_char(b))
+            };
+            if !words.iter().all(word_ok) {
                 return None;
             }
             let name = (!words.is_empty()).then(|| words.join(" "));

@@ -467,3 +467,92 @@ fn random_bytes_and_mutations_never_panic() {
         let _ = parse_stream(&bytes);
     }
 }
+
+#[test]
+fn more_valid_oddities() {
+    let msg = "REGISTER sips:[2001:db8::1]:5061;transport=tls?Route=%3Csip:example.com%3E SIP/2.0
+Via: SIP/2.0/TLS [2001:db8::9];branch=z9hG4bKv6;received=2001:db8::99
+f: \u{e9}l\u{e8}ve <sips:eleve@example.com>;tag=e1
+t: sips:eleve@example.com
+i: \u{263a}@[2001:db8::9]
+CSeq: 0000000004 REGISTER
+k: 100rel, timer
+Contact: *
+Expires: 0
+Content-Length: 0004
+X-Utf8: \u{65e5}\u{672c}
+
+1234";
+    let r = request(&crlf(msg));
+    assert_eq!(r.uri.scheme, Scheme::Sips);
+    assert_eq!(r.uri.host, "2001:db8::1");
+    assert_eq!(
+        r.uri.headers,
+        vec![("Route".into(), "%3Csip:example.com%3E".into())]
+    );
+    let via = r.headers.via().unwrap();
+    assert_eq!(via.transport, "TLS");
+    assert_eq!(via.received(), Some("2001:db8::99"));
+    assert_eq!(
+        r.headers.from().unwrap().display_name.as_deref(),
+        Some("\u{e9}l\u{e8}ve")
+    );
+    assert_eq!(r.headers.call_id(), Some("\u{263a}@[2001:db8::9]"));
+    assert_eq!(r.headers.cseq().unwrap().seq, 4);
+    assert_eq!(r.headers.get("Supported"), Some("100rel, timer"));
+    assert_eq!(r.headers.get("Contact"), Some("*"));
+    assert!(r.headers.contacts().is_empty());
+    assert_eq!(r.headers.expires(), Some(0));
+    assert_eq!(r.body, b"1234");
+
+    // Responses with an empty or missing reason phrase.
+    for start in [
+        "SIP/2.0 200 ",
+        "SIP/2.0 200",
+        "sip/2.0 699 \u{c9}chec total",
+    ] {
+        let msg = format!(
+            "{start}\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nFrom: <sip:a@b>;tag=1\nTo: <sip:c@d>\nCall-ID: x\nCSeq: 1 BYE\n\n"
+        );
+        assert!(
+            matches!(Message::parse(&crlf(&msg)), Ok(Message::Response(_))),
+            "{start}"
+        );
+    }
+}
+
+#[test]
+fn more_invalid_oddities() {
+    use ParseErrorKind as K;
+    let cases = [
+        (
+            "Max-Forwards: 99999999999\n",
+            K::InvalidHeader("Max-Forwards"),
+        ),
+        ("Bad Name: x\n", K::HeaderLine),
+        (": empty name\n", K::HeaderLine),
+    ];
+    for (extra, kind) in cases {
+        assert_eq!(reject(&with_header(extra)).kind(), &kind, "{extra}");
+    }
+    let tab = String::from_utf8(with_header(""))
+        .unwrap()
+        .replacen("INVITE sip", "INVITE\tsip", 1);
+    assert_eq!(reject(tab.as_bytes()).kind(), &K::StartLine);
+    // From with an unterminated quoted display name.
+    let bad_from = String::from_utf8(with_header("")).unwrap().replacen(
+        "From: <sip:a@b>;tag=1",
+        "From: \"Alice <sip:a@b>;tag=1",
+        1,
+    );
+    assert_eq!(
+        reject(bad_from.as_bytes()).kind(),
+        &K::InvalidHeader("From")
+    );
+    // Via with a non-SIP protocol.
+    let bad_via =
+        String::from_utf8(with_header(""))
+            .unwrap()
+            .replacen("SIP/2.0/UDP a", "HTTP/1.1/UDP a", 1);
+    assert_eq!(reject(bad_via.as_bytes()).kind(), &K::InvalidHeader("Via"));
+}

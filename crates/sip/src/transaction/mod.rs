@@ -18,6 +18,11 @@
 //! - stamps the top Via of incoming requests with `received`/`rport` (RFC 3581) and sends
 //!   responses per RFC 3261 §18.2.2.
 //!
+//! What it leaves to the TU: ACK for 2xx (sent with `send_stateless`), CANCEL of a ringing
+//! INVITE (a client INVITE in Proceeding has no timeout, as in RFC 3261), DNS, connections.
+//! Over a stream, the driver frames with [`crate::message::parse_stream`] and passes each
+//! message to `handle_message` (errors to [`TransactionLayer::reject_malformed`]).
+//!
 //! [`handle_message`]: TransactionLayer::handle_message
 //! [`send_request`]: TransactionLayer::send_request
 //! [`send_response`]: TransactionLayer::send_response
@@ -32,7 +37,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::message::{BRANCH_MAGIC_COOKIE, Message, Method, Request, Response, Via};
+use crate::message::{BRANCH_MAGIC_COOKIE, Message, Method, ParseError, Request, Response, Via};
 
 /// A transport protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -227,12 +232,18 @@ impl TransactionLayer {
     pub fn handle_datagram(&mut self, now: Instant, from: Peer, bytes: &[u8]) {
         match Message::parse(bytes) {
             Ok(message) => self.handle_message(now, from, message),
-            Err(error) => {
-                tracing::debug!(%error, peer = ?from.addr, "dropping malformed SIP message");
-                if let Some(response) = error.bad_request_response() {
-                    self.send_response_stateless(from, response);
-                }
-            }
+            Err(error) => self.reject_malformed(from, &error),
+        }
+    }
+
+    /// Answers a message that failed to parse (e.g. from [`parse_stream`]) with 400/505
+    /// when it was a request whose headers allow it; otherwise only logs it.
+    ///
+    /// [`parse_stream`]: crate::message::parse_stream
+    pub fn reject_malformed(&mut self, from: Peer, error: &ParseError) {
+        tracing::debug!(%error, peer = ?from.addr, "dropping malformed SIP message");
+        if let Some(response) = error.bad_request_response() {
+            self.send_response_stateless(from, response);
         }
     }
 
