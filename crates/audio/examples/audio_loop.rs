@@ -1,6 +1,7 @@
 //! Copies a source to a sink in real time, printing stream statistics: a manual check of
 //! devices. `cargo run -p homeagent-audio --example audio_loop -- SOURCE SINK [SECONDS] [RATE]`
-//! (`list` as SOURCE prints the devices).
+//! (`list` as SOURCE prints the devices; SECONDS 0 copies until the source ends, unpaced:
+//! a file conversion).
 
 use std::time::{Duration, Instant};
 
@@ -27,13 +28,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut sink = open_sink(&sink, rate, frame)?;
     let mut pcm = vec![0i16; frame];
     let start = Instant::now();
-    for i in 0..(seconds * 50.0) as u64 {
+    let paced = seconds > 0.0;
+    let frames = if paced {
+        (seconds * 50.0) as u64
+    } else {
+        u64::MAX
+    };
+    for i in 0..frames {
         if source.read_frame(&mut pcm)? == SourceState::Ended {
             break;
         }
         sink.write_frame(&pcm)?;
-        let next = start + Duration::from_millis(20 * (i + 1));
-        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        if paced {
+            let next = start + Duration::from_millis(20 * (i + 1));
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
     }
     sink.finish()?;
     eprintln!("source {:?}", source.stats());
