@@ -1,2 +1,34 @@
+//! `homeagent`: the headless softphone. Its commands, options and `--json` events are a
+//! contract used by scripts and external checks (see README.md and `homeagent --help`).
 #![forbid(unsafe_code)]
-fn main() {}
+
+mod options;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = options::Cli::parse();
+    let settings = match cli.resolve() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("homeagent: {error:#}");
+            return ExitCode::from(run::EXIT_USAGE);
+        }
+    };
+    run::init_logging(&settings);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("homeagent: cannot start the runtime: {error}");
+            return ExitCode::from(run::EXIT_FAILED);
+        }
+    };
+    ExitCode::from(runtime.block_on(run::run(settings)))
+}

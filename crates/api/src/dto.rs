@@ -1,0 +1,313 @@
+//! Commands and events as the front ends see them (serde, stable names).
+
+use homeagent_engine::core::{CallId, PhoneEvent, RegistrationState};
+use homeagent_engine::{EngineCommand, EngineError, EngineEvent};
+use serde::{Deserialize, Serialize};
+
+/// What a front end asks of the phone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// Place a call to a SIP URI (or a bare number/user, completed with the account's domain).
+    Call {
+        uri: String,
+    },
+    Answer {
+        call: u64,
+    },
+    Decline {
+        call: u64,
+    },
+    Hangup {
+        call: u64,
+    },
+    Hold {
+        call: u64,
+    },
+    Resume {
+        call: u64,
+    },
+    SendDtmf {
+        call: u64,
+        digits: String,
+    },
+    /// Hang up every call, unregister, then stop ([`Event::Stopped`]).
+    Shutdown,
+}
+
+impl Command {
+    pub(crate) fn into_engine(self) -> EngineCommand {
+        use homeagent_engine::core::Command as C;
+        let phone = match self {
+            Self::Call { uri } => C::Call {
+                uri,
+                next_hop: None,
+            },
+            Self::Answer { call } => C::Answer { call: CallId(call) },
+            Self::Decline { call } => C::Decline { call: CallId(call) },
+            Self::Hangup { call } => C::Hangup { call: CallId(call) },
+            Self::Hold { call } => C::Hold { call: CallId(call) },
+            Self::Resume { call } => C::Resume { call: CallId(call) },
+            Self::Shutdown => C::Shutdown,
+            Self::SendDtmf { call, digits } => {
+                return EngineCommand::SendDtmf {
+                    call: CallId(call),
+                    digits,
+                };
+            }
+        };
+        EngineCommand::Phone(phone)
+    }
+}
+
+/// Error codes front ends branch on (never on message strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BindFailed,
+    BadSettings,
+    AudioDevice,
+    Network,
+    Stopped,
+    Internal,
+}
+
+impl ErrorCode {
+    pub(crate) fn from_engine(error: &EngineError) -> Self {
+        match error {
+            EngineError::Bind { .. } => Self::BindFailed,
+            EngineError::Settings(_) => Self::BadSettings,
+            EngineError::Resolve { .. } => Self::Network,
+            _ => Self::Internal,
+        }
+    }
+}
+
+/// Media figures of one call, as in the CLI's `--json` summary.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallStats {
+    pub codec: Option<String>,
+    /// Seconds from answer to end (0 if never answered).
+    pub duration_s: f64,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pub packets_lost: u64,
+    /// Interarrival jitter of the received stream, ms (RFC 3550).
+    pub jitter_ms: f64,
+    /// Round-trip time from RTCP, ms (when the peer sent reports).
+    pub rtt_ms: Option<f64>,
+}
+
+/// What the phone tells the front ends. Serialised as `{"event":"<name>", ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Sockets bound; the phone is ready.
+    Ready {
+        sip: String,
+    },
+    Registering {
+        registrar: String,
+    },
+    Registered {
+        expires: u32,
+    },
+    RegistrationFailed {
+        code: Option<u16>,
+        reason: String,
+    },
+    Unregistered,
+    Calling {
+        call: u64,
+        to: String,
+    },
+    Incoming {
+        call: u64,
+        from: String,
+        to: String,
+    },
+    Ringing {
+        call: u64,
+    },
+    Answered {
+        call: u64,
+        auto: bool,
+    },
+    Established {
+        call: u64,
+        codec: String,
+        remote_rtp: String,
+    },
+    Hold {
+        call: u64,
+        local: bool,
+    },
+    Resume {
+        call: u64,
+        local: bool,
+    },
+    Dtmf {
+        call: u64,
+        digit: String,
+    },
+    DtmfSent {
+        call: u64,
+        digits: String,
+    },
+    /// The WAV given as audio input has been played to the end.
+    AudioInputEnded {
+        call: u64,
+    },
+    Ended {
+        call: u64,
+        reason: String,
+        /// True when the call was answered and ended by a hang-up.
+        normal: bool,
+        code: Option<u16>,
+        detail: String,
+        stats: CallStats,
+    },
+    Warning {
+        message: String,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+    Stopped,
+}
+
+impl From<EngineEvent> for Event {
+    fn from(event: EngineEvent) -> Self {
+        match event {
+            EngineEvent::Ready { sip } => Self::Ready {
+                sip: sip.to_string(),
+            },
+            EngineEvent::Phone(event) => from_phone(event),
+            EngineEvent::Dtmf { call, digit } => Self::Dtmf {
+                call: call.0,
+                digit: digit.to_string(),
+            },
+            EngineEvent::DtmfSent { call, digits } => Self::DtmfSent {
+                call: call.0,
+                digits,
+            },
+            EngineEvent::AudioInputEnded { call } => Self::AudioInputEnded { call: call.0 },
+            EngineEvent::Ended {
+                call,
+                reason,
+                code,
+                detail,
+                stats,
+            } => Self::Ended {
+                call: call.0,
+                reason: reason.as_str().to_owned(),
+                normal: reason.is_normal(),
+                code,
+                detail,
+                stats: CallStats {
+                    codec: stats.codec.map(|c| c.to_string()),
+                    duration_s: stats.duration.as_secs_f64(),
+                    packets_sent: stats.packets_sent,
+                    packets_received: stats.packets_received,
+                    packets_lost: stats.packets_lost,
+                    jitter_ms: stats.jitter_ms,
+                    rtt_ms: stats.rtt_ms,
+                },
+            },
+            EngineEvent::Warning { message } => Self::Warning { message },
+            EngineEvent::Error { message } => Self::Error {
+                code: ErrorCode::Internal,
+                message,
+            },
+        }
+    }
+}
+
+fn from_phone(event: PhoneEvent) -> Event {
+    match event {
+        PhoneEvent::Registration(state) => match state {
+            RegistrationState::Registering => Event::Registering {
+                registrar: String::new(),
+            },
+            RegistrationState::Registered { expires } => Event::Registered { expires },
+            RegistrationState::Failed { code, reason } => {
+                Event::RegistrationFailed { code, reason }
+            }
+            RegistrationState::Unregistered => Event::Unregistered,
+        },
+        PhoneEvent::Calling { call, to } => Event::Calling { call: call.0, to },
+        PhoneEvent::Incoming { call, from, to } => Event::Incoming {
+            call: call.0,
+            from,
+            to,
+        },
+        PhoneEvent::Ringing { call } => Event::Ringing { call: call.0 },
+        PhoneEvent::Answered { call, auto } => Event::Answered { call: call.0, auto },
+        PhoneEvent::Established {
+            call,
+            codec,
+            remote_rtp,
+        } => Event::Established {
+            call: call.0,
+            codec: codec.to_string(),
+            remote_rtp: remote_rtp.to_string(),
+        },
+        PhoneEvent::Hold {
+            call,
+            local,
+            on: true,
+        } => Event::Hold {
+            call: call.0,
+            local,
+        },
+        PhoneEvent::Hold {
+            call,
+            local,
+            on: false,
+        } => Event::Resume {
+            call: call.0,
+            local,
+        },
+        // The engine turns `Ended` into `EngineEvent::Ended` with the media figures.
+        PhoneEvent::Ended {
+            call,
+            reason,
+            code,
+            detail,
+        } => Event::Ended {
+            call: call.0,
+            reason: reason.as_str().to_owned(),
+            normal: reason.is_normal(),
+            code,
+            detail,
+            stats: CallStats::default(),
+        },
+        PhoneEvent::Stopped => Event::Stopped,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialise_with_an_event_tag() {
+        let json = serde_json::to_string(&Event::Answered {
+            call: 3,
+            auto: true,
+        })
+        .unwrap();
+        assert_eq!(json, r#"{"event":"answered","call":3,"auto":true}"#);
+    }
+
+    #[test]
+    fn commands_round_trip() {
+        let command = Command::SendDtmf {
+            call: 1,
+            digits: "12#".into(),
+        };
+        let json = serde_json::to_string(&command).unwrap();
+        assert_eq!(serde_json::from_str::<Command>(&json).unwrap(), command);
+    }
+}

@@ -1,0 +1,379 @@
+//! Command line and `--config` TOML: every option has a config key of the same name
+//! (`--rtp-ports` ↔ `rtp_ports`). The command line wins over the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use homeagent_api::PhoneSettings;
+use serde::Deserialize;
+
+const AFTER_HELP: &str = "\
+Exit status: 0 the call(s) were answered and ended normally; 1 failed (network, media, other
+error); 2 bad usage or configuration; 3 busy, declined or rejected; 4 no answer / timeout;
+5 authentication or registration failed.
+
+The SIP password is read from the environment variable HOMEAGENT_PASSWORD, never from the
+command line. With --json, stdout carries one JSON object per event; the last line is the
+summary: {\"event\":\"summary\",\"result\":...,\"codec\":...,\"duration_s\":...,
+\"packets_sent\":...,\"packets_received\":...,\"packets_lost\":...,\"jitter_ms\":...,\"rtt_ms\":...}.";
+
+/// Homeagent: a softphone for contact-center agents (headless CLI).
+#[derive(Debug, Parser)]
+#[command(name = "homeagent", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Mode,
+    #[command(flatten)]
+    pub options: Options,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Mode {
+    /// Place one call, wait for it to end; exit 0 if it was answered and ended normally.
+    Call {
+        /// Who to call: sip:user@host[:port][;transport=tcp], or a user/number at the registrar.
+        uri: String,
+    },
+    /// Wait for incoming calls (answer them, or reject them).
+    Listen {},
+    /// List the audio devices usable with device:NAME.
+    Devices {},
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnswerOption {
+    Auto,
+    Reject,
+}
+
+/// Options common to every command; each one also has a `--config` key.
+#[derive(Debug, Args, Default)]
+pub struct Options {
+    /// TOML file with any of these options as keys (rtp_ports = "20000-20099", ...).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Local SIP address, UDP and TCP [default: 0.0.0.0:5060].
+    #[arg(long, global = true, value_name = "IP:PORT")]
+    pub bind: Option<SocketAddr>,
+    /// Local RTP port range [default: 16384-32767].
+    #[arg(long, global = true, value_name = "LOW-HIGH")]
+    pub rtp_ports: Option<String>,
+    /// Codecs in preference order [default: opus,pcmu,pcma].
+    #[arg(long, global = true, value_name = "LIST")]
+    pub codecs: Option<String>,
+    /// Microphone: FILE.wav | tone:HZ | silence | device:NAME [default: device:default].
+    #[arg(long, global = true, value_name = "SOURCE")]
+    pub audio_in: Option<String>,
+    /// Speaker: FILE.wav | null | device:NAME [default: device:default]. A WAV records what
+    /// the agent hears, clocked like a sound card.
+    #[arg(long, global = true, value_name = "SINK")]
+    pub audio_out: Option<String>,
+    /// Hang up this many seconds after the call is answered. Without it, a call whose
+    /// --audio-in is a WAV hangs up when the file ends plus one second.
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub hangup_after: Option<f64>,
+    /// DTMF digits to send (RFC 4733) once the call is up.
+    #[arg(long, global = true, value_name = "DIGITS")]
+    pub dtmf: Option<String>,
+    /// Register with this registrar (also used as outbound proxy).
+    #[arg(long, global = true, value_name = "SIP_URI")]
+    pub registrar: Option<String>,
+    /// Account user name (address of record user part).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Authentication user name, when it differs from --user.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub auth_user: Option<String>,
+    /// listen: what to do with incoming calls [default: auto].
+    #[arg(long, global = true, value_enum)]
+    pub answer: Option<AnswerOption>,
+    /// listen: exit after this many calls have ended.
+    #[arg(long, global = true, value_name = "N")]
+    pub calls: Option<u32>,
+    /// call: give up if not answered within SECONDS [default: 60].
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+    /// One JSON object per event on stdout; the last line is a summary.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log filter for stderr (error, warn, info, debug, trace) [default: warn].
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Debug logging with phone numbers and SIP URIs shown unredacted.
+    #[arg(long, global = true)]
+    pub debug: bool,
+}
+
+/// The `--config` file: the same keys as the long options.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileOptions {
+    bind: Option<SocketAddr>,
+    rtp_ports: Option<String>,
+    codecs: Option<String>,
+    audio_in: Option<String>,
+    audio_out: Option<String>,
+    hangup_after: Option<f64>,
+    dtmf: Option<String>,
+    registrar: Option<String>,
+    user: Option<String>,
+    auth_user: Option<String>,
+    answer: Option<AnswerOption>,
+    calls: Option<u32>,
+    timeout: Option<f64>,
+    json: Option<bool>,
+    log_level: Option<String>,
+    debug: Option<bool>,
+}
+
+/// Everything `run` needs, validated.
+#[derive(Debug)]
+pub struct Resolved {
+    pub mode: RunMode,
+    pub phone: PhoneSettings,
+    pub json: bool,
+    pub hangup_after: Option<Duration>,
+    pub dtmf: Option<String>,
+    pub log_level: String,
+    pub debug: bool,
+    /// The audio input is a WAV file: hang up when it ends (+1 s) unless --hangup-after.
+    pub hangup_when_input_ends: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunMode {
+    Call { uri: String },
+    Listen { calls: Option<u32> },
+    Devices,
+}
+
+impl Cli {
+    pub fn resolve(self) -> anyhow::Result<Resolved> {
+        let file = match &self.options.config {
+            Some(path) => read_config(path)?,
+            None => FileOptions::default(),
+        };
+        merge(
+            self.command,
+            self.options,
+            file,
+            std::env::var("HOMEAGENT_PASSWORD").ok(),
+        )
+    }
+}
+
+fn read_config(path: &Path) -> anyhow::Result<FileOptions> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+fn merge(
+    command: Mode,
+    cli: Options,
+    file: FileOptions,
+    password: Option<String>,
+) -> anyhow::Result<Resolved> {
+    let mut phone = PhoneSettings::default();
+    if let Some(bind) = cli.bind.or(file.bind) {
+        phone.bind = bind;
+    }
+    if let Some(range) = cli.rtp_ports.or(file.rtp_ports) {
+        phone.rtp_ports = parse_port_range(&range)?;
+    }
+    if let Some(codecs) = cli.codecs.or(file.codecs) {
+        phone.codecs = PhoneSettings::parse_codecs(&codecs)?;
+    }
+    let audio_in = cli.audio_in.or(file.audio_in);
+    if let Some(source) = &audio_in {
+        phone.audio_in = source
+            .parse()
+            .with_context(|| format!("bad --audio-in {source:?}"))?;
+    }
+    if let Some(sink) = cli.audio_out.or(file.audio_out) {
+        phone.audio_out = sink
+            .parse()
+            .with_context(|| format!("bad --audio-out {sink:?}"))?;
+    }
+    phone.registrar = cli.registrar.or(file.registrar);
+    phone.user = cli.user.or(file.user);
+    phone.auth_user = cli.auth_user.or(file.auth_user);
+    phone.password = password.filter(|p| !p.is_empty());
+    if phone.registrar.is_some() && phone.user.is_none() {
+        bail!("--registrar needs --user");
+    }
+    if phone.registrar.is_some() && phone.password.is_none() {
+        bail!("--registrar needs the password in the environment variable HOMEAGENT_PASSWORD");
+    }
+    let answer = cli.answer.or(file.answer).unwrap_or(AnswerOption::Auto);
+    phone.answer = match answer {
+        AnswerOption::Auto => homeagent_api::AnswerMode::Auto,
+        AnswerOption::Reject => homeagent_api::AnswerMode::Reject,
+    };
+    if let Some(timeout) = cli.timeout.or(file.timeout) {
+        phone.no_answer_timeout = seconds(timeout, "--timeout")?;
+    }
+    let hangup_after = cli
+        .hangup_after
+        .or(file.hangup_after)
+        .map(|s| seconds(s, "--hangup-after"))
+        .transpose()?;
+    let dtmf = cli.dtmf.or(file.dtmf);
+    if let Some(digits) = &dtmf {
+        if let Some(bad) = digits
+            .chars()
+            .find(|c| !matches!(c.to_ascii_uppercase(), '0'..='9' | '*' | '#' | 'A'..='D'))
+        {
+            bail!("--dtmf: {bad:?} is not a DTMF digit (0-9 * # A-D)");
+        }
+    }
+    let mode = match command {
+        Mode::Call { uri } => RunMode::Call { uri },
+        Mode::Listen {} => RunMode::Listen {
+            calls: cli.calls.or(file.calls),
+        },
+        Mode::Devices {} => RunMode::Devices,
+    };
+    let debug = cli.debug || file.debug.unwrap_or(false);
+    let log_level = cli
+        .log_level
+        .or(file.log_level)
+        .unwrap_or_else(|| if debug { "debug".into() } else { "warn".into() });
+    let hangup_when_input_ends = hangup_after.is_none()
+        && audio_in
+            .as_deref()
+            .is_some_and(|s| s.to_ascii_lowercase().ends_with(".wav"));
+    Ok(Resolved {
+        mode,
+        phone,
+        json: cli.json || file.json.unwrap_or(false),
+        hangup_after,
+        dtmf,
+        log_level,
+        debug,
+        hangup_when_input_ends,
+    })
+}
+
+fn seconds(value: f64, option: &str) -> anyhow::Result<Duration> {
+    if !(value.is_finite() && value >= 0.0 && value < 1e7) {
+        bail!("{option}: {value} is not a number of seconds");
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+fn parse_port_range(text: &str) -> anyhow::Result<(u16, u16)> {
+    let (low, high) = text
+        .split_once('-')
+        .context("--rtp-ports: expected LOW-HIGH, e.g. 20000-20099")?;
+    let low: u16 = low
+        .trim()
+        .parse()
+        .context("--rtp-ports: LOW is not a port number")?;
+    let high: u16 = high
+        .trim()
+        .parse()
+        .context("--rtp-ports: HIGH is not a port number")?;
+    if low == 0 || high < low.saturating_add(1) {
+        bail!("--rtp-ports: need 0 < LOW < HIGH (an RTP port and its RTCP port, LOW+1)");
+    }
+    Ok((low, high))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> anyhow::Result<Resolved> {
+        let cli = Cli::try_parse_from(args)?;
+        merge(
+            cli.command,
+            cli.options,
+            FileOptions::default(),
+            Some("pw".into()),
+        )
+    }
+
+    #[test]
+    fn call_with_common_options_after_the_uri() {
+        let r = parse(&[
+            "homeagent",
+            "call",
+            "sip:bob@127.0.0.1:5070",
+            "--bind",
+            "127.0.0.1:5090",
+            "--codecs",
+            "pcmu",
+            "--json",
+        ])
+        .unwrap();
+        assert_eq!(
+            r.mode,
+            RunMode::Call {
+                uri: "sip:bob@127.0.0.1:5070".into()
+            }
+        );
+        assert_eq!(r.phone.bind, "127.0.0.1:5090".parse().unwrap());
+        assert!(r.json);
+    }
+
+    #[test]
+    fn rejects_bad_ranges_and_digits() {
+        assert!(parse(&["homeagent", "listen", "--rtp-ports", "30000-20000"]).is_err());
+        assert!(parse(&["homeagent", "listen", "--rtp-ports", "abc"]).is_err());
+        assert!(parse(&["homeagent", "call", "sip:a@b", "--dtmf", "12x"]).is_err());
+        assert!(parse(&["homeagent", "call", "sip:a@b", "--codecs", "g729"]).is_err());
+    }
+
+    #[test]
+    fn config_file_keys_apply_and_cli_wins() {
+        let file: FileOptions =
+            toml::from_str("rtp_ports = \"20000-20010\"\ncalls = 3\nbind = \"127.0.0.1:6000\"")
+                .unwrap();
+        let cli = Cli::try_parse_from(["homeagent", "listen", "--bind", "127.0.0.1:7000"]).unwrap();
+        let r = merge(cli.command, cli.options, file, None).unwrap();
+        assert_eq!(r.phone.rtp_ports, (20000, 20010));
+        assert_eq!(r.mode, RunMode::Listen { calls: Some(3) });
+        assert_eq!(r.phone.bind.port(), 7000);
+    }
+
+    #[test]
+    fn unknown_config_keys_are_errors() {
+        assert!(toml::from_str::<FileOptions>("bnid = \"x\"").is_err());
+    }
+
+    #[test]
+    fn registrar_needs_user_and_password() {
+        let cli = Cli::try_parse_from([
+            "homeagent",
+            "listen",
+            "--registrar",
+            "sip:127.0.0.1",
+            "--user",
+            "alice",
+        ])
+        .unwrap();
+        assert!(merge(cli.command, cli.options, FileOptions::default(), None).is_err());
+    }
+
+    #[test]
+    fn wav_input_hangs_up_at_its_end() {
+        let r = parse(&["homeagent", "call", "sip:a@b", "--audio-in", "x.wav"]).unwrap();
+        assert!(r.hangup_when_input_ends);
+        let r = parse(&[
+            "homeagent",
+            "call",
+            "sip:a@b",
+            "--audio-in",
+            "x.wav",
+            "--hangup-after",
+            "3",
+        ])
+        .unwrap();
+        assert!(!r.hangup_when_input_ends);
+    }
+}

@@ -1,0 +1,1026 @@
+//! One call: its INVITE transactions, dialog, offer/answer and media.
+
+use std::time::{Duration, Instant};
+
+use homeagent_media::Direction;
+use homeagent_media::sdp::{self, LocalMedia, Negotiated, SessionDescription};
+use homeagent_sip::auth;
+use homeagent_sip::dialog::Dialog;
+use homeagent_sip::message::{Message, Method, NameAddr, Request, Response, Uri};
+use homeagent_sip::transaction::{Peer, TransactionId, Transport};
+
+use crate::config::AnswerMode;
+use crate::event::{CallId, EndReason, MediaCommand, PhoneEvent};
+use crate::phone::Phone;
+use crate::pii::Pii;
+
+/// How many times an INVITE is re-sent with credentials before giving up.
+const MAX_AUTH_ATTEMPTS: u32 = 2;
+/// How long a call waits for the final answer to its CANCEL/BYE before it is forgotten.
+const LINGER: Duration = Duration::from_secs(32);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Outgoing: INVITE sent, no final response yet.
+    Calling,
+    /// Incoming: ringing here, waiting for the user.
+    Ringing,
+    /// Incoming: 200 sent, waiting for the ACK.
+    Answered,
+    /// Up.
+    Confirmed,
+    /// We sent CANCEL or BYE and reported the end; the transactions finish in the background.
+    Ending,
+    Finished,
+}
+
+/// Why a call could not be placed at all.
+#[derive(Debug)]
+pub(crate) struct DialFailure {
+    reason: EndReason,
+    detail: String,
+}
+
+impl DialFailure {
+    pub(crate) fn into_event(self, call: CallId) -> PhoneEvent {
+        PhoneEvent::Ended {
+            call,
+            reason: self.reason,
+            code: None,
+            detail: self.detail,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Call {
+    id: CallId,
+    state: State,
+    outgoing: bool,
+    /// Where out-of-dialog requests of this call go (proxy, or the callee directly).
+    next_hop: Peer,
+    /// The INVITE we sent (outgoing) or received (incoming), as last sent/received.
+    invite: Request,
+    invite_transaction: TransactionId,
+    dialog: Option<Dialog>,
+    local_tag: String,
+    /// ACK of the 2xx, kept to answer retransmitted 2xx.
+    ack: Option<Request>,
+    auth_attempts: u32,
+    provisional_seen: bool,
+    cancel_wanted: Option<EndReason>,
+    cancel_sent: bool,
+    local_port: u16,
+    media: LocalMedia,
+    /// Our last offer, until its answer arrives.
+    pending_offer: Option<SessionDescription>,
+    /// Transaction of our re-INVITE in progress (hold/resume).
+    reinvite: Option<TransactionId>,
+    negotiated: Option<Negotiated>,
+    media_started: bool,
+    local_hold: bool,
+    remote_hold: bool,
+    no_answer_at: Option<Instant>,
+    linger_until: Option<Instant>,
+    end_reported: bool,
+}
+
+impl Call {
+    // ---- outgoing ----
+
+    pub(crate) fn dial(
+        phone: &mut Phone,
+        id: CallId,
+        target: &str,
+        next_hop: Option<Peer>,
+        now: Instant,
+    ) -> Result<Call, DialFailure> {
+        let uri = target_uri(phone, target).ok_or_else(|| DialFailure {
+            reason: EndReason::Failed,
+            detail: format!("{target:?} is not a SIP URI"),
+        })?;
+        let next_hop = phone
+            .config
+            .account
+            .as_ref()
+            .map(|a| a.proxy)
+            .or(next_hop)
+            .ok_or_else(|| DialFailure {
+                reason: EndReason::Failed,
+                detail: format!(
+                    "no route to {}: give a reachable host or configure a registrar",
+                    Pii(&uri)
+                ),
+            })?;
+        let local_port = phone.media_ports.pop_front().ok_or_else(|| DialFailure {
+            reason: EndReason::Failed,
+            detail: "no free RTP port".to_owned(),
+        })?;
+        let media = local_media(phone, local_port);
+        let offer = sdp::create_offer(&media);
+        let local_tag = phone.rng.token();
+        let mut from = phone.local_aor();
+        from.set_tag(&local_tag);
+        let to = NameAddr::new(uri.clone());
+        let call_id = phone.new_call_id_token();
+        let mut invite = phone.new_request(
+            Method::Invite,
+            uri,
+            from,
+            to,
+            &call_id,
+            1,
+            next_hop.transport,
+        );
+        invite
+            .headers
+            .push("Contact", phone.contact(next_hop.transport).to_string());
+        phone.add_capabilities(&mut invite.headers);
+        invite.headers.remove("Server");
+        set_sdp(&mut invite, &offer);
+        tracing::info!(call = %id, to = %Pii(&invite.uri), "calling");
+        let invite_transaction = phone.send_request(next_hop, invite.clone());
+        phone.emit(PhoneEvent::Calling {
+            call: id,
+            to: target.to_owned(),
+        });
+        Ok(Call {
+            id,
+            state: State::Calling,
+            outgoing: true,
+            next_hop,
+            invite,
+            invite_transaction,
+            dialog: None,
+            local_tag,
+            ack: None,
+            auth_attempts: 0,
+            provisional_seen: false,
+            cancel_wanted: None,
+            cancel_sent: false,
+            local_port,
+            media,
+            pending_offer: Some(offer),
+            reinvite: None,
+            negotiated: None,
+            media_started: false,
+            local_hold: false,
+            remote_hold: false,
+            no_answer_at: Some(now + phone.config.no_answer_timeout),
+            linger_until: None,
+            end_reported: false,
+        })
+    }
+
+    pub(crate) fn handle_response(
+        &mut self,
+        phone: &mut Phone,
+        id: TransactionId,
+        response: Response,
+    ) {
+        if Some(id) == self.reinvite {
+            self.reinvite_response(phone, response);
+            return;
+        }
+        if id != self.invite_transaction {
+            // BYE or CANCEL answers: nothing to do beyond the transaction itself.
+            if self.state == State::Ending && response.status >= 200 {
+                self.state = State::Finished;
+            }
+            return;
+        }
+        match response.status {
+            100 => {}
+            101..=199 => {
+                self.provisional_seen = true;
+                if self.state == State::Calling
+                    && matches!(response.status, 180 | 183)
+                    && self.cancel_wanted.is_none()
+                {
+                    phone.emit(PhoneEvent::Ringing { call: self.id });
+                }
+                if self.cancel_wanted.is_some() {
+                    self.send_cancel(phone);
+                }
+            }
+            200..=299 => self.invite_accepted(phone, &response),
+            401 | 407 if self.cancel_wanted.is_none() => self.authenticate(phone, &response),
+            status => {
+                let reason = match (self.cancel_wanted, status) {
+                    (Some(reason), 487) => reason,
+                    (_, 486 | 600) => EndReason::Busy,
+                    (_, 401 | 403 | 407) => EndReason::AuthFailed,
+                    (_, 408) => EndReason::Timeout,
+                    (_, 488 | 606) => EndReason::MediaFailed,
+                    _ => EndReason::Rejected,
+                };
+                self.end(phone, reason, Some(status), response.reason.clone());
+                self.state = State::Finished;
+            }
+        }
+    }
+
+    fn invite_accepted(&mut self, phone: &mut Phone, response: &Response) {
+        if let Some(ack) = &self.ack {
+            // A retransmitted 2xx: our ACK was lost.
+            phone
+                .transactions
+                .send_stateless(self.target_peer(), Message::Request(ack.clone()));
+            return;
+        }
+        let dialog = match Dialog::uac(&self.invite, response) {
+            Ok(dialog) => dialog,
+            Err(error) => {
+                tracing::warn!(call = %self.id, %error, "2xx without a usable dialog");
+                self.end(
+                    phone,
+                    EndReason::Failed,
+                    Some(response.status),
+                    format!("bad 2xx: {error}"),
+                );
+                self.state = State::Finished;
+                return;
+            }
+        };
+        self.dialog = Some(dialog);
+        self.send_ack(phone);
+        self.no_answer_at = None;
+        if self.cancel_wanted.is_some() {
+            // We hung up while the callee answered: confirm then leave at once.
+            self.send_bye(phone);
+            return;
+        }
+        let negotiated = match (&self.pending_offer, body_sdp(&response.body)) {
+            (Some(offer), Some(answer)) => {
+                sdp::apply_answer(offer, &answer).map_err(|e| e.to_string())
+            }
+            _ => Err("the 2xx carries no SDP answer".to_owned()),
+        };
+        self.pending_offer = None;
+        match negotiated {
+            Ok(negotiated) => {
+                self.state = State::Confirmed;
+                self.start_media(phone, negotiated);
+            }
+            Err(detail) => {
+                self.send_bye(phone);
+                self.end(phone, EndReason::MediaFailed, None, detail);
+            }
+        }
+    }
+
+    fn authenticate(&mut self, phone: &mut Phone, response: &Response) {
+        let Some(account) = phone.config.account.clone() else {
+            self.end(
+                phone,
+                EndReason::AuthFailed,
+                Some(response.status),
+                "the callee asks for credentials and no account is configured".into(),
+            );
+            self.state = State::Finished;
+            return;
+        };
+        self.auth_attempts += 1;
+        let challenge = auth::Challenge::from_response(&response)
+            .filter(|_| self.auth_attempts <= MAX_AUTH_ATTEMPTS);
+        let user = account.auth_user.as_deref().unwrap_or(&account.user);
+        let cnonce = phone.rng.token();
+        let uri = self.invite.uri.to_string();
+        let credentials = challenge.and_then(|(challenge, header)| {
+            let answer = auth::DigestAnswer {
+                method: &Method::Invite,
+                uri: &uri,
+                username: user,
+                password: &account.password,
+                cnonce: &cnonce,
+                nonce_count: 1,
+            };
+            challenge.answer(&answer).ok().map(|value| (header, value))
+        });
+        let Some((authorization, credentials)) = credentials else {
+            self.end(
+                phone,
+                EndReason::AuthFailed,
+                Some(response.status),
+                response.reason.clone(),
+            );
+            self.state = State::Finished;
+            return;
+        };
+        let mut invite = self.invite.clone();
+        invite.headers.remove("Authorization");
+        invite.headers.remove("Proxy-Authorization");
+        invite.headers.push(authorization, credentials);
+        let cseq = invite.headers.cseq().map_or(1, |c| c.seq) + 1;
+        invite.headers.set("CSeq", format!("{cseq} INVITE"));
+        let via = phone.new_via(self.next_hop.transport);
+        invite.headers.set_via(&via);
+        self.invite = invite.clone();
+        self.invite_transaction = phone.send_request(self.next_hop, invite);
+    }
+
+    fn send_cancel(&mut self, phone: &mut Phone) {
+        if self.cancel_sent {
+            return;
+        }
+        self.cancel_sent = true;
+        let mut cancel = Request::new(Method::Cancel, self.invite.uri.clone());
+        for name in ["Via", "From", "To", "Call-ID", "Route"] {
+            for value in self
+                .invite
+                .headers
+                .get_all(name)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+            {
+                cancel.headers.push(name, value);
+            }
+        }
+        if let Some(cseq) = self.invite.headers.cseq() {
+            cancel.headers.push("CSeq", format!("{} CANCEL", cseq.seq));
+        }
+        cancel.headers.push("Max-Forwards", "70");
+        phone.send_request(self.next_hop, cancel);
+    }
+
+    fn send_ack(&mut self, phone: &mut Phone) {
+        let Some(dialog) = &mut self.dialog else {
+            return;
+        };
+        let via = phone.new_via(self.next_hop.transport);
+        let cseq = self.invite.headers.cseq().map_or(1, |c| c.seq);
+        let mut ack = dialog.ack_for_2xx(cseq, &via);
+        for name in ["Authorization", "Proxy-Authorization"] {
+            if let Some(value) = self.invite.headers.get(name) {
+                ack.headers.push(name, value.to_owned());
+            }
+        }
+        phone
+            .transactions
+            .send_stateless(self.target_peer(), Message::Request(ack.clone()));
+        self.ack = Some(ack);
+    }
+
+    // ---- incoming ----
+
+    pub(crate) fn incoming(
+        phone: &mut Phone,
+        id: CallId,
+        transaction: TransactionId,
+        invite: Request,
+        from: Peer,
+    ) -> Option<Call> {
+        let Some(local_port) = phone.media_ports.pop_front() else {
+            phone.respond(transaction, &invite, 503, None);
+            return None;
+        };
+        let local_tag = phone.rng.token();
+        let media = local_media(phone, local_port);
+        let caller = invite
+            .headers
+            .from()
+            .map(|f| f.uri.to_string())
+            .unwrap_or_default();
+        let callee = invite
+            .headers
+            .to()
+            .map(|t| t.uri.to_string())
+            .unwrap_or_default();
+        let dialog = Dialog::uas(&invite, &local_tag, Some(phone.contact(from.transport))).ok();
+        let mut call = Call {
+            id,
+            state: State::Ringing,
+            outgoing: false,
+            next_hop: from,
+            invite,
+            invite_transaction: transaction,
+            dialog,
+            local_tag,
+            ack: None,
+            auth_attempts: 0,
+            provisional_seen: false,
+            cancel_wanted: None,
+            cancel_sent: false,
+            local_port,
+            media,
+            pending_offer: None,
+            reinvite: None,
+            negotiated: None,
+            media_started: false,
+            local_hold: false,
+            remote_hold: false,
+            no_answer_at: None,
+            linger_until: None,
+            end_reported: false,
+        };
+        if call.dialog.is_none() {
+            phone.respond(transaction, &call.invite, 400, None);
+            phone.media_ports.push_back(local_port);
+            return None;
+        }
+        tracing::info!(call = %id, from = %Pii(&caller), "incoming call");
+        phone.emit(PhoneEvent::Incoming {
+            call: id,
+            from: caller,
+            to: callee,
+        });
+        // Check the offer now, so an impossible call is refused before it rings.
+        if !call.invite.body.is_empty() {
+            let offer = body_sdp(&call.invite.body);
+            let answer = offer.as_ref().map(|o| sdp::create_answer(o, &call.media));
+            match answer {
+                Some(Ok(_)) => {}
+                Some(Err(error)) => {
+                    call.reject(
+                        phone,
+                        error.sip_status(),
+                        EndReason::MediaFailed,
+                        error.to_string(),
+                    );
+                    return Some(call);
+                }
+                None => {
+                    call.reject(
+                        phone,
+                        400,
+                        EndReason::MediaFailed,
+                        "unreadable SDP offer".into(),
+                    );
+                    return Some(call);
+                }
+            }
+        }
+        match phone.config.answer {
+            AnswerMode::Auto => call.answer(phone, true),
+            AnswerMode::Reject => call.reject(
+                phone,
+                486,
+                EndReason::Declined,
+                "rejected by configuration".into(),
+            ),
+            AnswerMode::Manual => call.send_ringing(phone),
+        }
+        Some(call)
+    }
+
+    fn send_ringing(&mut self, phone: &mut Phone) {
+        let mut ringing =
+            Response::from_request(&self.invite, 180, "Ringing", Some(&self.local_tag));
+        ringing.headers.push(
+            "Contact",
+            phone.contact(self.next_hop.transport).to_string(),
+        );
+        phone.send_response(self.invite_transaction, ringing);
+    }
+
+    pub(crate) fn answer(&mut self, phone: &mut Phone, auto: bool) {
+        if self.state != State::Ringing {
+            return;
+        }
+        let offer = body_sdp(&self.invite.body);
+        let (body, negotiated) = match offer {
+            Some(offer) => match sdp::create_answer(&offer, &self.media) {
+                Ok((answer, negotiated)) => (answer, Some(negotiated)),
+                Err(error) => {
+                    self.reject(
+                        phone,
+                        error.sip_status(),
+                        EndReason::MediaFailed,
+                        error.to_string(),
+                    );
+                    return;
+                }
+            },
+            // Late offer: we offer in the 2xx, the answer comes in the ACK.
+            None => {
+                let offer = sdp::create_offer(&self.media);
+                self.pending_offer = Some(offer.clone());
+                (offer, None)
+            }
+        };
+        let mut ok = Response::from_request(&self.invite, 200, "OK", Some(&self.local_tag));
+        ok.headers.push(
+            "Contact",
+            phone.contact(self.next_hop.transport).to_string(),
+        );
+        phone.add_capabilities(&mut ok.headers);
+        set_sdp_response(&mut ok, &body);
+        phone.send_response(self.invite_transaction, ok);
+        self.state = State::Answered;
+        phone.emit(PhoneEvent::Answered {
+            call: self.id,
+            auto,
+        });
+        if let Some(negotiated) = negotiated {
+            self.start_media(phone, negotiated);
+        }
+    }
+
+    pub(crate) fn decline(&mut self, phone: &mut Phone) {
+        if self.state == State::Ringing {
+            self.reject(phone, 486, EndReason::Declined, "declined".into());
+        }
+    }
+
+    fn reject(&mut self, phone: &mut Phone, status: u16, reason: EndReason, detail: String) {
+        let invite = self.invite.clone();
+        phone.respond(
+            self.invite_transaction,
+            &invite,
+            status,
+            Some(&self.local_tag.clone()),
+        );
+        self.end(phone, reason, Some(status), detail);
+        self.state = State::Finished;
+    }
+
+    pub(crate) fn handle_ack(&mut self, phone: &mut Phone, ack: &Request) {
+        if self.state != State::Answered {
+            return;
+        }
+        self.state = State::Confirmed;
+        if let Some(offer) = self.pending_offer.take() {
+            match body_sdp(&ack.body).map(|answer| sdp::apply_answer(&offer, &answer)) {
+                Some(Ok(negotiated)) => self.start_media(phone, negotiated),
+                _ => {
+                    self.send_bye(phone);
+                    self.end(
+                        phone,
+                        EndReason::MediaFailed,
+                        None,
+                        "no usable SDP answer in the ACK".into(),
+                    );
+                    return;
+                }
+            }
+        }
+        if let Some(negotiated) = &self.negotiated {
+            phone.emit(PhoneEvent::Established {
+                call: self.id,
+                codec: negotiated.kind,
+                remote_rtp: negotiated.remote_rtp,
+            });
+        }
+    }
+
+    pub(crate) fn handle_cancel(&mut self, phone: &mut Phone) {
+        if self.state == State::Ringing {
+            let invite = self.invite.clone();
+            phone.respond(
+                self.invite_transaction,
+                &invite,
+                487,
+                Some(&self.local_tag.clone()),
+            );
+            self.end(
+                phone,
+                EndReason::RemoteCancelled,
+                Some(487),
+                "the caller hung up".into(),
+            );
+            self.state = State::Finished;
+        }
+    }
+
+    pub(crate) fn handle_no_ack(&mut self, phone: &mut Phone) {
+        if self.state == State::Answered {
+            self.send_bye(phone);
+            self.end(
+                phone,
+                EndReason::Timeout,
+                None,
+                "no ACK for our 200 OK".into(),
+            );
+        }
+    }
+
+    // ---- in dialog ----
+
+    pub(crate) fn handle_request(
+        &mut self,
+        phone: &mut Phone,
+        id: TransactionId,
+        request: Request,
+    ) {
+        if let Some(dialog) = &mut self.dialog {
+            if let Err(error) = dialog.receive_request(&request) {
+                tracing::debug!(call = %self.id, %error, "in-dialog request refused");
+                phone.respond(id, &request, 500, Some(&self.local_tag.clone()));
+                return;
+            }
+        }
+        match request.method {
+            Method::Bye => {
+                let tag = self.local_tag.clone();
+                phone.respond(id, &request, 200, Some(&tag));
+                if self.state == State::Ending {
+                    self.state = State::Finished;
+                    return;
+                }
+                self.end(
+                    phone,
+                    EndReason::RemoteHangup,
+                    None,
+                    "the other side hung up".into(),
+                );
+                self.state = State::Finished;
+            }
+            Method::Invite => self.remote_reinvite(phone, id, &request),
+            Method::Options | Method::Info | Method::Update | Method::Notify => {
+                let tag = self.local_tag.clone();
+                phone.respond(
+                    id,
+                    &request,
+                    if request.method == Method::Update {
+                        501
+                    } else {
+                        200
+                    },
+                    Some(&tag),
+                );
+            }
+            Method::Ack => {}
+            _ => {
+                let tag = self.local_tag.clone();
+                phone.respond(id, &request, 405, Some(&tag));
+            }
+        }
+    }
+
+    fn remote_reinvite(&mut self, phone: &mut Phone, id: TransactionId, request: &Request) {
+        let tag = self.local_tag.clone();
+        if self.reinvite.is_some() {
+            phone.respond(id, request, 491, Some(&tag));
+            return;
+        }
+        let Some(offer) = body_sdp(&request.body) else {
+            phone.respond(id, request, 488, Some(&tag));
+            return;
+        };
+        self.media.session_version += 1;
+        self.media.direction = if self.local_hold {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        };
+        match sdp::create_answer(&offer, &self.media) {
+            Ok((answer, negotiated)) => {
+                let mut ok = Response::from_request(request, 200, "OK", Some(&tag));
+                ok.headers.push(
+                    "Contact",
+                    phone.contact(self.next_hop.transport).to_string(),
+                );
+                set_sdp_response(&mut ok, &answer);
+                phone.send_response(id, ok);
+                self.update_media(phone, negotiated);
+            }
+            Err(error) => phone.respond(id, request, error.sip_status(), Some(&tag)),
+        }
+    }
+
+    pub(crate) fn set_hold(&mut self, phone: &mut Phone, hold: bool) {
+        if self.state != State::Confirmed || self.local_hold == hold || self.reinvite.is_some() {
+            return;
+        }
+        let Some(dialog) = &mut self.dialog else {
+            return;
+        };
+        self.local_hold = hold;
+        self.media.session_version += 1;
+        self.media.direction = match (hold, self.remote_hold) {
+            (true, _) => Direction::SendOnly,
+            (false, _) => Direction::SendRecv,
+        };
+        let offer = sdp::create_offer(&self.media);
+        let via = phone.new_via(self.next_hop.transport);
+        let mut reinvite = dialog.request(Method::Invite, &via);
+        reinvite.headers.push(
+            "Contact",
+            phone.contact(self.next_hop.transport).to_string(),
+        );
+        reinvite.headers.push("Max-Forwards", "70");
+        set_sdp(&mut reinvite, &offer);
+        self.pending_offer = Some(offer);
+        let peer = self.target_peer();
+        self.reinvite = Some(phone.send_request(peer, reinvite));
+        phone.emit(PhoneEvent::Hold {
+            call: self.id,
+            local: true,
+            on: hold,
+        });
+    }
+
+    fn reinvite_response(&mut self, phone: &mut Phone, response: Response) {
+        if response.status < 200 {
+            return;
+        }
+        self.reinvite = None;
+        let offer = self.pending_offer.take();
+        if (200..300).contains(&response.status) {
+            if let Some(dialog) = &mut self.dialog {
+                let via = phone.new_via(self.next_hop.transport);
+                let cseq = response.headers.cseq().map_or(1, |c| c.seq);
+                let ack = dialog.ack_for_2xx(cseq, &via);
+                let peer = self.target_peer();
+                phone
+                    .transactions
+                    .send_stateless(peer, Message::Request(ack));
+            }
+            if let (Some(offer), Some(answer)) = (offer, body_sdp(&response.body)) {
+                if let Ok(negotiated) = sdp::apply_answer(&offer, &answer) {
+                    self.update_media(phone, negotiated);
+                }
+            }
+        } else {
+            tracing::warn!(call = %self.id, status = response.status, "hold/resume refused");
+            self.local_hold = !self.local_hold;
+            phone.emit(PhoneEvent::Hold {
+                call: self.id,
+                local: true,
+                on: self.local_hold,
+            });
+        }
+    }
+
+    pub(crate) fn hang_up(&mut self, phone: &mut Phone) {
+        match self.state {
+            State::Calling => {
+                self.cancel_wanted = Some(EndReason::Cancelled);
+                if self.provisional_seen {
+                    self.send_cancel(phone);
+                }
+                self.end(
+                    phone,
+                    EndReason::Cancelled,
+                    None,
+                    "cancelled before answer".into(),
+                );
+            }
+            State::Ringing => self.reject(phone, 486, EndReason::Declined, "declined".into()),
+            State::Answered | State::Confirmed => {
+                self.send_bye(phone);
+                self.end(phone, EndReason::LocalHangup, None, "hung up".into());
+            }
+            State::Ending | State::Finished => {}
+        }
+    }
+
+    fn send_bye(&mut self, phone: &mut Phone) {
+        let Some(dialog) = &mut self.dialog else {
+            return;
+        };
+        let via = phone.new_via(self.next_hop.transport);
+        let mut bye = dialog.request(Method::Bye, &via);
+        bye.headers.push("Max-Forwards", "70");
+        let peer = self.target_peer();
+        phone.send_request(peer, bye);
+        self.state = State::Ending;
+    }
+
+    pub(crate) fn handle_transaction_timeout(&mut self, phone: &mut Phone, id: TransactionId) {
+        if id == self.invite_transaction && self.state == State::Calling {
+            let reason = self.cancel_wanted.unwrap_or(EndReason::Timeout);
+            self.end(
+                phone,
+                reason,
+                Some(408),
+                "no answer from the network".into(),
+            );
+            self.state = State::Finished;
+        } else if self.state == State::Ending {
+            self.state = State::Finished;
+        }
+    }
+
+    pub(crate) fn handle_timeout(&mut self, phone: &mut Phone, now: Instant) {
+        if self.no_answer_at.is_some_and(|t| t <= now) {
+            self.no_answer_at = None;
+            if self.state == State::Calling {
+                self.cancel_wanted = Some(EndReason::Timeout);
+                self.send_cancel(phone);
+                self.end(phone, EndReason::Timeout, None, "no answer in time".into());
+            }
+        }
+        if self.linger_until.is_some_and(|t| t <= now) {
+            self.state = State::Finished;
+        }
+    }
+
+    /// Shutdown grace expired: report the end if not done.
+    pub(crate) fn abandon(&mut self, phone: &mut Phone) {
+        self.end(phone, EndReason::Failed, None, "phone stopped".into());
+        self.state = State::Finished;
+    }
+
+    // ---- media ----
+
+    fn start_media(&mut self, phone: &mut Phone, negotiated: Negotiated) {
+        let mut media = negotiated.clone();
+        if self.local_hold {
+            media.direction = Direction::Inactive;
+        }
+        phone.media(MediaCommand::Start {
+            call: self.id,
+            local_port: self.local_port,
+            media,
+        });
+        self.media_started = true;
+        if self.outgoing {
+            phone.emit(PhoneEvent::Established {
+                call: self.id,
+                codec: negotiated.kind,
+                remote_rtp: negotiated.remote_rtp,
+            });
+        }
+        self.negotiated = Some(negotiated);
+    }
+
+    fn update_media(&mut self, phone: &mut Phone, negotiated: Negotiated) {
+        // The peer holds us when it no longer lets us send (it offered sendonly or inactive).
+        let remote_hold = !negotiated.direction.sends() && !self.local_hold
+            || negotiated.direction == Direction::Inactive;
+        if remote_hold != self.remote_hold {
+            self.remote_hold = remote_hold;
+            phone.emit(PhoneEvent::Hold {
+                call: self.id,
+                local: false,
+                on: remote_hold,
+            });
+        }
+        let mut media = negotiated.clone();
+        if self.local_hold {
+            media.direction = Direction::Inactive;
+        }
+        if self.media_started {
+            phone.media(MediaCommand::Update {
+                call: self.id,
+                media,
+            });
+        } else {
+            phone.media(MediaCommand::Start {
+                call: self.id,
+                local_port: self.local_port,
+                media,
+            });
+            self.media_started = true;
+        }
+        self.negotiated = Some(negotiated);
+    }
+
+    /// Reports the end once (stopping media first); the SIP side may linger.
+    fn end(&mut self, phone: &mut Phone, reason: EndReason, code: Option<u16>, detail: String) {
+        if self.end_reported {
+            return;
+        }
+        self.end_reported = true;
+        if self.media_started {
+            phone.media(MediaCommand::Stop { call: self.id });
+        } else {
+            // The port was never handed to a media task: keep it for the next call.
+            phone.media_ports.push_back(self.local_port);
+        }
+        tracing::info!(call = %self.id, reason = reason.as_str(), ?code, "call ended");
+        phone.emit(PhoneEvent::Ended {
+            call: self.id,
+            reason,
+            code,
+            detail,
+        });
+        if self.state != State::Finished {
+            self.state = State::Ending;
+            self.linger_until = Some(phone.now + LINGER);
+        }
+    }
+
+    // ---- queries ----
+
+    pub(crate) fn owns(&self, id: TransactionId) -> bool {
+        self.invite_transaction == id || self.reinvite == Some(id) || self.state == State::Ending
+    }
+
+    pub(crate) fn matches_dialog(
+        &self,
+        call_id: &str,
+        to_tag: Option<&str>,
+        from_tag: Option<&str>,
+    ) -> bool {
+        let Some(dialog) = &self.dialog else {
+            return false;
+        };
+        let id = &dialog.id;
+        // An incoming request's To tag is our local tag, its From tag the remote one.
+        id.call_id == call_id
+            && to_tag == Some(id.local_tag.as_str())
+            && (id.remote_tag.is_empty() || from_tag == Some(id.remote_tag.as_str()))
+    }
+
+    /// True when this call sends its requests to `peer`.
+    pub(crate) fn uses(&self, peer: Peer) -> bool {
+        self.next_hop == peer || self.target_peer() == peer
+    }
+
+    /// The transport to the other side failed.
+    pub(crate) fn unreachable(&mut self, phone: &mut Phone) {
+        match self.state {
+            State::Calling => {
+                self.end(
+                    phone,
+                    EndReason::Failed,
+                    None,
+                    format!("cannot reach {}", self.next_hop.addr),
+                );
+                self.state = State::Finished;
+            }
+            State::Ending => self.state = State::Finished,
+            _ => {}
+        }
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match (self.no_answer_at, self.linger_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.state == State::Finished
+    }
+
+    /// Where in-dialog requests go: the proxy when there is a route set or an account,
+    /// else the remote target when it is an IP address, else where the INVITE went/came from.
+    fn target_peer(&self) -> Peer {
+        let Some(dialog) = &self.dialog else {
+            return self.next_hop;
+        };
+        if !dialog.route_set.is_empty() {
+            return self.next_hop;
+        }
+        let target = &dialog.remote_target;
+        let transport = match target
+            .params
+            .get("transport")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("tcp") => Transport::Tcp,
+            Some("udp") => Transport::Udp,
+            _ => self.next_hop.transport,
+        };
+        let host = target.host.trim_start_matches('[').trim_end_matches(']');
+        match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => Peer {
+                addr: std::net::SocketAddr::new(ip, target.port.unwrap_or(5060)),
+                transport,
+            },
+            Err(_) => self.next_hop,
+        }
+    }
+}
+
+fn local_media(phone: &mut Phone, port: u16) -> LocalMedia {
+    LocalMedia {
+        addr: phone.config.local.addr.ip(),
+        port,
+        codecs: phone.config.codecs.clone(),
+        dtmf: phone.config.dtmf,
+        direction: Direction::SendRecv,
+        ptime_ms: 20,
+        session_id: phone.rng.next_u64() >> 2,
+        session_version: 1,
+    }
+}
+
+/// A dial string as a URI: full `sip:`/`sips:` URIs as they are, a bare user or number at the
+/// account's domain.
+fn target_uri(phone: &Phone, target: &str) -> Option<Uri> {
+    let target = target.trim();
+    if target.contains(':') && !target.contains('@')
+        || target.starts_with("sip:")
+        || target.starts_with("sips:")
+    {
+        return target.parse().ok();
+    }
+    let domain = phone.config.account.as_ref().map(|a| a.domain.clone())?;
+    let (user, host) = target.split_once('@').unwrap_or((target, &domain));
+    let user: String = user
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    format!("sip:{user}@{host}").parse().ok()
+}
+
+fn body_sdp(body: &[u8]) -> Option<SessionDescription> {
+    let text = std::str::from_utf8(body).ok()?;
+    SessionDescription::parse(text).ok()
+}
+
+fn set_sdp(request: &mut Request, sdp: &SessionDescription) {
+    request.headers.set("Content-Type", "application/sdp");
+    request.body = sdp.to_string().into_bytes();
+}
+
+fn set_sdp_response(response: &mut Response, sdp: &SessionDescription) {
+    response.headers.set("Content-Type", "application/sdp");
+    response.body = sdp.to_string().into_bytes();
+}

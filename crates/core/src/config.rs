@@ -1,0 +1,66 @@
+//! Phone configuration (already resolved: the driver has looked up names and bound sockets).
+
+use std::time::Duration;
+
+use homeagent_media::CodecKind;
+use homeagent_sip::transaction::Peer;
+
+/// How incoming calls are handled when no front end decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AnswerMode {
+    /// Answer at once.
+    #[default]
+    Auto,
+    /// Decline with 486 Busy Here (603 would be final for every fork).
+    Reject,
+    /// Ring and wait for [`crate::Command::Answer`] / [`crate::Command::Decline`].
+    Manual,
+}
+
+/// A SIP account registered with a registrar, which is also the outbound proxy.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Registrar URI as configured, e.g. `sip:127.0.0.1:5060;transport=tcp`.
+    pub registrar: String,
+    /// Where to send requests (resolved registrar address and transport).
+    pub proxy: Peer,
+    /// Domain of the address of record (`sip:USER@DOMAIN`).
+    pub domain: String,
+    pub user: String,
+    pub auth_user: Option<String>,
+    pub password: String,
+    /// Requested registration lifetime, seconds.
+    pub expires: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct PhoneConfig {
+    /// Where our SIP socket is bound and reachable (used in Via and Contact).
+    pub local: Peer,
+    /// Contact user part when there is no account.
+    pub contact_user: String,
+    pub account: Option<Account>,
+    /// Codecs in preference order.
+    pub codecs: Vec<CodecKind>,
+    /// Offer/accept RFC 4733 telephone-events.
+    pub dtmf: bool,
+    pub answer: AnswerMode,
+    pub user_agent: String,
+    /// Give up on an outgoing call not answered within this time (CANCEL).
+    pub no_answer_timeout: Duration,
+}
+
+impl PhoneConfig {
+    pub fn new(local: Peer) -> Self {
+        Self {
+            local,
+            contact_user: "homeagent".to_owned(),
+            account: None,
+            codecs: vec![CodecKind::Opus, CodecKind::Pcmu, CodecKind::Pcma],
+            dtmf: true,
+            answer: AnswerMode::Auto,
+            user_agent: concat!("Homeagent/", env!("CARGO_PKG_VERSION")).to_owned(),
+            no_answer_timeout: Duration::from_secs(60),
+        }
+    }
+}

@@ -1,0 +1,558 @@
+//! The phone: one SIP transaction layer, an optional registration, and the calls.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use homeagent_sip::message::{Headers, Message, Method, NameAddr, Request, Response, Uri, Via};
+use homeagent_sip::transaction::{
+    Peer, TransactionEvent, TransactionId, TransactionLayer, Transmit, Transport,
+};
+
+use crate::call::Call;
+use crate::config::PhoneConfig;
+use crate::event::{CallId, MediaCommand, PhoneEvent};
+use crate::register::Registrar;
+use crate::rng::Rng;
+
+/// Methods we accept, for `Allow`.
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
+/// How long a shutdown may wait for BYEs and the un-REGISTER to complete.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
+/// What a front end asks of the phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Call `uri` (`sip:`/`sips:` URI, or a user/number completed with the account domain).
+    /// `next_hop` is where to send the INVITE when there is no account proxy (the driver
+    /// resolves the URI's host).
+    Call {
+        uri: String,
+        next_hop: Option<Peer>,
+    },
+    Answer {
+        call: CallId,
+    },
+    Decline {
+        call: CallId,
+    },
+    Hangup {
+        call: CallId,
+    },
+    Hold {
+        call: CallId,
+    },
+    Resume {
+        call: CallId,
+    },
+    /// Hang up every call, unregister, then report [`PhoneEvent::Stopped`].
+    Shutdown,
+}
+
+/// Everything that can happen to the phone.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A UDP datagram (not yet parsed).
+    Datagram {
+        now: Instant,
+        from: Peer,
+        bytes: Vec<u8>,
+    },
+    /// A message framed from a stream transport.
+    Message {
+        now: Instant,
+        from: Peer,
+        message: Message,
+    },
+    Timeout(Instant),
+    Command(Instant, Command),
+    /// The driver bound an RTP port pair (`port`, `port + 1`) the phone may use for a call.
+    MediaPortReady(u16),
+    /// Sending to `to` failed (connection refused, unreachable).
+    TransportError {
+        now: Instant,
+        to: Peer,
+    },
+}
+
+/// What the phone asks its driver to do, in order.
+#[derive(Debug, Clone)]
+pub enum Output {
+    Transmit(Transmit),
+    Media(MediaCommand),
+    Event(PhoneEvent),
+    /// Nothing more to do until this time (`None`: until the next input).
+    Timeout(Option<Instant>),
+}
+
+/// A sans-IO SIP phone (see the crate documentation for the contract).
+#[derive(Debug)]
+pub struct Phone {
+    pub(crate) config: PhoneConfig,
+    pub(crate) rng: Rng,
+    pub(crate) transactions: TransactionLayer,
+    registrar: Option<Registrar>,
+    pub(crate) calls: BTreeMap<CallId, Call>,
+    next_call: u64,
+    pub(crate) media_ports: VecDeque<u16>,
+    pub(crate) outputs: VecDeque<Output>,
+    pub(crate) now: Instant,
+    shutdown: Option<Instant>,
+    stopped: bool,
+}
+
+impl Phone {
+    /// A phone that starts registering (if it has an account) at the first poll.
+    pub fn new(config: PhoneConfig, seed: u64, now: Instant) -> Self {
+        let registrar = config.account.clone().map(Registrar::new);
+        let mut phone = Self {
+            config,
+            rng: Rng::new(seed),
+            transactions: TransactionLayer::new(Default::default()),
+            registrar,
+            calls: BTreeMap::new(),
+            next_call: 1,
+            media_ports: VecDeque::new(),
+            outputs: VecDeque::new(),
+            now,
+            shutdown: None,
+            stopped: false,
+        };
+        phone.with_registrar(|registrar, phone| registrar.start(phone, now));
+        phone
+    }
+
+    pub fn handle_input(&mut self, input: Input) {
+        match input {
+            Input::Datagram { now, from, bytes } => {
+                self.now = now;
+                self.transactions.handle_datagram(now, from, &bytes);
+            }
+            Input::Message { now, from, message } => {
+                self.now = now;
+                self.transactions.handle_message(now, from, message);
+            }
+            Input::Timeout(now) => {
+                self.now = now;
+                self.transactions.handle_timeout(now);
+                self.with_registrar(|registrar, phone| registrar.handle_timeout(phone, now));
+                let due: Vec<CallId> = self
+                    .calls
+                    .iter()
+                    .filter(|(_, call)| call.deadline().is_some_and(|d| d <= now))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in due {
+                    self.with_call(id, |call, phone| call.handle_timeout(phone, now));
+                }
+                if self.shutdown.is_some_and(|deadline| deadline <= now) {
+                    self.finish_shutdown();
+                }
+            }
+            Input::Command(now, command) => {
+                self.now = now;
+                self.command(now, command);
+            }
+            Input::MediaPortReady(port) => self.media_ports.push_back(port),
+            Input::TransportError { now, to } => {
+                self.now = now;
+                self.transport_error(to);
+            }
+        }
+        self.process_transaction_events();
+        self.reap_calls();
+        if self.shutdown.is_some()
+            && self.calls.is_empty()
+            && self.registrar.as_ref().is_none_or(Registrar::is_idle)
+        {
+            self.finish_shutdown();
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Output {
+        if let Some(output) = self.outputs.pop_front() {
+            return output;
+        }
+        if let Some(transmit) = self.transactions.poll_transmit() {
+            return Output::Transmit(transmit);
+        }
+        let mut deadline = self.transactions.poll_timeout();
+        let mut earliest = |candidate: Option<Instant>| {
+            if let Some(c) = candidate {
+                deadline = Some(deadline.map_or(c, |d| d.min(c)));
+            }
+        };
+        if let Some(registrar) = &self.registrar {
+            earliest(registrar.deadline());
+        }
+        for call in self.calls.values() {
+            earliest(call.deadline());
+        }
+        earliest(self.shutdown);
+        Output::Timeout(deadline)
+    }
+
+    fn command(&mut self, now: Instant, command: Command) {
+        if self.stopped {
+            return;
+        }
+        match command {
+            Command::Call { uri, next_hop } => {
+                let id = self.new_call_id();
+                match Call::dial(self, id, &uri, next_hop, now) {
+                    Ok(call) => {
+                        self.calls.insert(id, call);
+                    }
+                    Err(failure) => {
+                        self.emit(PhoneEvent::Calling { call: id, to: uri });
+                        self.emit(failure.into_event(id));
+                    }
+                }
+            }
+            Command::Answer { call } => self.with_call(call, |c, phone| c.answer(phone, false)),
+            Command::Decline { call } => self.with_call(call, |c, phone| c.decline(phone)),
+            Command::Hangup { call } => self.with_call(call, |c, phone| c.hang_up(phone)),
+            Command::Hold { call } => self.with_call(call, |c, phone| c.set_hold(phone, true)),
+            Command::Resume { call } => self.with_call(call, |c, phone| c.set_hold(phone, false)),
+            Command::Shutdown => {
+                if self.shutdown.is_some() {
+                    return;
+                }
+                self.shutdown = Some(now + SHUTDOWN_GRACE);
+                let ids: Vec<CallId> = self.calls.keys().copied().collect();
+                for id in ids {
+                    self.with_call(id, |c, phone| c.hang_up(phone));
+                }
+                self.with_registrar(|registrar, phone| registrar.unregister(phone, now));
+            }
+        }
+    }
+
+    fn finish_shutdown(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let ids: Vec<CallId> = self.calls.keys().copied().collect();
+        for id in ids {
+            if let Some(mut call) = self.calls.remove(&id) {
+                call.abandon(self);
+            }
+        }
+        self.emit(PhoneEvent::Stopped);
+    }
+
+    fn process_transaction_events(&mut self) {
+        while let Some(event) = self.transactions.poll_event() {
+            match event {
+                TransactionEvent::Request { id, request, from } => self.request(id, request, from),
+                TransactionEvent::Response { id, response } => self.response(id, response),
+                TransactionEvent::Ack { request, .. } => {
+                    if let Some(call) = self.call_for_request(&request) {
+                        self.with_call(call, |c, phone| c.handle_ack(phone, &request));
+                    }
+                }
+                TransactionEvent::Cancelled { invite, .. } => {
+                    if let Some(call) = self.call_for_invite(invite) {
+                        self.with_call(call, |c, phone| c.handle_cancel(phone));
+                    }
+                }
+                TransactionEvent::Timeout { id } => self.transaction_timeout(id),
+                TransactionEvent::NoAck { id } => {
+                    if let Some(call) = self.call_for_invite(id) {
+                        self.with_call(call, |c, phone| c.handle_no_ack(phone));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn request(&mut self, id: TransactionId, request: Request, from: Peer) {
+        let in_dialog = request.headers.to().is_some_and(|to| to.tag().is_some());
+        if in_dialog {
+            match self.call_for_request(&request) {
+                Some(call) => self.with_call(call, |c, phone| c.handle_request(phone, id, request)),
+                None => self.respond(id, &request, 481, None),
+            }
+            return;
+        }
+        match request.method {
+            Method::Invite => {
+                if self.shutdown.is_some() {
+                    self.respond(id, &request, 503, None);
+                    return;
+                }
+                let call_id = self.new_call_id();
+                if let Some(call) = Call::incoming(self, call_id, id, request, from) {
+                    self.calls.insert(call_id, call);
+                }
+            }
+            Method::Options => {
+                let mut response =
+                    Response::from_request(&request, 200, "OK", Some(&self.rng.token()));
+                self.add_capabilities(&mut response.headers);
+                self.send_response(id, response);
+            }
+            Method::Ack => {}
+            Method::Register
+            | Method::Subscribe
+            | Method::Publish
+            | Method::Refer
+            | Method::Message => {
+                self.respond(id, &request, 405, None);
+            }
+            Method::Bye
+            | Method::Cancel
+            | Method::Info
+            | Method::Update
+            | Method::Prack
+            | Method::Notify => {
+                self.respond(id, &request, 481, None);
+            }
+            Method::Other(_) => self.respond(id, &request, 501, None),
+        }
+    }
+
+    fn response(&mut self, id: TransactionId, response: Response) {
+        if self.registrar.as_ref().is_some_and(|r| r.owns(id)) {
+            self.with_registrar(|registrar, phone| registrar.handle_response(phone, id, &response));
+            return;
+        }
+        if let Some(call) = self
+            .calls
+            .iter()
+            .find(|(_, c)| c.owns(id))
+            .map(|(id, _)| *id)
+        {
+            self.with_call(call, |c, phone| c.handle_response(phone, id, response));
+        }
+    }
+
+    fn transaction_timeout(&mut self, id: TransactionId) {
+        if self.registrar.as_ref().is_some_and(|r| r.owns(id)) {
+            self.with_registrar(|registrar, phone| registrar.handle_transaction_timeout(phone, id));
+            return;
+        }
+        if let Some(call) = self
+            .calls
+            .iter()
+            .find(|(_, c)| c.owns(id))
+            .map(|(id, _)| *id)
+        {
+            self.with_call(call, |c, phone| c.handle_transaction_timeout(phone, id));
+        }
+    }
+
+    fn call_for_request(&self, request: &Request) -> Option<CallId> {
+        let call_id = request.headers.call_id()?;
+        let from_tag = request
+            .headers
+            .from()
+            .and_then(|f| f.tag().map(str::to_owned));
+        let to_tag = request
+            .headers
+            .to()
+            .and_then(|t| t.tag().map(str::to_owned));
+        self.calls
+            .iter()
+            .find(|(_, call)| call.matches_dialog(call_id, to_tag.as_deref(), from_tag.as_deref()))
+            .map(|(id, _)| *id)
+    }
+
+    fn call_for_invite(&self, id: TransactionId) -> Option<CallId> {
+        self.calls
+            .iter()
+            .find(|(_, call)| call.owns(id))
+            .map(|(id, _)| *id)
+    }
+
+    fn reap_calls(&mut self) {
+        self.calls.retain(|_, call| !call.is_finished());
+    }
+
+    fn with_call(&mut self, id: CallId, f: impl FnOnce(&mut Call, &mut Phone)) {
+        if let Some(mut call) = self.calls.remove(&id) {
+            f(&mut call, self);
+            self.calls.insert(id, call);
+        }
+    }
+
+    fn with_registrar(&mut self, f: impl FnOnce(&mut Registrar, &mut Phone)) {
+        if let Some(mut registrar) = self.registrar.take() {
+            f(&mut registrar, self);
+            self.registrar = Some(registrar);
+        }
+    }
+
+    fn new_call_id(&mut self) -> CallId {
+        let id = CallId(self.next_call);
+        self.next_call += 1;
+        id
+    }
+
+    // ---- helpers for calls and registration ----
+
+    pub(crate) fn emit(&mut self, event: PhoneEvent) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    pub(crate) fn media(&mut self, command: MediaCommand) {
+        self.outputs.push_back(Output::Media(command));
+    }
+
+    /// Sends a final or provisional response without a To tag of ours (stateless answers).
+    pub(crate) fn respond(
+        &mut self,
+        id: TransactionId,
+        request: &Request,
+        status: u16,
+        to_tag: Option<&str>,
+    ) {
+        let tag = match to_tag {
+            Some(tag) => tag.to_owned(),
+            None => self.rng.token(),
+        };
+        let reason = homeagent_sip::message::reason_phrase(status);
+        let mut response = Response::from_request(request, status, reason, Some(&tag));
+        if status == 405 {
+            response.headers.push("Allow", ALLOW);
+        }
+        response
+            .headers
+            .push("Server", self.config.user_agent.clone());
+        self.send_response(id, response);
+    }
+
+    pub(crate) fn send_response(&mut self, id: TransactionId, response: Response) {
+        if let Err(error) = self.transactions.send_response(self.now, id, response) {
+            // The transaction ended meanwhile (e.g. the caller cancelled): nothing to answer.
+            tracing::debug!(%error, %id, "response not sent");
+        }
+    }
+
+    /// Starts a client transaction for a request built by us.
+    pub(crate) fn send_request(&mut self, to: Peer, request: Request) -> TransactionId {
+        self.transactions
+            .send_request(self.now, to, request)
+            // Invariant: every request we build has a top Via with a fresh branch and is not ACK.
+            .expect("our requests always carry a branch")
+    }
+
+    fn transport_error(&mut self, to: Peer) {
+        if self.registrar.as_ref().is_some_and(|r| r.uses(to)) {
+            self.with_registrar(|registrar, phone| registrar.unreachable(phone));
+        }
+        let ids: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.uses(to))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.with_call(id, |call, phone| call.unreachable(phone));
+        }
+    }
+
+    pub(crate) fn add_capabilities(&self, headers: &mut Headers) {
+        headers.push("Allow", ALLOW);
+        headers.push("Accept", "application/sdp");
+        headers.push("Supported", "replaces");
+        headers.push("Server", self.config.user_agent.clone());
+    }
+
+    /// A top Via for a new request from us, with a fresh branch and `rport` (RFC 3581).
+    pub(crate) fn new_via(&mut self, transport: Transport) -> Via {
+        let branch = homeagent_sip::message::generate_branch(self.rng.next_u64());
+        let host = host_of(self.config.local.addr.ip());
+        let mut via = Via::new(
+            transport.as_str(),
+            &host,
+            Some(self.config.local.addr.port()),
+            &branch,
+        );
+        via.params.set("rport", None);
+        via
+    }
+
+    /// Our Contact for requests and responses sent over `transport`.
+    pub(crate) fn contact(&self, transport: Transport) -> NameAddr {
+        let user = self
+            .config
+            .account
+            .as_ref()
+            .map_or(self.config.contact_user.as_str(), |a| a.user.as_str());
+        let host = host_of(self.config.local.addr.ip());
+        let mut uri = Uri::sip(Some(user), &host, Some(self.config.local.addr.port()));
+        if transport != Transport::Udp {
+            uri.params
+                .set("transport", Some(transport_param(transport)));
+        }
+        NameAddr::new(uri)
+    }
+
+    /// Our address of record: the account's, or `sip:user@local-ip`.
+    pub(crate) fn local_aor(&self) -> NameAddr {
+        match &self.config.account {
+            Some(account) => NameAddr::new(Uri::sip(Some(&account.user), &account.domain, None)),
+            None => {
+                let host = host_of(self.config.local.addr.ip());
+                NameAddr::new(Uri::sip(
+                    Some(&self.config.contact_user),
+                    &host,
+                    Some(self.config.local.addr.port()),
+                ))
+            }
+        }
+    }
+
+    /// A new out-of-dialog request with the mandatory headers filled in.
+    pub(crate) fn new_request(
+        &mut self,
+        method: Method,
+        uri: Uri,
+        from: NameAddr,
+        to: NameAddr,
+        call_id: &str,
+        cseq: u32,
+        transport: Transport,
+    ) -> Request {
+        let mut request = Request::new(method.clone(), uri);
+        let via = self.new_via(transport);
+        request.headers.push("Via", via.to_string());
+        request.headers.push("Max-Forwards", "70");
+        request.headers.push("From", from.to_string());
+        request.headers.push("To", to.to_string());
+        request.headers.push("Call-ID", call_id);
+        request.headers.push("CSeq", format!("{cseq} {method}"));
+        request
+            .headers
+            .push("User-Agent", self.config.user_agent.clone());
+        request
+    }
+
+    pub(crate) fn new_call_id_token(&mut self) -> String {
+        let host = host_of(self.config.local.addr.ip());
+        format!(
+            "{}@{}",
+            homeagent_sip::message::generate_call_id([self.rng.next_u64(), self.rng.next_u64()]),
+            host.trim_matches(|c| c == '[' || c == ']')
+        )
+    }
+}
+
+pub(crate) fn host_of(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+pub(crate) fn transport_param(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+        Transport::Tls => "tls",
+        Transport::Ws => "ws",
+        Transport::Wss => "wss",
+    }
+}

@@ -1,0 +1,404 @@
+//! The engine's single owner loop: feeds the sans-IO [`Phone`] with network input, commands
+//! and timeouts, and carries out what it outputs.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use homeagent_core::{
+    Account, CallId, Command, Input, MediaCommand, Output, Phone, PhoneConfig, PhoneEvent,
+};
+use homeagent_sip::message::Uri;
+use homeagent_sip::transaction::{Peer, Transport};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::media::{self, AudioRoute, CallStats, MediaControl, MediaSockets};
+use crate::transport::{Received, Transports};
+use crate::{EngineCommand, EngineError, EngineEvent, PhoneSettings};
+
+/// Pre-bound RTP port pairs kept ready so an incoming INVITE is answered at once.
+const READY_MEDIA_PORTS: usize = 2;
+
+pub(crate) async fn start(
+    settings: PhoneSettings,
+) -> Result<(mpsc::Sender<EngineCommand>, mpsc::Receiver<EngineEvent>), EngineError> {
+    settings.validate()?;
+    let (received_tx, received) = mpsc::channel(1024);
+    let transports = Transports::bind(settings.bind, received_tx)
+        .await
+        .map_err(|source| EngineError::Bind {
+            addr: settings.bind,
+            source,
+        })?;
+    let account = match &settings.registrar {
+        Some(registrar) => Some(account(&settings, registrar).await?),
+        None => None,
+    };
+    let bound = transports.local_addr();
+    let advertised_ip = advertised_ip(bound.ip(), account.as_ref().map(|a| a.proxy.addr));
+    let local = Peer {
+        addr: SocketAddr::new(advertised_ip, bound.port()),
+        transport: Transport::Udp,
+    };
+    let mut config = PhoneConfig::new(local);
+    config.account = account;
+    config.codecs = settings.codecs.clone();
+    config.answer = settings.answer;
+    config.no_answer_timeout = settings.no_answer_timeout;
+    if let Some(user) = &settings.user {
+        config.contact_user = user.clone();
+    }
+    let phone = Phone::new(config, rand::random(), Instant::now().into_std());
+    let (commands_tx, commands) = mpsc::channel(64);
+    let (events, events_rx) = mpsc::channel(1024);
+    let driver = Driver {
+        phone,
+        transports,
+        received,
+        commands,
+        events,
+        media_ip: if bound.ip().is_unspecified() {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            bound.ip()
+        },
+        rtp_ports: settings.rtp_ports,
+        next_port: rand::random(),
+        ready_ports: HashMap::new(),
+        calls: HashMap::new(),
+        finished: HashMap::new(),
+        route: AudioRoute {
+            input: settings.audio_in.clone(),
+            output: settings.audio_out.clone(),
+        },
+        has_account: settings.registrar.is_some(),
+    };
+    let _ = driver.events.send(EngineEvent::Ready { sip: bound }).await;
+    tokio::spawn(driver.run());
+    Ok((commands_tx, events_rx))
+}
+
+struct Driver {
+    phone: Phone,
+    transports: Transports,
+    received: mpsc::Receiver<Received>,
+    commands: mpsc::Receiver<EngineCommand>,
+    events: mpsc::Sender<EngineEvent>,
+    media_ip: IpAddr,
+    rtp_ports: (u16, u16),
+    next_port: u16,
+    ready_ports: HashMap<u16, MediaSockets>,
+    calls: HashMap<CallId, ActiveMedia>,
+    /// Media figures of calls whose media stopped, until the phone reports their end.
+    finished: HashMap<CallId, CallStats>,
+    route: AudioRoute,
+    has_account: bool,
+}
+
+struct ActiveMedia {
+    control: mpsc::Sender<MediaControl>,
+    started: Instant,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        loop {
+            self.top_up_media_ports().await;
+            let Some(deadline) = self.drain().await else {
+                break;
+            };
+            tokio::select! {
+                biased;
+                command = self.commands.recv() => match command {
+                    Some(command) => self.command(command).await,
+                    // Every front end is gone: leave cleanly (BYE, un-REGISTER).
+                    None => self.input(Input::Command(now(), Command::Shutdown)),
+                },
+                received = self.received.recv() => match received {
+                    Some(received) => self.receive(received),
+                    None => break,
+                },
+                _ = sleep_until(deadline) => self.input(Input::Timeout(now())),
+            }
+        }
+        for (_, media) in self.calls.drain() {
+            let (reply, _) = oneshot::channel();
+            let _ = media.control.send(MediaControl::Stop(reply)).await;
+        }
+    }
+
+    fn input(&mut self, input: Input) {
+        self.phone.handle_input(input);
+    }
+
+    async fn command(&mut self, command: EngineCommand) {
+        match command {
+            EngineCommand::Phone(Command::Call {
+                uri,
+                next_hop: None,
+            }) if !self.has_account => {
+                let next_hop = resolve_target(&uri).await;
+                self.input(Input::Command(now(), Command::Call { uri, next_hop }));
+            }
+            EngineCommand::Phone(command) => self.input(Input::Command(now(), command)),
+            EngineCommand::SendDtmf { call, digits } => match self.calls.get(&call) {
+                Some(media) => {
+                    let _ = media.control.send(MediaControl::SendDtmf(digits)).await;
+                }
+                None => {
+                    self.warn(format!("no active call {call} to send DTMF to"))
+                        .await
+                }
+            },
+        }
+    }
+
+    fn receive(&mut self, received: Received) {
+        match received {
+            Received::Datagram { from, bytes } => self.input(Input::Datagram {
+                now: now(),
+                from,
+                bytes,
+            }),
+            Received::Message { from, message } => self.input(Input::Message {
+                now: now(),
+                from,
+                message,
+            }),
+            Received::Connected { from, sender } => self.transports.adopt(from.addr, sender),
+            Received::StreamError { from, reason } => {
+                tracing::info!(peer = %from.addr, %reason, "stream closed on framing error");
+            }
+        }
+    }
+
+    /// Carries out the phone's outputs; returns its next deadline, or `None` once it stopped.
+    async fn drain(&mut self) -> Option<Option<Instant>> {
+        loop {
+            match self.phone.poll_output() {
+                Output::Transmit(transmit) => {
+                    let to = transmit.to;
+                    if let Err(error) = self.transports.send(to, transmit.message.to_bytes()).await
+                    {
+                        tracing::warn!(%error, peer = %to.addr, "SIP send failed");
+                        self.input(Input::TransportError { now: now(), to });
+                    }
+                }
+                Output::Media(command) => self.media(command).await,
+                Output::Event(event) => {
+                    if self.event(event).await {
+                        return None;
+                    }
+                }
+                Output::Timeout(deadline) => return Some(deadline.map(Instant::from_std)),
+            }
+        }
+    }
+
+    /// Forwards a phone event; true when the phone has stopped.
+    async fn event(&mut self, event: PhoneEvent) -> bool {
+        let stopped = event == PhoneEvent::Stopped;
+        let event = match event {
+            PhoneEvent::Ended {
+                call,
+                reason,
+                code,
+                detail,
+            } => {
+                let stats = match self.calls.remove(&call) {
+                    Some(media) => stop_media(media).await,
+                    None => self.finished.remove(&call).unwrap_or_default(),
+                };
+                EngineEvent::Ended {
+                    call,
+                    reason,
+                    code,
+                    detail,
+                    stats,
+                }
+            }
+            event => EngineEvent::Phone(event),
+        };
+        let _ = self.events.send(event).await;
+        stopped
+    }
+
+    async fn media(&mut self, command: MediaCommand) {
+        match command {
+            MediaCommand::Start {
+                call,
+                local_port,
+                media,
+            } => {
+                let Some(sockets) = self.ready_ports.remove(&local_port) else {
+                    tracing::error!(local_port, "phone used an RTP port the engine did not bind");
+                    return;
+                };
+                match media::spawn(
+                    call,
+                    sockets,
+                    media,
+                    self.route.clone(),
+                    self.events.clone(),
+                ) {
+                    Ok(control) => {
+                        self.calls.insert(
+                            call,
+                            ActiveMedia {
+                                control,
+                                started: Instant::now(),
+                            },
+                        );
+                    }
+                    Err(error) => self.warn(format!("cannot start media: {error}")).await,
+                }
+            }
+            MediaCommand::Update { call, media } => {
+                if let Some(active) = self.calls.get(&call) {
+                    let _ = active.control.send(MediaControl::Update(media)).await;
+                }
+            }
+            MediaCommand::Stop { call } => {
+                if let Some(media) = self.calls.remove(&call) {
+                    let stats = stop_media(media).await;
+                    self.finished.insert(call, stats);
+                }
+            }
+        }
+    }
+
+    async fn top_up_media_ports(&mut self) {
+        while self.ready_ports.len() < READY_MEDIA_PORTS {
+            self.next_port = self.next_port.wrapping_add(1);
+            match MediaSockets::bind(self.media_ip, self.rtp_ports, self.next_port).await {
+                Some((port, sockets)) => {
+                    self.ready_ports.insert(port, sockets);
+                    self.input(Input::MediaPortReady(port));
+                }
+                None => {
+                    let (low, high) = self.rtp_ports;
+                    tracing::error!("no free RTP port pair in {low}-{high}");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn warn(&self, message: String) {
+        tracing::warn!("{message}");
+        let _ = self.events.send(EngineEvent::Warning { message }).await;
+    }
+}
+
+async fn stop_media(media: ActiveMedia) -> CallStats {
+    let (reply, answer) = oneshot::channel();
+    let duration = media.started.elapsed();
+    if media.control.send(MediaControl::Stop(reply)).await.is_err() {
+        return CallStats::default();
+    }
+    match tokio::time::timeout(Duration::from_secs(2), answer).await {
+        Ok(Ok(stats)) => CallStats::from_media(&stats, duration),
+        _ => CallStats::default(),
+    }
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The account from the settings, with the registrar resolved.
+async fn account(settings: &PhoneSettings, registrar: &str) -> Result<Account, EngineError> {
+    let uri: Uri = registrar.parse().map_err(|_| {
+        EngineError::Settings(crate::SettingsError::BadRegistrar(registrar.to_owned()))
+    })?;
+    let proxy = resolve_uri(&uri)
+        .await
+        .map_err(|reason| EngineError::Resolve {
+            what: registrar.to_owned(),
+            reason,
+        })?;
+    Ok(Account {
+        registrar: registrar.to_owned(),
+        proxy,
+        domain: uri.host.clone(),
+        user: settings.user.clone().unwrap_or_default(),
+        auth_user: settings.auth_user.clone(),
+        password: settings.password.clone().unwrap_or_default(),
+        expires: settings.expires,
+    })
+}
+
+/// Where to send an out-of-dialog request for `target` when there is no outbound proxy.
+async fn resolve_target(target: &str) -> Option<Peer> {
+    let uri: Uri = target.parse().ok()?;
+    resolve_uri(&uri).await.ok()
+}
+
+/// Resolves a SIP URI's host, port (default 5060, 5061 for sips/TLS) and transport.
+async fn resolve_uri(uri: &Uri) -> Result<Peer, String> {
+    let transport = match uri
+        .params
+        .get("transport")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("udp") => Transport::Udp,
+        Some("tcp") => Transport::Tcp,
+        Some("tls") => Transport::Tls,
+        Some("ws") => Transport::Ws,
+        Some("wss") => Transport::Wss,
+        Some(other) => return Err(format!("unknown transport {other:?}")),
+    };
+    let transport = if uri.is_secure() && transport == Transport::Tcp {
+        Transport::Tls
+    } else {
+        transport
+    };
+    let port = uri
+        .port
+        .unwrap_or(if uri.is_secure() || transport == Transport::Tls {
+            5061
+        } else {
+            5060
+        });
+    let host = uri.host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(Peer {
+            addr: SocketAddr::new(ip, port),
+            transport,
+        });
+    }
+    let mut addrs = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = addrs
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))?;
+    Ok(Peer { addr, transport })
+}
+
+/// The address to put in Via/Contact/SDP: the bound one, or when bound to any address, the one
+/// the system would use to reach the proxy (loopback when there is none).
+fn advertised_ip(bound: IpAddr, proxy: Option<SocketAddr>) -> IpAddr {
+    if !bound.is_unspecified() {
+        return bound;
+    }
+    let Some(proxy) = proxy else {
+        return IpAddr::V4(Ipv4Addr::LOCALHOST);
+    };
+    // Connecting a UDP socket sends nothing; it only asks the routing table.
+    std::net::UdpSocket::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
+        .and_then(|socket| {
+            socket.connect(proxy)?;
+            socket.local_addr()
+        })
+        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |addr| addr.ip())
+}

@@ -1,0 +1,324 @@
+//! One task per call: the RTP/RTCP sockets, the sans-IO [`MediaSession`], and the audio
+//! source and sink, clocked every ptime like a sound card.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use homeagent_audio::{AudioSink, AudioSource, SinkSpec, SourceSpec, SourceState};
+use homeagent_core::{CallId, CodecKind, MediaParams};
+use homeagent_media::{MediaConfig, MediaEvent, MediaSession, MediaStats};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::EngineEvent;
+
+/// The two sockets of a call's media (RTP on an even port, RTCP on the next).
+#[derive(Debug)]
+pub(crate) struct MediaSockets {
+    pub(crate) rtp: UdpSocket,
+    pub(crate) rtcp: UdpSocket,
+}
+
+impl MediaSockets {
+    /// Binds an even port and the next one, trying ports of the range from `start` on.
+    pub(crate) async fn bind(
+        ip: std::net::IpAddr,
+        range: (u16, u16),
+        start: u16,
+    ) -> Option<(u16, Self)> {
+        let (low, high) = range;
+        let span = u32::from(high.saturating_sub(low)) / 2;
+        if span == 0 {
+            return None;
+        }
+        for i in 0..span.min(500) {
+            let offset = (u32::from(start) + i) % span;
+            let Ok(port) = u16::try_from(u32::from(low) + offset * 2) else {
+                continue;
+            };
+            let port = port & !1;
+            if port < low || port.checked_add(1).is_none_or(|p| p > high) {
+                continue;
+            }
+            let Ok(rtp) = UdpSocket::bind((ip, port)).await else {
+                continue;
+            };
+            let Ok(rtcp) = UdpSocket::bind((ip, port + 1)).await else {
+                continue;
+            };
+            return Some((port, Self { rtp, rtcp }));
+        }
+        None
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum MediaControl {
+    Update(MediaParams),
+    SendDtmf(String),
+    /// Stop, answer with the final figures.
+    Stop(oneshot::Sender<MediaStats>),
+}
+
+/// What the call task needs besides the negotiated parameters.
+#[derive(Debug, Clone)]
+pub(crate) struct AudioRoute {
+    pub(crate) input: SourceSpec,
+    pub(crate) output: SinkSpec,
+}
+
+pub(crate) fn spawn(
+    call: CallId,
+    sockets: MediaSockets,
+    params: MediaParams,
+    route: AudioRoute,
+    events: mpsc::Sender<EngineEvent>,
+) -> Result<mpsc::Sender<MediaControl>, String> {
+    let config = MediaConfig {
+        codec: params.codec.clone(),
+        kind: params.kind,
+        dtmf: params.dtmf.clone(),
+        ptime_ms: params.ptime_ms,
+        ssrc: rand::random(),
+        initial_seq: rand::random(),
+        initial_timestamp: rand::random(),
+        cname: format!("{:016x}@homeagent", rand::random::<u64>()),
+        wallclock: Some(std::time::SystemTime::now()),
+    };
+    let session =
+        MediaSession::new(config, Instant::now().into_std()).map_err(|e| e.to_string())?;
+    let (control, commands) = mpsc::channel(16);
+    let task = CallMedia {
+        call,
+        sockets,
+        session,
+        params,
+        route,
+        events,
+        commands,
+    };
+    tokio::spawn(task.run());
+    Ok(control)
+}
+
+struct CallMedia {
+    call: CallId,
+    sockets: MediaSockets,
+    session: MediaSession,
+    params: MediaParams,
+    route: AudioRoute,
+    events: mpsc::Sender<EngineEvent>,
+    commands: mpsc::Receiver<MediaControl>,
+}
+
+impl CallMedia {
+    async fn run(mut self) {
+        let rate = self.session.sample_rate();
+        let samples = self.session.frame_samples();
+        let (mut source, mut sink) = open_audio(&self.route, &self.events, rate, samples).await;
+        let mut mic = vec![0i16; samples];
+        let mut speaker = vec![0i16; samples];
+        let mut input_ended = false;
+        self.apply(&self.params.clone());
+        let mut clock = tokio::time::interval(Duration::from_millis(u64::from(
+            self.params.ptime_ms.max(10),
+        )));
+        // A sound card plays every frame: after a stall, catch up rather than skip.
+        clock.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let mut rtp_buf = vec![0u8; 2048];
+        let mut rtcp_buf = vec![0u8; 2048];
+        let stats = loop {
+            let deadline = self.session.poll_timeout().map(Instant::from_std);
+            tokio::select! {
+                biased;
+                command = self.commands.recv() => match command {
+                    Some(MediaControl::Update(params)) => self.apply(&params),
+                    Some(MediaControl::SendDtmf(digits)) => {
+                        let event = match self.session.send_dtmf(Instant::now().into_std(), &digits) {
+                            Ok(()) => EngineEvent::DtmfSent { call: self.call, digits },
+                            Err(error) => EngineEvent::Warning { message: format!("cannot send DTMF {digits:?}: {error}") },
+                        };
+                        let _ = self.events.send(event).await;
+                    }
+                    Some(MediaControl::Stop(reply)) => {
+                        let stats = self.session.stats();
+                        let _ = reply.send(stats.clone());
+                        break stats;
+                    }
+                    None => break self.session.stats(),
+                },
+                _ = clock.tick() => {
+                    let now = Instant::now().into_std();
+                    match source.read_frame(&mut mic) {
+                        Ok(SourceState::Data) => {}
+                        Ok(SourceState::Ended) => {
+                            if !input_ended {
+                                input_ended = true;
+                                let _ = self.events.send(EngineEvent::AudioInputEnded { call: self.call }).await;
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "audio input failed; sending silence");
+                            let message = format!("audio input failed, sending silence: {error}");
+                            let _ = self.events.send(EngineEvent::Warning { message }).await;
+                            source = silence(rate, samples);
+                            mic.fill(0);
+                        }
+                    }
+                    self.session.send_audio(now, &mic);
+                    self.session.pull_audio(now, &mut speaker);
+                    if let Err(error) = sink.write_frame(&speaker) {
+                        tracing::warn!(%error, "audio output failed; discarding audio");
+                        let message = format!("audio output failed: {error}");
+                        let _ = self.events.send(EngineEvent::Warning { message }).await;
+                        sink = null_sink(rate, samples);
+                    }
+                }
+                received = self.sockets.rtp.recv_from(&mut rtp_buf) => {
+                    if let Ok((n, from)) = received {
+                        self.session.handle_packet(Instant::now().into_std(), from, rtp_buf.get(..n).unwrap_or_default());
+                    }
+                }
+                received = self.sockets.rtcp.recv_from(&mut rtcp_buf) => {
+                    if let Ok((n, from)) = received {
+                        self.session.handle_packet(Instant::now().into_std(), from, rtcp_buf.get(..n).unwrap_or_default());
+                    }
+                }
+                _ = sleep_until(deadline) => {
+                    self.session.handle_timeout(Instant::now().into_std());
+                }
+            }
+            self.flush().await;
+        };
+        if let Err(error) = sink.finish() {
+            tracing::warn!(%error, "closing audio output");
+        }
+        tracing::debug!(call = %self.call, ?stats, "media stopped");
+    }
+
+    fn apply(&mut self, params: &MediaParams) {
+        self.session.set_sending(params.direction.sends());
+        self.session.set_receiving(params.direction.receives());
+        self.params = params.clone();
+    }
+
+    /// Sends what the session queued and forwards its events.
+    async fn flush(&mut self) {
+        while let Some(transmit) = self.session.poll_transmit() {
+            let to = if transmit.rtcp {
+                self.params.remote_rtcp
+            } else {
+                self.params.remote_rtp
+            };
+            let socket = if transmit.rtcp {
+                &self.sockets.rtcp
+            } else {
+                &self.sockets.rtp
+            };
+            if let Err(error) = socket.send_to(&transmit.bytes, to).await {
+                tracing::debug!(%error, %to, "rtp send");
+            }
+        }
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                MediaEvent::DtmfReceived(digit) => {
+                    let _ = self
+                        .events
+                        .send(EngineEvent::Dtmf {
+                            call: self.call,
+                            digit,
+                        })
+                        .await;
+                }
+                MediaEvent::RemoteAddress(addr) => self.latch(addr),
+                _ => {}
+            }
+        }
+    }
+
+    /// Symmetric RTP: send to where the peer's RTP really comes from (NAT).
+    fn latch(&mut self, addr: SocketAddr) {
+        if addr != self.params.remote_rtp {
+            tracing::debug!(from = %self.params.remote_rtp, to = %addr, "latching remote RTP address");
+            if !self.params.rtcp_mux {
+                self.params.remote_rtcp = SocketAddr::new(addr.ip(), addr.port().wrapping_add(1));
+            }
+            self.params.remote_rtp = addr;
+        }
+    }
+}
+
+/// Opens the call's source and sink; a device that cannot be opened falls back to silence / no
+/// output with a warning (the call goes on).
+async fn open_audio(
+    route: &AudioRoute,
+    events: &mpsc::Sender<EngineEvent>,
+    rate: u32,
+    samples: usize,
+) -> (Box<dyn AudioSource>, Box<dyn AudioSink>) {
+    let source = match homeagent_audio::open_source(&route.input, rate, samples) {
+        Ok(source) => source,
+        Err(error) => {
+            let message = format!("cannot open audio input ({error}); sending silence");
+            tracing::warn!("{message}");
+            let _ = events.send(EngineEvent::Warning { message }).await;
+            silence(rate, samples)
+        }
+    };
+    let sink = match homeagent_audio::open_sink(&route.output, rate, samples) {
+        Ok(sink) => sink,
+        Err(error) => {
+            let message = format!("cannot open audio output ({error}); discarding audio");
+            tracing::warn!("{message}");
+            let _ = events.send(EngineEvent::Warning { message }).await;
+            null_sink(rate, samples)
+        }
+    };
+    (source, sink)
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn silence(rate: u32, samples: usize) -> Box<dyn AudioSource> {
+    // Invariant: `rate`/`samples` come from a MediaSession and are valid audio parameters.
+    homeagent_audio::open_source(&SourceSpec::Silence, rate, samples)
+        .expect("silence source always opens")
+}
+
+fn null_sink(rate: u32, samples: usize) -> Box<dyn AudioSink> {
+    // Invariant: as for `silence`.
+    homeagent_audio::open_sink(&SinkSpec::Null, rate, samples).expect("null sink always opens")
+}
+
+/// Figures of a finished call for the front end.
+#[derive(Debug, Clone, Default)]
+pub struct CallStats {
+    pub codec: Option<CodecKind>,
+    /// From establishment to end.
+    pub duration: Duration,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pub packets_lost: u64,
+    pub jitter_ms: f64,
+    pub rtt_ms: Option<f64>,
+}
+
+impl CallStats {
+    pub(crate) fn from_media(stats: &MediaStats, duration: Duration) -> Self {
+        Self {
+            codec: Some(stats.codec),
+            duration,
+            packets_sent: stats.packets_sent,
+            packets_received: stats.packets_received,
+            packets_lost: u64::try_from(stats.packets_lost).unwrap_or(0),
+            jitter_ms: stats.jitter_ms,
+            rtt_ms: stats.rtt_ms,
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! What a front end configures: the phone's settings before sockets and names are resolved.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use homeagent_audio::{DeviceSelector, SinkSpec, SourceSpec};
+use homeagent_core::{AnswerMode, CodecKind};
+
+#[derive(Debug, Clone)]
+pub struct PhoneSettings {
+    /// Local SIP address, UDP and TCP.
+    pub bind: SocketAddr,
+    /// RTP ports (even RTP port, RTCP on the next one), inclusive.
+    pub rtp_ports: (u16, u16),
+    /// Codecs in preference order.
+    pub codecs: Vec<CodecKind>,
+    pub audio_in: SourceSpec,
+    pub audio_out: SinkSpec,
+    /// Registrar (and outbound proxy) URI, e.g. `sip:127.0.0.1:5060;transport=tcp`.
+    pub registrar: Option<String>,
+    pub user: Option<String>,
+    pub auth_user: Option<String>,
+    /// The SIP password: from the keychain or the environment, never from a command line.
+    pub password: Option<String>,
+    /// Requested registration lifetime, seconds.
+    pub expires: u32,
+    pub answer: AnswerMode,
+    pub no_answer_timeout: Duration,
+}
+
+impl Default for PhoneSettings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            rtp_ports: (16384, 32767),
+            codecs: vec![CodecKind::Opus, CodecKind::Pcmu, CodecKind::Pcma],
+            audio_in: SourceSpec::Device(DeviceSelector::Default),
+            audio_out: SinkSpec::Device(DeviceSelector::Default),
+            registrar: None,
+            user: None,
+            auth_user: None,
+            password: None,
+            expires: 600,
+            answer: AnswerMode::Auto,
+            no_answer_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A setting that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    #[error("unknown codec {0:?} (known: opus, pcmu, pcma)")]
+    UnknownCodec(String),
+    #[error("no codec given")]
+    NoCodec,
+    #[error("invalid registrar URI {0:?}")]
+    BadRegistrar(String),
+    #[error("a registrar needs a user and a password")]
+    MissingCredentials,
+    #[error("invalid RTP port range {0}-{1}")]
+    BadPortRange(u16, u16),
+}
+
+impl PhoneSettings {
+    /// Parses a comma-separated codec list such as `opus,pcmu`.
+    pub fn parse_codecs(list: &str) -> Result<Vec<CodecKind>, SettingsError> {
+        let mut codecs = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let codec = CodecKind::from_name(name)
+                .ok_or_else(|| SettingsError::UnknownCodec(name.to_owned()))?;
+            if !codecs.contains(&codec) {
+                codecs.push(codec);
+            }
+        }
+        if codecs.is_empty() {
+            return Err(SettingsError::NoCodec);
+        }
+        Ok(codecs)
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), SettingsError> {
+        if self.codecs.is_empty() {
+            return Err(SettingsError::NoCodec);
+        }
+        let (low, high) = self.rtp_ports;
+        if low == 0 || high <= low {
+            return Err(SettingsError::BadPortRange(low, high));
+        }
+        if self.registrar.is_some() && (self.user.is_none() || self.password.is_none()) {
+            return Err(SettingsError::MissingCredentials);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codec_lists() {
+        assert_eq!(
+            PhoneSettings::parse_codecs("PCMU, opus,pcmu").unwrap(),
+            vec![CodecKind::Pcmu, CodecKind::Opus]
+        );
+        assert_eq!(
+            PhoneSettings::parse_codecs("g729"),
+            Err(SettingsError::UnknownCodec("g729".into()))
+        );
+        assert_eq!(
+            PhoneSettings::parse_codecs(" , "),
+            Err(SettingsError::NoCodec)
+        );
+    }
+}
