@@ -71,6 +71,8 @@
 //! unload a sink under a running stream. Without a reachable PulseAudio (`pactl info` fails)
 //! each test prints a notice and passes without checking anything.
 
+#![forbid(unsafe_code)]
+
 mod device;
 mod resample;
 mod ring;
