@@ -79,6 +79,8 @@ pub(crate) struct Call {
     negotiated: Option<Negotiated>,
     media_started: bool,
     local_hold: bool,
+    /// Hold or resume asked while a re-INVITE was in progress.
+    queued_hold: Option<bool>,
     remote_hold: bool,
     no_answer_at: Option<Instant>,
     linger_until: Option<Instant>,
@@ -165,6 +167,7 @@ impl Call {
             negotiated: None,
             media_started: false,
             local_hold: false,
+            queued_hold: None,
             remote_hold: false,
             no_answer_at: Some(now + phone.config.no_answer_timeout),
             linger_until: None,
@@ -408,6 +411,7 @@ impl Call {
             negotiated: None,
             media_started: false,
             local_hold: false,
+            queued_hold: None,
             remote_hold: false,
             no_answer_at: None,
             linger_until: None,
@@ -679,7 +683,12 @@ impl Call {
     }
 
     pub(crate) fn set_hold(&mut self, phone: &mut Phone, hold: bool) {
-        if self.state != State::Confirmed || self.local_hold == hold || self.reinvite.is_some() {
+        if self.reinvite.is_some() {
+            // One re-INVITE at a time: apply this once the current one completes.
+            self.queued_hold = Some(hold);
+            return;
+        }
+        if self.state != State::Confirmed || self.local_hold == hold {
             return;
         }
         let Some(dialog) = &mut self.dialog else {
@@ -703,6 +712,17 @@ impl Call {
         self.pending_offer = Some(offer);
         let peer = self.target_peer();
         self.reinvite = Some(phone.send_request(peer, reinvite));
+        if let (true, Some(negotiated)) = (hold && self.media_started, &self.negotiated) {
+            // Cut the agent's microphone at once, not when the peer answers.
+            let media = Negotiated {
+                direction: Direction::Inactive,
+                ..negotiated.clone()
+            };
+            phone.media(MediaCommand::Update {
+                call: self.id,
+                media,
+            });
+        }
         phone.emit(PhoneEvent::Hold {
             call: self.id,
             local: true,
@@ -716,6 +736,7 @@ impl Call {
         }
         self.reinvite = None;
         let offer = self.pending_offer.take();
+        let queued_hold = self.queued_hold.take();
         if (200..300).contains(&response.status) {
             if let Some(dialog) = &mut self.dialog {
                 let via = phone.new_via(self.next_hop.transport);
@@ -739,6 +760,9 @@ impl Call {
                 local: true,
                 on: self.local_hold,
             });
+        }
+        if let Some(hold) = queued_hold {
+            self.set_hold(phone, hold);
         }
     }
 

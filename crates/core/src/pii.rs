@@ -54,9 +54,13 @@ pub fn redact(text: &str) -> String {
             {
                 i += 1;
             }
+            // Separators belong to the number only when a digit follows them.
+            while i > start && !chars[i - 1].is_ascii_digit() {
+                i -= 1;
+            }
             let run = &chars[start..i];
             let digits = run.iter().filter(|c| c.is_ascii_digit()).count();
-            if digits >= 5 {
+            if digits >= 5 && !looks_like_ipv4(run) {
                 let mut seen = 0;
                 for &c in run {
                     if c.is_ascii_digit() {
@@ -75,6 +79,15 @@ pub fn redact(text: &str) -> String {
         }
     }
     mask_uri_users(&out)
+}
+
+fn looks_like_ipv4(run: &[char]) -> bool {
+    let text: String = run.iter().collect();
+    let parts: Vec<&str> = text.split('.').collect();
+    parts.len() == 4
+        && parts
+            .iter()
+            .all(|p| (1..=3).contains(&p.len()) && p.chars().all(|c| c.is_ascii_digit()))
 }
 
 fn next_is_digit(chars: &[char], i: usize) -> bool {
@@ -136,6 +149,8 @@ mod tests {
     #[test]
     fn keeps_short_numbers_and_ports() {
         assert_eq!(redact("port 5060 code 486"), "port 5060 code 486");
+        assert_eq!(redact("call 06 12 34 56 78."), "call ** ** ** 56 78.");
+        assert_eq!(redact("06.12.34.56.78"), "**.**.**.56.78");
     }
 
     #[test]

@@ -1,0 +1,498 @@
+//! Two phones calling each other over a simulated network on a simulated clock.
+//!
+//! Deterministic: every run with the same seed sends the same packets at the same times.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use homeagent_core::sip::message::{Message, Method, Request, Response};
+use homeagent_core::sip::transaction::{Peer, Transport};
+use homeagent_core::{
+    Account, AnswerMode, CallId, Command, Direction, EndReason, Input, MediaCommand, Output, Phone,
+    PhoneConfig, PhoneEvent, RegistrationState,
+};
+use homeagent_testkit::netem::{Impairment, NetEmulator};
+
+struct Node {
+    phone: Phone,
+    peer: Peer,
+    events: Vec<PhoneEvent>,
+    media: Vec<MediaCommand>,
+}
+
+/// A tiny in-memory registrar: challenges once per REGISTER, then accepts.
+struct Registrar {
+    peer: Peer,
+    challenged: bool,
+    requests: Vec<Request>,
+}
+
+struct World {
+    now: Instant,
+    nodes: Vec<Node>,
+    registrar: Option<Registrar>,
+    net: NetEmulator<(Peer, Peer, Vec<u8>)>,
+}
+
+fn peer(ip: [u8; 4]) -> Peer {
+    Peer {
+        addr: SocketAddr::from((ip, 5060)),
+        transport: Transport::Udp,
+    }
+}
+
+impl World {
+    fn new(seed: u64, impairment: Impairment, configs: Vec<PhoneConfig>) -> Self {
+        #[allow(clippy::disallowed_methods)] // the simulated clock's origin
+        let now = Instant::now();
+        let nodes = configs
+            .into_iter()
+            .enumerate()
+            .map(|(i, config)| {
+                let peer = config.local;
+                let mut phone = Phone::new(config, seed + i as u64, now);
+                for port in [20000u16, 20002, 20004] {
+                    phone.handle_input(Input::MediaPortReady(port));
+                }
+                Node {
+                    phone,
+                    peer,
+                    events: Vec::new(),
+                    media: Vec::new(),
+                }
+            })
+            .collect();
+        Self {
+            now,
+            nodes,
+            registrar: None,
+            net: NetEmulator::new(seed, impairment),
+        }
+    }
+
+    fn command(&mut self, node: usize, command: Command) {
+        let now = self.now;
+        self.nodes[node]
+            .phone
+            .handle_input(Input::Command(now, command));
+    }
+
+    /// Runs until `until` (simulated) or until `done` holds.
+    fn run(&mut self, limit: Duration, done: impl Fn(&World) -> bool) {
+        let end = self.now + limit;
+        loop {
+            let mut next = end;
+            for i in 0..self.nodes.len() {
+                loop {
+                    match self.nodes[i].phone.poll_output() {
+                        Output::Transmit(t) => {
+                            let from = self.nodes[i].peer;
+                            self.net.send(self.now, (from, t.to, t.message.to_bytes()));
+                        }
+                        Output::Event(e) => self.nodes[i].events.push(e),
+                        Output::Media(m) => self.nodes[i].media.push(m),
+                        Output::Timeout(t) => {
+                            if let Some(t) = t {
+                                next = next.min(t);
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+            if done(self) || self.now >= end {
+                return;
+            }
+            if let Some(t) = self.net.next_delivery() {
+                next = next.min(t);
+            }
+            self.now = next.max(self.now);
+            while let Some((from, to, bytes)) = self.net.poll_delivery(self.now) {
+                self.deliver(from, to, bytes);
+            }
+            let now = self.now;
+            for node in &mut self.nodes {
+                node.phone.handle_input(Input::Timeout(now));
+            }
+        }
+    }
+
+    fn deliver(&mut self, from: Peer, to: Peer, bytes: Vec<u8>) {
+        let now = self.now;
+        if let Some(node) = self.nodes.iter_mut().find(|n| n.peer.addr == to.addr) {
+            node.phone
+                .handle_input(Input::Datagram { now, from, bytes });
+            return;
+        }
+        if let Some(registrar) = &mut self.registrar {
+            if registrar.peer.addr == to.addr {
+                if let Some(reply) = registrar.handle(&bytes) {
+                    let reply = (registrar.peer, from, reply.to_bytes());
+                    self.net.send(now, reply);
+                }
+            }
+        }
+    }
+
+    fn events(&self, node: usize) -> &[PhoneEvent] {
+        &self.nodes[node].events
+    }
+
+    fn ended(&self, node: usize) -> Option<EndReason> {
+        self.events(node).iter().find_map(|e| match e {
+            PhoneEvent::Ended { reason, .. } => Some(*reason),
+            _ => None,
+        })
+    }
+
+    fn established(&self, node: usize) -> bool {
+        self.events(node)
+            .iter()
+            .any(|e| matches!(e, PhoneEvent::Established { .. }))
+    }
+}
+
+impl Registrar {
+    fn handle(&mut self, bytes: &[u8]) -> Option<Response> {
+        let Ok(Message::Request(request)) = Message::parse(bytes) else {
+            return None;
+        };
+        self.requests.push(request.clone());
+        if request.method != Method::Register {
+            return None;
+        }
+        let authorized = request.headers.get("Authorization").is_some();
+        if !authorized {
+            self.challenged = true;
+            let mut r = Response::from_request(&request, 401, "Unauthorized", Some("reg"));
+            r.headers.push(
+                "WWW-Authenticate",
+                r#"Digest realm="test", nonce="abc123", qop="auth", algorithm=MD5"#,
+            );
+            return Some(r);
+        }
+        let mut r = Response::from_request(&request, 200, "OK", Some("reg"));
+        if let Some(contact) = request.headers.get("Contact") {
+            r.headers.push("Contact", contact.to_owned());
+        }
+        Some(r)
+    }
+}
+
+fn two_phones(answer: AnswerMode) -> Vec<PhoneConfig> {
+    let a = PhoneConfig::new(peer([10, 0, 0, 1]));
+    let mut b = PhoneConfig::new(peer([10, 0, 0, 2]));
+    b.answer = answer;
+    vec![a, b]
+}
+
+fn dial(world: &mut World) {
+    let to = world.nodes[1].peer;
+    world.command(
+        0,
+        Command::Call {
+            uri: "sip:bob@10.0.0.2".into(),
+            next_hop: Some(to),
+        },
+    );
+}
+
+#[test]
+fn call_answer_and_hang_up() {
+    let mut world = World::new(
+        1,
+        Impairment {
+            delay: Duration::from_millis(20),
+            ..Default::default()
+        },
+        two_phones(AnswerMode::Auto),
+    );
+    dial(&mut world);
+    world.run(Duration::from_secs(5), |w| {
+        w.established(0) && w.established(1)
+    });
+    assert!(world.established(0), "caller: {:?}", world.events(0));
+    assert!(world.established(1), "callee: {:?}", world.events(1));
+    // Both sides started media towards each other's RTP port.
+    for node in 0..2 {
+        let started = world.nodes[node].media.iter().any(|m| matches!(m, MediaCommand::Start { media, .. } if media.direction == Direction::SendRecv));
+        assert!(started, "node {node} media: {:?}", world.nodes[node].media);
+    }
+    world.command(0, Command::Hangup { call: CallId(1) });
+    world.run(Duration::from_secs(5), |w| w.ended(1).is_some());
+    assert_eq!(world.ended(0), Some(EndReason::LocalHangup));
+    assert_eq!(world.ended(1), Some(EndReason::RemoteHangup));
+    assert!(
+        world.nodes[1]
+            .media
+            .iter()
+            .any(|m| matches!(m, MediaCommand::Stop { .. }))
+    );
+}
+
+#[test]
+fn call_survives_a_lossy_network() {
+    // 30 % loss each way: retransmissions (timers A, E, G) must carry the call through.
+    let impairment = Impairment {
+        loss: 0.3,
+        delay: Duration::from_millis(30),
+        jitter: Duration::from_millis(10),
+        ..Default::default()
+    };
+    for seed in 1..=5 {
+        let mut world = World::new(seed, impairment.clone(), two_phones(AnswerMode::Auto));
+        dial(&mut world);
+        world.run(Duration::from_secs(30), |w| {
+            w.established(0) && w.established(1)
+        });
+        assert!(
+            world.established(0) && world.established(1),
+            "seed {seed}: {:?} / {:?}",
+            world.events(0),
+            world.events(1)
+        );
+        world.command(1, Command::Hangup { call: CallId(1) });
+        world.run(Duration::from_secs(40), |w| w.ended(0).is_some());
+        assert_eq!(world.ended(0), Some(EndReason::RemoteHangup), "seed {seed}");
+    }
+}
+
+#[test]
+fn rejected_call_reports_busy() {
+    let mut world = World::new(2, Impairment::default(), two_phones(AnswerMode::Reject));
+    dial(&mut world);
+    world.run(Duration::from_secs(5), |w| w.ended(0).is_some());
+    assert_eq!(world.ended(0), Some(EndReason::Busy));
+    assert_eq!(world.ended(1), Some(EndReason::Declined));
+}
+
+#[test]
+fn caller_cancels_while_ringing() {
+    let mut world = World::new(
+        3,
+        Impairment {
+            delay: Duration::from_millis(10),
+            ..Default::default()
+        },
+        two_phones(AnswerMode::Manual),
+    );
+    dial(&mut world);
+    world.run(Duration::from_secs(2), |w| {
+        w.events(0)
+            .iter()
+            .any(|e| matches!(e, PhoneEvent::Ringing { .. }))
+    });
+    assert!(
+        world
+            .events(1)
+            .iter()
+            .any(|e| matches!(e, PhoneEvent::Incoming { .. }))
+    );
+    world.command(0, Command::Hangup { call: CallId(1) });
+    world.run(Duration::from_secs(5), |w| w.ended(1).is_some());
+    assert_eq!(world.ended(0), Some(EndReason::Cancelled));
+    assert_eq!(world.ended(1), Some(EndReason::RemoteCancelled));
+}
+
+#[test]
+fn manual_answer_then_hold_and_resume() {
+    let mut world = World::new(
+        4,
+        Impairment {
+            delay: Duration::from_millis(10),
+            ..Default::default()
+        },
+        two_phones(AnswerMode::Manual),
+    );
+    dial(&mut world);
+    world.run(Duration::from_secs(2), |w| {
+        w.events(1)
+            .iter()
+            .any(|e| matches!(e, PhoneEvent::Incoming { .. }))
+    });
+    world.command(1, Command::Answer { call: CallId(1) });
+    world.run(Duration::from_secs(2), |w| {
+        w.established(0) && w.established(1)
+    });
+    assert!(
+        world
+            .events(1)
+            .iter()
+            .any(|e| matches!(e, PhoneEvent::Answered { auto: false, .. }))
+    );
+    world.command(0, Command::Hold { call: CallId(1) });
+    world.run(Duration::from_secs(2), |w| {
+        w.events(1).iter().any(|e| {
+            matches!(
+                e,
+                PhoneEvent::Hold {
+                    local: false,
+                    on: true,
+                    ..
+                }
+            )
+        })
+    });
+    assert!(
+        world.events(1).iter().any(|e| matches!(
+            e,
+            PhoneEvent::Hold {
+                local: false,
+                on: true,
+                ..
+            }
+        )),
+        "{:?}",
+        world.events(1)
+    );
+    // The held side stops sending; the holder stops both ways (the agent's mic is cut).
+    let held = world.nodes[1].media.iter().rev().find_map(|m| match m {
+        MediaCommand::Update { media, .. } => Some(media.direction),
+        _ => None,
+    });
+    assert_eq!(held, Some(Direction::RecvOnly));
+    let holder = world.nodes[0].media.iter().rev().find_map(|m| match m {
+        MediaCommand::Update { media, .. } => Some(media.direction),
+        _ => None,
+    });
+    assert_eq!(holder, Some(Direction::Inactive));
+    world.command(0, Command::Resume { call: CallId(1) });
+    world.run(Duration::from_secs(2), |w| {
+        w.events(1).iter().any(|e| {
+            matches!(
+                e,
+                PhoneEvent::Hold {
+                    local: false,
+                    on: false,
+                    ..
+                }
+            )
+        })
+    });
+    let resumed = world.nodes[1].media.iter().rev().find_map(|m| match m {
+        MediaCommand::Update { media, .. } => Some(media.direction),
+        _ => None,
+    });
+    assert_eq!(resumed, Some(Direction::SendRecv));
+}
+
+#[test]
+fn unanswered_call_times_out_with_cancel() {
+    let mut configs = two_phones(AnswerMode::Manual);
+    configs[0].no_answer_timeout = Duration::from_secs(3);
+    let mut world = World::new(5, Impairment::default(), configs);
+    dial(&mut world);
+    world.run(Duration::from_secs(10), |w| {
+        w.ended(0).is_some() && w.ended(1).is_some()
+    });
+    assert_eq!(world.ended(0), Some(EndReason::Timeout));
+    assert_eq!(world.ended(1), Some(EndReason::RemoteCancelled));
+}
+
+#[test]
+fn nobody_there_times_out() {
+    let mut world = World::new(6, Impairment::default(), two_phones(AnswerMode::Auto));
+    world.command(
+        0,
+        Command::Call {
+            uri: "sip:ghost@10.0.0.9".into(),
+            next_hop: Some(peer([10, 0, 0, 9])),
+        },
+    );
+    world.run(Duration::from_secs(40), |w| w.ended(0).is_some());
+    assert_eq!(world.ended(0), Some(EndReason::Timeout));
+}
+
+#[test]
+fn registers_with_digest_and_unregisters_on_shutdown() {
+    let registrar = peer([10, 0, 0, 100]);
+    let mut config = PhoneConfig::new(peer([10, 0, 0, 1]));
+    config.account = Some(Account {
+        registrar: "sip:10.0.0.100".into(),
+        proxy: registrar,
+        domain: "10.0.0.100".into(),
+        user: "alice".into(),
+        auth_user: None,
+        password: "secret".into(),
+        expires: 120,
+    });
+    let mut world = World::new(7, Impairment::default(), vec![config]);
+    world.registrar = Some(Registrar {
+        peer: registrar,
+        challenged: false,
+        requests: Vec::new(),
+    });
+    let registered = |w: &World| {
+        w.events(0).iter().any(|e| {
+            matches!(
+                e,
+                PhoneEvent::Registration(RegistrationState::Registered { .. })
+            )
+        })
+    };
+    world.run(Duration::from_secs(5), registered);
+    assert!(registered(&world), "{:?}", world.events(0));
+    let r = world.registrar.as_ref().unwrap();
+    assert!(r.challenged);
+    let auth = r
+        .requests
+        .last()
+        .unwrap()
+        .headers
+        .get("Authorization")
+        .unwrap()
+        .to_owned();
+    assert!(
+        auth.contains("username=\"alice\"")
+            && auth.contains("nonce=\"abc123\"")
+            && auth.contains("qop=auth"),
+        "{auth}"
+    );
+    // Refreshed before the 120 s expire.
+    let before = world.registrar.as_ref().unwrap().requests.len();
+    world.run(Duration::from_secs(100), |_| false);
+    assert!(
+        world.registrar.as_ref().unwrap().requests.len() > before,
+        "no refresh"
+    );
+    world.command(0, Command::Shutdown);
+    world.run(Duration::from_secs(10), |w| {
+        w.events(0).contains(&PhoneEvent::Stopped)
+    });
+    assert!(
+        world
+            .events(0)
+            .contains(&PhoneEvent::Registration(RegistrationState::Unregistered))
+    );
+    assert!(world.events(0).contains(&PhoneEvent::Stopped));
+    let last = world
+        .registrar
+        .as_ref()
+        .unwrap()
+        .requests
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last.headers.get("Expires"), Some("0"));
+}
+
+#[test]
+fn malformed_request_gets_400_and_no_call() {
+    let mut world = World::new(8, Impairment::default(), two_phones(AnswerMode::Auto));
+    let garbage = b"INVITE sip:bob@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKx\r\nFrom: <sip:a@10.0.0.1>;tag=1\r\nTo: <sip:bob@10.0.0.2>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 9999\r\n\r\nv=0\r\n".to_vec();
+    let now = world.now;
+    world.nodes[1].phone.handle_input(Input::Datagram {
+        now,
+        from: peer([10, 0, 0, 1]),
+        bytes: garbage,
+    });
+    let out = world.nodes[1].phone.poll_output();
+    match out {
+        Output::Transmit(t) => match t.message {
+            Message::Response(r) => assert_eq!(r.status, 400),
+            other => panic!("expected a 400, got {other:?}"),
+        },
+        other => panic!("expected a 400, got {other:?}"),
+    }
+    assert!(world.events(1).is_empty());
+}
