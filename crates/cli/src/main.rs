@@ -30,5 +30,8 @@ fn main() -> ExitCode {
             return ExitCode::from(run::EXIT_FAILED);
         }
     };
-    ExitCode::from(runtime.block_on(run::run(settings)))
+    let code = runtime.block_on(run::run(settings));
+    // The stdin reader may still block on a terminal: do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    ExitCode::from(code)
 }

@@ -11,6 +11,9 @@ use homeagent_api::PhoneSettings;
 use serde::Deserialize;
 
 const AFTER_HELP: &str = "\
+Commands on stdin: one JSON object per line, e.g. {\"command\":\"hold\",\"call\":1}; commands:
+call {uri}, answer, decline, hangup, hold, resume {call}, send_dtmf {call, digits}, shutdown.
+
 Exit status: 0 the call(s) were answered and ended normally; 1 failed (network, media, other
 error); 2 bad usage or configuration; 3 busy, declined or rejected; 4 no answer / timeout;
 5 authentication or registration failed.
@@ -48,6 +51,8 @@ pub enum Mode {
 pub enum AnswerOption {
     Auto,
     Reject,
+    /// Ring until a command on stdin answers or declines (`{"command":"answer","call":1}`).
+    Manual,
 }
 
 /// Options common to every command; each one also has a `--config` key.
@@ -213,6 +218,7 @@ fn merge(
     phone.answer = match answer {
         AnswerOption::Auto => homeagent_api::AnswerMode::Auto,
         AnswerOption::Reject => homeagent_api::AnswerMode::Reject,
+        AnswerOption::Manual => homeagent_api::AnswerMode::Manual,
     };
     if let Some(timeout) = cli.timeout.or(file.timeout) {
         phone.no_answer_timeout = seconds(timeout, "--timeout")?;

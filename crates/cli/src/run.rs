@@ -45,6 +45,7 @@ pub async fn run(settings: Resolved) -> u8 {
             }
         });
     }
+    tokio::spawn(read_stdin_commands(commander.clone()));
     let mut run = Run::new(&settings);
     let registering = settings.phone.registrar.is_some();
     while let Some(event) = phone.next_event().await {
@@ -86,6 +87,26 @@ pub async fn run(settings: Resolved) -> u8 {
         }
     }
     run.finish()
+}
+
+/// Commands from stdin, one JSON object per line (scripts and tests drive the phone this way).
+async fn read_stdin_commands(commander: homeagent_api::Commander) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Command>(line) {
+            Ok(command) => {
+                if !commander.send(command).await {
+                    return;
+                }
+            }
+            Err(error) => eprintln!("homeagent: ignored stdin line ({error}): {line}"),
+        }
+    }
 }
 
 fn hang_up_later(commander: &homeagent_api::Commander, call: u64, after: Duration) {

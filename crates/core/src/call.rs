@@ -273,28 +273,22 @@ impl Call {
     }
 
     fn authenticate(&mut self, phone: &mut Phone, response: &Response) {
-        let Some(account) = phone.config.account.clone() else {
-            self.end(
-                phone,
-                EndReason::AuthFailed,
-                Some(response.status),
-                "the callee asks for credentials and no account is configured".into(),
-            );
+        let Some(credentials) = phone.config.credentials.clone() else {
+            self.end(phone, EndReason::AuthFailed, Some(response.status), "the callee asks for credentials and none are configured".into());
             self.state = State::Finished;
             return;
         };
         self.auth_attempts += 1;
         let challenge = auth::Challenge::from_response(&response)
             .filter(|_| self.auth_attempts <= MAX_AUTH_ATTEMPTS);
-        let user = account.auth_user.as_deref().unwrap_or(&account.user);
         let cnonce = phone.rng.token();
         let uri = self.invite.uri.to_string();
         let credentials = challenge.and_then(|(challenge, header)| {
             let answer = auth::DigestAnswer {
                 method: &Method::Invite,
                 uri: &uri,
-                username: user,
-                password: &account.password,
+                username: &credentials.user,
+                password: &credentials.password,
                 cnonce: &cnonce,
                 nonce_count: 1,
             };

@@ -18,7 +18,7 @@ pub enum AnswerMode {
 }
 
 /// A SIP account registered with a registrar, which is also the outbound proxy.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Account {
     /// Registrar URI as configured, e.g. `sip:127.0.0.1:5060;transport=tcp`.
     pub registrar: String,
@@ -33,6 +33,20 @@ pub struct Account {
     pub expires: u32,
 }
 
+/// Digest credentials, used to answer challenges (also without a registrar).
+#[derive(Clone)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the password.
+        f.debug_struct("Credentials").field("user", &self.user).finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PhoneConfig {
     /// Where our SIP socket is bound and reachable (used in Via and Contact).
@@ -40,6 +54,8 @@ pub struct PhoneConfig {
     /// Contact user part when there is no account.
     pub contact_user: String,
     pub account: Option<Account>,
+    /// Credentials for challenges to our INVITEs (the account's when there is one).
+    pub credentials: Option<Credentials>,
     /// Codecs in preference order.
     pub codecs: Vec<CodecKind>,
     /// Offer/accept RFC 4733 telephone-events.
@@ -50,12 +66,25 @@ pub struct PhoneConfig {
     pub no_answer_timeout: Duration,
 }
 
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the password.
+        f.debug_struct("Account")
+            .field("registrar", &self.registrar)
+            .field("proxy", &self.proxy)
+            .field("user", &self.user)
+            .field("auth_user", &self.auth_user)
+            .finish_non_exhaustive()
+    }
+}
+
 impl PhoneConfig {
     pub fn new(local: Peer) -> Self {
         Self {
             local,
             contact_user: "homeagent".to_owned(),
             account: None,
+            credentials: None,
             codecs: vec![CodecKind::Opus, CodecKind::Pcmu, CodecKind::Pcma],
             dtmf: true,
             answer: AnswerMode::Auto,

@@ -20,7 +20,7 @@ mod pii;
 mod register;
 mod rng;
 
-pub use config::{Account, AnswerMode, PhoneConfig};
+pub use config::{Account, AnswerMode, Credentials, PhoneConfig};
 pub use event::{CallId, EndReason, MediaCommand, MediaParams, PhoneEvent, RegistrationState};
 pub use phone::{Command, Input, Output, Phone};
 pub use pii::Pii;

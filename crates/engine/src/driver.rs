@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use homeagent_core::{
+    Credentials,
     Account, CallId, Command, Input, MediaCommand, Output, Phone, PhoneConfig, PhoneEvent,
 };
 use homeagent_sip::message::Uri;
@@ -42,6 +43,10 @@ pub(crate) async fn start(
         transport: Transport::Udp,
     };
     let mut config = PhoneConfig::new(local);
+    if let (Some(user), Some(password)) = (&settings.user, &settings.password) {
+        let user = settings.auth_user.clone().unwrap_or_else(|| user.clone());
+        config.credentials = Some(Credentials { user, password: password.clone() });
+    }
     config.account = account;
     config.codecs = settings.codecs.clone();
     config.answer = settings.answer;
