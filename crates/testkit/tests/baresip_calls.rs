@@ -43,7 +43,7 @@ fn call_and_score(codec: Codec) {
     bob.wait_closed(WAIT).expect("bob closed (BYE received)");
 
     for (who, peer) in [("bob hears alice", &bob), ("alice hears bob", &alice)] {
-        let recording = peer.recording_path().expect("a recording exists");
+        let recording = peer.wait_recording(WAIT).expect("a complete recording");
         let info = wav::info(&recording).expect("recording is a WAV");
         let score = score_pesq(&reference, &recording, codec.pesq_mode()).expect("pesq");
         eprintln!(

@@ -442,11 +442,34 @@ impl Baresip {
         parse_dtmf(&self.process.lines())
     }
 
-    /// The newest recording of what baresip heard (`dump-*-dec.wav`), if any.
-    /// A new file is started per call; the sndfile module writes the decoder's output
-    /// (codec rate; Opus: 48 kHz stereo) before the jitter-free player.
+    /// The newest recording of what baresip heard (`dump-*-dec.wav`), if any; it may
+    /// still be open (see [`Baresip::wait_recording`]). A new file is started per call;
+    /// the sndfile module writes the decoder's output (codec rate; Opus: 48 kHz, 2
+    /// channels), i.e. before baresip's jitter buffer and player.
     pub fn recording_path(&self) -> Option<PathBuf> {
         self.newest_recording("-dec.wav")
+    }
+
+    /// Waits (bounded) until the newest recording of what baresip heard is complete: its
+    /// WAV header is written when the call's audio stream is closed, a moment after the
+    /// "terminated" line. Call after the call ended.
+    pub fn wait_recording(&self, timeout: Duration) -> Result<PathBuf> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut last_len = None;
+        loop {
+            if let Some(path) = self.recording_path() {
+                let complete = crate::wav::info(&path).is_ok_and(|i| !i.duration.is_zero());
+                let len = std::fs::metadata(&path).map(|m| m.len()).ok();
+                if complete && len == last_len {
+                    return Ok(path);
+                }
+                last_len = len;
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(self.process.timeout_error("a complete recording", timeout));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The newest recording of what baresip sent (`dump-*-enc.wav`), if any.
@@ -566,12 +589,18 @@ fn parse_trace(lines: &[Line], sip_port: u16) -> Vec<SipTrace> {
         }
         let mut text = Vec::new();
         let mut j = i + 2;
+        let mut complete = false;
         while let Some(line) = lines.get(j) {
             if line.raw.starts_with("\u{1b}[;m") {
+                complete = true;
                 break;
             }
             text.push(line.text.clone());
             j += 1;
+        }
+        if !complete {
+            // Still being printed: parsed again on the next call.
+            break;
         }
         let text = text.join("\n");
         // UDP: the listening address tells the direction. TCP client connections use an
@@ -680,6 +709,9 @@ mod tests {
             "\u{1b}[;mua: something",
         ];
         let lines: Vec<Line> = raw.iter().map(|r| line(r)).collect();
+        // A block still being printed is not returned yet.
+        assert_eq!(parse_trace(&lines[..7], 6000).len(), 0);
+        assert_eq!(parse_trace(&lines[..9], 6000).len(), 1);
         let messages = parse_trace(&lines, 6000);
         assert_eq!(messages.len(), 2);
         assert!(messages[0].incoming && messages[0].is_hold_offer());
