@@ -15,7 +15,8 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// A base port `p` such that every `p + offset` is free (UDP and TCP) on 127.0.0.1.
 ///
-/// `offsets` must be below 1000. Panics only if the whole range is taken, which means the
+/// Keep `offsets` below 10 (the block size): a larger offset reaches into another block,
+/// which another test may have reserved but not yet bound. Panics only if the whole range is taken, which means the
 /// machine is broken rather than the test.
 pub fn reserve(offsets: &[u16]) -> u16 {
     let slots = (HIGH - LOW) / STEP;

@@ -220,9 +220,10 @@ impl Baresip {
     /// registration's 200 OK when there is an account).
     pub fn start(opts: BaresipOpts) -> Result<Baresip> {
         let dir = TempDir::new(&format!("baresip-{}", opts.name))?;
-        // SIP on P (UDP and TCP), TLS on P+1 (baresip's own choice), console on P+100.
-        let sip_port = ports::reserve(&[0, 1, 100]);
-        let cons_port = sip_port + 100;
+        // SIP on P (UDP and TCP), TLS on P+1 (baresip's own choice), console on P+2,
+        // RTP/RTCP in P+4..=P+9: all inside the allocator's 10-port block.
+        let sip_port = ports::reserve(&[0, 1, 2, 4, 5, 6, 7, 8, 9]);
+        let cons_port = sip_port + 2;
         let record_dir = dir.join("rec");
         std::fs::create_dir_all(&record_dir).map_err(|source| io("create rec dir", source))?;
         let source = match &opts.source {
@@ -509,6 +510,7 @@ fn config_text(
     line("poll_method epoll".into());
     line(format!("sip_listen 127.0.0.1:{sip_port}"));
     line("net_interface 127.0.0.1".into());
+    line(format!("rtp_ports {}-{}", sip_port + 4, sip_port + 9));
     // No sound card: the player is an aubridge device nobody reads.
     line(format!("audio_player aubridge,{name}"));
     line(format!("audio_alert aubridge,{name}"));

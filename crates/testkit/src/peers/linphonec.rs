@@ -42,14 +42,14 @@ impl Linphonec {
             }
         })?;
         let sip_port = if sip_port == 0 {
-            ports::reserve(&[0, 10, 11])
+            ports::reserve(&[0, 2, 3])
         } else {
             sip_port
         };
         let config = format!(
             "[sip]\nsip_port={sip_port}\nsip_tcp_port=0\nsip_tls_port=0\nbind_address=127.0.0.1\n\
              [rtp]\naudio_rtp_port={}\n[sound]\n",
-            sip_port + 10
+            sip_port + 2
         );
         let rc = dir.join("linphonerc");
         std::fs::write(&rc, config).map_err(|source| TestkitError::Io {
