@@ -150,3 +150,20 @@ fn linphonec_manual_answer_and_terminate() {
         .expect("linphonec rang");
     assert!(result.success, "{}\n{}", result.output, result.errors);
 }
+
+#[test]
+fn linphonec_calls_baresip_and_hangs_up() {
+    if !require(&["linphonec", "baresip", "stdbuf"]) {
+        return;
+    }
+    let bob = baresip("bob", true);
+    let linphone = Linphonec::start(0, false).expect("linphonec starts");
+    linphone.call(&bob.uri()).expect("call");
+    bob.wait_established(WAIT).expect("bob answered linphonec");
+    linphone
+        .wait_log(homeagent_testkit::peers::linphonec::log::CONNECTED, WAIT)
+        .expect("linphonec connected");
+    linphone.terminate().expect("terminate");
+    bob.wait_log("session closed: ", WAIT)
+        .expect("bob got linphonec's BYE");
+}

@@ -47,7 +47,7 @@ impl Linphonec {
             sip_port
         };
         let config = format!(
-            "[sip]\nsip_port={sip_port}\nsip_tcp_port=0\nsip_tls_port=0\nbind_address=127.0.0.1\n\
+            "[sip]\nsip_port={sip_port}\nsip_tcp_port=0\nsip_tls_port=0\nbind_address=127.0.0.1\nuse_ipv6=0\nipv6_migration_done=1\n\
              [rtp]\naudio_rtp_port={}\n[sound]\n",
             sip_port + 2
         );
