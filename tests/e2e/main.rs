@@ -1,1 +1,11 @@
-//! End-to-end tests against real peers.
+//! End-to-end tests: the real `homeagent` binary against real peers on loopback
+//! (baresip, Kamailio, sipp, linphonec). One test binary so CI builds and runs it once.
+//!
+//! Each test skips with a notice when a peer is not installed, unless
+//! `HOMEAGENT_REQUIRE_PEERS=1` (CI), where a missing peer fails the test.
+
+mod baresip;
+mod common;
+mod kamailio;
+mod linphone;
+mod sipp;

@@ -274,7 +274,12 @@ impl Call {
 
     fn authenticate(&mut self, phone: &mut Phone, response: &Response) {
         let Some(credentials) = phone.config.credentials.clone() else {
-            self.end(phone, EndReason::AuthFailed, Some(response.status), "the callee asks for credentials and none are configured".into());
+            self.end(
+                phone,
+                EndReason::AuthFailed,
+                Some(response.status),
+                "the callee asks for credentials and none are configured".into(),
+            );
             self.state = State::Finished;
             return;
         };
@@ -701,7 +706,7 @@ impl Call {
             "Contact",
             phone.contact(self.next_hop.transport).to_string(),
         );
-        reinvite.headers.push("Max-Forwards", "70");
+        reinvite.headers.set("Max-Forwards", "70");
         set_sdp(&mut reinvite, &offer);
         self.pending_offer = Some(offer);
         let peer = self.target_peer();
@@ -789,7 +794,7 @@ impl Call {
         };
         let via = phone.new_via(self.next_hop.transport);
         let mut bye = dialog.request(Method::Bye, &via);
-        bye.headers.push("Max-Forwards", "70");
+        bye.headers.set("Max-Forwards", "70");
         let peer = self.target_peer();
         phone.send_request(peer, bye);
         self.state = State::Ending;

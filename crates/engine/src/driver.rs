@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use homeagent_core::{
-    Credentials,
-    Account, CallId, Command, Input, MediaCommand, Output, Phone, PhoneConfig, PhoneEvent,
+    Account, CallId, Command, Credentials, Input, MediaCommand, Output, Phone, PhoneConfig,
+    PhoneEvent, Pii,
 };
 use homeagent_sip::message::Uri;
 use homeagent_sip::transaction::{Peer, Transport};
@@ -45,7 +45,10 @@ pub(crate) async fn start(
     let mut config = PhoneConfig::new(local);
     if let (Some(user), Some(password)) = (&settings.user, &settings.password) {
         let user = settings.auth_user.clone().unwrap_or_else(|| user.clone());
-        config.credentials = Some(Credentials { user, password: password.clone() });
+        config.credentials = Some(Credentials {
+            user,
+            password: password.clone(),
+        });
     }
     config.account = account;
     config.codecs = settings.codecs.clone();
@@ -184,6 +187,7 @@ impl Driver {
             match self.phone.poll_output() {
                 Output::Transmit(transmit) => {
                     let to = transmit.to;
+                    tracing::trace!(peer = %to.addr, transport = to.transport.as_str(), "SIP out:\n{}", Pii(&transmit.message));
                     if let Err(error) = self.transports.send(to, transmit.message.to_bytes()).await
                     {
                         tracing::warn!(%error, peer = %to.addr, "SIP send failed");

@@ -209,8 +209,8 @@ fn packet(marker: bool, timestamp: u32, event: u8, end: bool, duration: u32) -> 
 /// before the previous one's end packets arrived.
 #[derive(Debug, Default)]
 pub struct DtmfReceiver {
-    /// Timestamp and code of the event in progress, and whether it was reported.
-    current: Option<(u32, u8, bool)>,
+    /// RTP timestamp of the last event reported.
+    current: Option<u32>,
     digits: VecDeque<char>,
 }
 
@@ -220,28 +220,22 @@ impl DtmfReceiver {
     }
 
     /// Takes in one telephone-event payload with its RTP timestamp.
+    ///
+    /// A digit is reported on the first packet of its event (a new timestamp), not on its end:
+    /// some senders (baresip 1.0) never send the end packets of the last digit, and an agent
+    /// script or IVR wants the digit as soon as it starts.
     pub fn handle(&mut self, timestamp: u32, payload: &[u8]) {
-        let Some(&[event, flags, _, _]) = payload.first_chunk::<4>() else {
+        let Some(&[event, _, _, _]) = payload.first_chunk::<4>() else {
             return;
         };
-        let end = flags & 0x80 != 0;
         match self.current {
-            Some((current, _, reported)) if current == timestamp => {
-                if end && !reported {
-                    self.report(event);
-                    self.current = Some((timestamp, event, true));
-                }
-            }
-            // Retransmitted packets of an older event.
-            Some((current, _, _)) if (timestamp.wrapping_sub(current) as i32) < 0 => {}
-            previous => {
-                if let Some((_, previous_event, false)) = previous {
-                    self.report(previous_event);
-                }
-                if end {
-                    self.report(event);
-                }
-                self.current = Some((timestamp, event, end));
+            // More packets (updates, ends, retransmissions) of the event already reported.
+            Some(current) if current == timestamp => {}
+            // Late packets of an older event.
+            Some(current) if (timestamp.wrapping_sub(current) as i32) < 0 => {}
+            _ => {
+                self.report(event);
+                self.current = Some(timestamp);
             }
         }
     }

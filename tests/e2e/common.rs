@@ -1,0 +1,109 @@
+//! Starting `homeagent` the way users do, and reading its JSON events.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use homeagent_testkit::{HomeagentProcess, ports};
+use serde_json::Value;
+
+pub const WAIT: Duration = Duration::from_secs(15);
+/// A call whose audio input is a 21 s WAV ends by itself about a second after it.
+pub const SPEECH_CALL: Duration = Duration::from_secs(60);
+/// What our tests demand of speech carried by a call (PESQ, `shared/scripts/score.py`).
+pub const PESQ_FLOOR: f64 = 3.8;
+
+/// A `homeagent` process on its own SIP port and RTP range, with `--json`.
+pub struct Ha {
+    pub process: HomeagentProcess,
+    pub port: u16,
+}
+
+impl Ha {
+    /// `homeagent MODE ARGS... --bind 127.0.0.1:PORT --rtp-ports ... --json`.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Ha {
+        // SIP on base; RTP pairs on base+2 .. base+9.
+        let port = ports::reserve(&[0, 2, 3, 4, 5, 6, 7, 8, 9]);
+        let bind = format!("127.0.0.1:{port}");
+        let rtp = format!("{}-{}", port + 2, port + 9);
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--bind", &bind, "--rtp-ports", &rtp, "--json"]);
+        if !args.contains(&"--log-level") {
+            all.extend(["--log-level", "info"]);
+        }
+        let process = HomeagentProcess::spawn(&all, env).expect("homeagent starts");
+        let ha = Ha { process, port };
+        ha.event("ready", WAIT);
+        ha
+    }
+
+    pub fn uri(&self, user: &str) -> String {
+        format!("sip:{user}@127.0.0.1:{}", self.port)
+    }
+
+    /// Waits for the first event named `name`.
+    pub fn event(&self, name: &str, timeout: Duration) -> Value {
+        self.process
+            .wait_event(|e| e["event"] == name, timeout)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "no {name:?} event: {e}\nevents: {:?}",
+                    self.process.events()
+                )
+            })
+    }
+
+    pub fn command(&self, json: &str) {
+        self.process.send_line(json).expect("stdin command");
+    }
+
+    /// Waits for the exit and returns (exit code, the summary event). The temp dir (and the
+    /// recordings in it) lives as long as `self`.
+    pub fn finish(&mut self, timeout: Duration) -> (i32, Value) {
+        let (code, summary, _) = self.finish_with_output(timeout);
+        (code, summary)
+    }
+
+    /// Like [`Ha::finish`], also returning everything it printed (stdout and stderr).
+    pub fn finish_with_output(&mut self, timeout: Duration) -> (i32, Value, String) {
+        let status = self.process.wait_exit(timeout).unwrap_or_else(|e| {
+            panic!(
+                "homeagent did not exit: {e}\nevents: {:?}",
+                self.process.events()
+            )
+        });
+        let events = self.process.events();
+        let summary = events
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "summary")
+            .cloned();
+        let summary = summary.unwrap_or_else(|| {
+            panic!(
+                "no summary; events: {events:?}\nlog: {}",
+                self.process.process().tail(30)
+            )
+        });
+        let output = self.process.process().lines().join("\n");
+        (status.code().unwrap_or(-1), summary, output)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.process.dir()
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir().join(name)
+    }
+}
+
+/// Asserts a summary describes a call that carried media in both directions.
+pub fn assert_media_flowed(summary: &Value, codec: &str) {
+    assert_eq!(summary["codec"], codec, "{summary}");
+    let sent = summary["packets_sent"].as_u64().unwrap_or(0);
+    let received = summary["packets_received"].as_u64().unwrap_or(0);
+    assert!(sent > 50 && received > 50, "too few packets: {summary}");
+    assert!(
+        summary["duration_s"].as_f64().unwrap_or(0.0) > 1.0,
+        "{summary}"
+    );
+}

@@ -1,0 +1,159 @@
+//! Registration with Kamailio (digest auth) and calls routed through it, over UDP and TCP.
+
+use homeagent_testkit::peers::baresip::{Baresip, BaresipOpts, SipAccount, Transport};
+use homeagent_testkit::{Kamailio, KamailioOpts, require};
+
+use crate::common::{Ha, WAIT, assert_media_flowed};
+
+fn kamailio() -> Kamailio {
+    Kamailio::start(KamailioOpts::default()).expect("kamailio starts")
+}
+
+fn registered_baresip(kam: &Kamailio, user: &str, password: &str) -> Baresip {
+    let account = SipAccount {
+        user: user.into(),
+        password: password.into(),
+        registrar: format!("127.0.0.1:{}", kam.udp_port()),
+        transport: Transport::Udp,
+    };
+    let peer = Baresip::start(BaresipOpts {
+        name: user.into(),
+        account: Some(account),
+        record: false,
+        ..BaresipOpts::default()
+    })
+    .expect("baresip starts");
+    peer.wait_registered(WAIT).expect("baresip registers");
+    peer
+}
+
+fn registers_and_calls_through(transport: &str) {
+    if !require(&["kamailio", "baresip", "stdbuf"]) {
+        return;
+    }
+    let kam = kamailio();
+    let bob = registered_baresip(&kam, "bob", "bobpw");
+    let registrar = format!("sip:127.0.0.1:{};transport={transport}", kam.udp_port());
+    let target = format!("sip:bob@127.0.0.1:{}", kam.udp_port());
+    let mut ha = Ha::start(
+        &[
+            "call",
+            &target,
+            "--registrar",
+            &registrar,
+            "--user",
+            "alice",
+            "--audio-in",
+            "tone:440",
+            "--audio-out",
+            "null",
+            "--hangup-after",
+            "3",
+        ],
+        &[("HOMEAGENT_PASSWORD", "alicepw")],
+    );
+    let registered = ha.event("registered", WAIT);
+    assert!(
+        registered["expires"].as_u64().unwrap_or(0) >= 10,
+        "{registered}"
+    );
+    ha.event("established", WAIT);
+    bob.wait_established(WAIT)
+        .expect("bob answered through kamailio");
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
+    assert_media_flowed(&summary, "pcmu");
+    bob.wait_closed(WAIT)
+        .expect("the BYE went through kamailio");
+}
+
+#[test]
+fn registers_and_calls_through_kamailio_over_udp() {
+    registers_and_calls_through("udp");
+}
+
+#[test]
+fn registers_and_calls_through_kamailio_over_tcp() {
+    registers_and_calls_through("tcp");
+}
+
+#[test]
+fn kamailio_delivers_calls_to_a_registered_listener() {
+    if !require(&["kamailio", "baresip", "stdbuf"]) {
+        return;
+    }
+    let kam = kamailio();
+    let registrar = format!("sip:127.0.0.1:{}", kam.udp_port());
+    let mut ha = Ha::start(
+        &[
+            "listen",
+            "--calls",
+            "1",
+            "--registrar",
+            &registrar,
+            "--user",
+            "agent01",
+            "--audio-in",
+            "tone:440",
+            "--audio-out",
+            "null",
+            "--hangup-after",
+            "3",
+        ],
+        &[("HOMEAGENT_PASSWORD", "agent01pw")],
+    );
+    ha.event("registered", WAIT);
+    let alice = registered_baresip(&kam, "alice", "alicepw");
+    alice
+        .dial(&format!("sip:agent01@127.0.0.1:{}", kam.udp_port()))
+        .expect("dial");
+    let incoming = ha.event("incoming", WAIT);
+    assert!(
+        incoming["from"].as_str().unwrap_or("").contains("alice"),
+        "{incoming}"
+    );
+    ha.event("established", WAIT);
+    alice.wait_established(WAIT).expect("alice established");
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
+    assert_media_flowed(&summary, "pcmu");
+    alice.wait_closed(WAIT).expect("alice gets the BYE");
+}
+
+#[test]
+fn wrong_password_exits_with_status_5() {
+    if !require(&["kamailio"]) {
+        return;
+    }
+    let kam = kamailio();
+    let registrar = format!("sip:127.0.0.1:{}", kam.udp_port());
+    let secret = "N0t-Al1ce-Pw";
+    let mut ha = Ha::start(
+        &[
+            "listen",
+            "--registrar",
+            &registrar,
+            "--user",
+            "alice",
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+            "--log-level",
+            "trace",
+        ],
+        &[("HOMEAGENT_PASSWORD", secret)],
+    );
+    let failed = ha.event("registration_failed", WAIT);
+    assert_eq!(failed["code"], 401, "{failed}");
+    let (code, _, output) = ha.finish_with_output(WAIT);
+    assert_eq!(code, 5);
+    assert!(
+        output.contains("REGISTER"),
+        "trace logging shows the SIP exchange"
+    );
+    assert!(
+        !output.contains(secret),
+        "the password leaked into the output"
+    );
+}

@@ -1,0 +1,202 @@
+//! SIPp plays the platform: a UAS that challenges, rings then answers; UACs that call us,
+//! cancel, and probe with OPTIONS.
+
+use std::time::Duration;
+
+use homeagent_testkit::{Sipp, require, scenario};
+
+use crate::common::{Ha, WAIT};
+
+#[test]
+fn sipp_uas_challenges_rings_and_answers() {
+    if !require(&["sipp"]) {
+        return;
+    }
+    let uas = Sipp::spawn(scenario("uas_auth_180_200.xml"), &[]).expect("sipp starts");
+    let target = format!("sip:service@{}", uas.addr());
+    let mut ha = Ha::start(
+        &[
+            "call",
+            &target,
+            "--user",
+            "agent01",
+            "--codecs",
+            "pcmu",
+            "--audio-in",
+            "tone:440",
+            "--audio-out",
+            "null",
+            "--hangup-after",
+            "2",
+        ],
+        &[("HOMEAGENT_PASSWORD", "agent01pw")],
+    );
+    ha.event("ringing", WAIT);
+    ha.event("established", WAIT);
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["codec"], "pcmu");
+    let result = uas.wait(WAIT).expect("sipp ends");
+    assert!(
+        result.success,
+        "sipp failed:\n{}\n{}",
+        result.output, result.errors
+    );
+    // The second INVITE answered the challenge; the BYE came from us.
+    assert!(
+        result.messages.contains("Authorization: Digest"),
+        "{}",
+        result.messages
+    );
+    assert!(result.messages.contains("BYE sip:"), "{}", result.messages);
+}
+
+#[test]
+fn sipp_uac_calls_us_and_hangs_up() {
+    if !require(&["sipp"]) {
+        return;
+    }
+    let mut ha = Ha::start(
+        &[
+            "listen",
+            "--calls",
+            "1",
+            "--audio-in",
+            "tone:440",
+            "--audio-out",
+            "null",
+        ],
+        &[],
+    );
+    let peer = format!("127.0.0.1:{}", ha.port);
+    let result = Sipp::run(scenario("uac_basic.xml"), &["-s", "agent", &peer]).expect("sipp runs");
+    assert!(
+        result.success,
+        "sipp failed:\n{}\n{}",
+        result.output, result.errors
+    );
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["reason"], "remote_hangup");
+    assert_eq!(summary["codec"], "pcmu");
+}
+
+#[test]
+fn sipp_uac_cancels_while_we_ring() {
+    if !require(&["sipp"]) {
+        return;
+    }
+    let mut ha = Ha::start(
+        &[
+            "listen",
+            "--calls",
+            "1",
+            "--answer",
+            "manual",
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+        ],
+        &[],
+    );
+    let peer = format!("127.0.0.1:{}", ha.port);
+    let result = Sipp::run(scenario("uac_cancel.xml"), &["-s", "agent", &peer]).expect("sipp runs");
+    assert!(
+        result.success,
+        "sipp failed:\n{}\n{}",
+        result.output, result.errors
+    );
+    assert!(
+        result.messages.contains("SIP/2.0 487"),
+        "{}",
+        result.messages
+    );
+    let ended = ha.event("ended", WAIT);
+    assert_eq!(ended["reason"], "remote_cancelled");
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "a cancelled call is not our failure: {summary}");
+}
+
+#[test]
+fn options_are_answered() {
+    if !require(&["sipp"]) {
+        return;
+    }
+    let mut ha = Ha::start(
+        &["listen", "--audio-in", "silence", "--audio-out", "null"],
+        &[],
+    );
+    let peer = format!("127.0.0.1:{}", ha.port);
+    let result =
+        Sipp::run(scenario("uac_options.xml"), &["-s", "agent", &peer]).expect("sipp runs");
+    assert!(
+        result.success,
+        "sipp failed:\n{}\n{}",
+        result.output, result.errors
+    );
+    assert!(
+        result.messages.contains("Allow: INVITE"),
+        "{}",
+        result.messages
+    );
+    ha.command(r#"{"command":"shutdown"}"#);
+    let (code, _) = ha.finish(WAIT);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn malformed_request_gets_400_and_the_phone_keeps_working() {
+    let mut ha = Ha::start(
+        &[
+            "listen",
+            "--calls",
+            "1",
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+        ],
+        &[],
+    );
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let local = socket.local_addr().unwrap();
+    let bad = format!(
+        "INVITE sip:agent@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKbad1\r\nFrom: <sip:x@{local}>;tag=1\r\n\
+         To: <sip:agent@127.0.0.1>\r\nCall-ID: bad1\r\nCSeq: 1 INVITE\r\nContent-Length: 5000\r\n\r\nv=0\r\n"
+    );
+    socket
+        .send_to(bad.as_bytes(), ("127.0.0.1", ha.port))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = socket
+        .recv_from(&mut buf)
+        .expect("an answer to the malformed request");
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("SIP/2.0 400 "), "{answer}");
+    // Garbage and a malformed response are dropped; the phone still answers a call.
+    socket
+        .send_to(b"\x00\x01garbage\xff", ("127.0.0.1", ha.port))
+        .unwrap();
+    socket
+        .send_to(
+            b"SIP/2.0 200 OK\r\nVia: nonsense\r\n\r\n",
+            ("127.0.0.1", ha.port),
+        )
+        .unwrap();
+    let peer = format!("127.0.0.1:{}", ha.port);
+    if require(&["sipp"]) {
+        let result =
+            Sipp::run(scenario("uac_basic.xml"), &["-s", "agent", &peer]).expect("sipp runs");
+        assert!(
+            result.success,
+            "sipp failed:\n{}\n{}",
+            result.output, result.errors
+        );
+        let (code, _) = ha.finish(WAIT);
+        assert_eq!(code, 0);
+    }
+}
