@@ -13,13 +13,15 @@ step() { printf '\n== %s (%ss)\n' "$*" "$SECONDS"; }
 step "build (workspace, all targets)"
 cargo build --workspace --all-targets
 
+step "lints (clippy, warnings are errors)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo fmt --all --check
+
 step "tests (workspace)"
 # --no-fail-fast: report every failing test binary, still exit non-zero.
 cargo test --workspace --no-fail-fast
 
-# === FUZZ SMOKE (lead) ==========================================================
-# A short run of each cargo-fuzz target in fuzz/ goes here, e.g.
-#   for t in $(cargo fuzz list); do cargo fuzz run "$t" -- -max_total_time=20; done
-# ===============================================================================
+step "fuzz smoke (every parser, ${FUZZ_SECONDS:-20} s each)"
+bash scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-20}"
 
 step "all tests passed"

@@ -266,7 +266,7 @@ fn merge(
 }
 
 fn seconds(value: f64, option: &str) -> anyhow::Result<Duration> {
-    if !(value.is_finite() && value >= 0.0 && value < 1e7) {
+    if !(value.is_finite() && (0.0..1e7).contains(&value)) {
         bail!("{option}: {value} is not a number of seconds");
     }
     Ok(Duration::from_secs_f64(value))

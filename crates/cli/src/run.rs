@@ -74,10 +74,8 @@ pub async fn run(settings: Resolved) -> u8 {
             Event::AudioInputEnded { call } if settings.hangup_when_input_ends => {
                 hang_up_later(&commander, *call, Duration::from_secs(1));
             }
-            Event::Ended { .. } => {
-                if run.call_ended(&event) {
-                    commander.send(Command::Shutdown).await;
-                }
+            Event::Ended { .. } if run.call_ended(&event) => {
+                commander.send(Command::Shutdown).await;
             }
             Event::Stopped => break,
             _ => {}

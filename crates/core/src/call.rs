@@ -284,7 +284,7 @@ impl Call {
             return;
         };
         self.auth_attempts += 1;
-        let challenge = auth::Challenge::from_response(&response)
+        let challenge = auth::Challenge::from_response(response)
             .filter(|_| self.auth_attempts <= MAX_AUTH_ATTEMPTS);
         let cnonce = phone.rng.token();
         let uri = self.invite.uri.to_string();

@@ -506,6 +506,7 @@ impl Phone {
     }
 
     /// A new out-of-dialog request with the mandatory headers filled in.
+    #[allow(clippy::too_many_arguments)] // the mandatory headers of RFC 3261 §8.1.1, one each
     pub(crate) fn new_request(
         &mut self,
         method: Method,
