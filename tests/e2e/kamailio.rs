@@ -157,3 +157,33 @@ fn wrong_password_exits_with_status_5() {
         "the password leaked into the output"
     );
 }
+
+/// Kamailio offering SHA-256 digest (RFC 8760) and, separately, digest without qop.
+#[test]
+fn registers_with_sha256_and_without_qop() {
+    if !require(&["kamailio"]) {
+        return;
+    }
+    for flag in ["WITH_SHA256", "WITHOUT_QOP"] {
+        let kam = Kamailio::start(KamailioOpts { flags: vec![flag.into(), "WITH_MSGLOG".into()], ..KamailioOpts::default() })
+            .expect("kamailio starts");
+        let registrar = format!("sip:127.0.0.1:{}", kam.udp_port());
+        let mut ha = Ha::start(
+            &["listen", "--registrar", &registrar, "--user", "agent01", "--audio-in", "silence", "--audio-out", "null"],
+            &[("HOMEAGENT_PASSWORD", "agent01pw")],
+        );
+        ha.event("registered", WAIT);
+        let contacts = kam.registered_contacts().expect("kamcmd ul.dump");
+        assert!(contacts.iter().any(|(user, _)| user == "agent01"), "{flag}: {contacts:?}");
+        ha.command(r#"{"command":"shutdown"}"#);
+        let (code, _) = ha.finish(WAIT);
+        assert_eq!(code, 0, "{flag}");
+        ha.event("unregistered", WAIT);
+        let contacts = kam.registered_contacts().expect("kamcmd ul.dump");
+        assert!(!contacts.iter().any(|(user, _)| user == "agent01"), "{flag}: still bound after exit: {contacts:?}");
+        let log = kam.log();
+        if flag == "WITH_SHA256" {
+            assert!(log.contains("algorithm=SHA-256"), "the challenge was not SHA-256");
+        }
+    }
+}
