@@ -165,25 +165,47 @@ fn registers_with_sha256_and_without_qop() {
         return;
     }
     for flag in ["WITH_SHA256", "WITHOUT_QOP"] {
-        let kam = Kamailio::start(KamailioOpts { flags: vec![flag.into(), "WITH_MSGLOG".into()], ..KamailioOpts::default() })
-            .expect("kamailio starts");
+        let kam = Kamailio::start(KamailioOpts {
+            flags: vec![flag.into(), "WITH_MSGLOG".into()],
+            ..KamailioOpts::default()
+        })
+        .expect("kamailio starts");
         let registrar = format!("sip:127.0.0.1:{}", kam.udp_port());
         let mut ha = Ha::start(
-            &["listen", "--registrar", &registrar, "--user", "agent01", "--audio-in", "silence", "--audio-out", "null"],
+            &[
+                "listen",
+                "--registrar",
+                &registrar,
+                "--user",
+                "agent01",
+                "--audio-in",
+                "silence",
+                "--audio-out",
+                "null",
+            ],
             &[("HOMEAGENT_PASSWORD", "agent01pw")],
         );
         ha.event("registered", WAIT);
         let contacts = kam.registered_contacts().expect("kamcmd ul.dump");
-        assert!(contacts.iter().any(|(user, _)| user == "agent01"), "{flag}: {contacts:?}");
+        assert!(
+            contacts.iter().any(|(user, _)| user == "agent01"),
+            "{flag}: {contacts:?}"
+        );
         ha.command(r#"{"command":"shutdown"}"#);
         let (code, _) = ha.finish(WAIT);
         assert_eq!(code, 0, "{flag}");
         ha.event("unregistered", WAIT);
         let contacts = kam.registered_contacts().expect("kamcmd ul.dump");
-        assert!(!contacts.iter().any(|(user, _)| user == "agent01"), "{flag}: still bound after exit: {contacts:?}");
+        assert!(
+            !contacts.iter().any(|(user, _)| user == "agent01"),
+            "{flag}: still bound after exit: {contacts:?}"
+        );
         let log = kam.log();
         if flag == "WITH_SHA256" {
-            assert!(log.contains("algorithm=SHA-256"), "the challenge was not SHA-256");
+            assert!(
+                log.contains("algorithm=SHA-256"),
+                "the challenge was not SHA-256"
+            );
         }
     }
 }

@@ -6,6 +6,7 @@
 
 mod baresip;
 mod common;
+mod demo;
 mod kamailio;
 mod linphone;
 mod sipp;

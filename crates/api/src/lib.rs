@@ -9,7 +9,9 @@ mod dto;
 
 pub use dto::{CallStats, Command, ErrorCode, Event};
 pub use homeagent_engine::core::AnswerMode;
-pub use homeagent_engine::{AudioDevice, PhoneSettings, SettingsError, list_audio_devices};
+pub use homeagent_engine::{
+    AudioDevice, PhoneSettings, SettingsError, SinkSpec, SourceSpec, list_audio_devices,
+};
 
 use homeagent_engine::{Engine, EngineCommand};
 use tokio::sync::mpsc;

@@ -4,6 +4,7 @@
 // Printing events and results on stdout is this program's job.
 #![allow(clippy::print_stdout)]
 
+mod demo;
 mod options;
 mod run;
 

@@ -44,6 +44,16 @@ pub enum Mode {
     Listen {},
     /// List the audio devices usable with device:NAME.
     Devices {},
+    /// Training line on this computer: a simulated customer calls you every few seconds;
+    /// nothing leaves the machine (no registrar, loopback only).
+    Demo {
+        /// Seconds between the end of a training call and the next one.
+        #[arg(long, default_value_t = 10.0)]
+        every: f64,
+        /// Length of each training call, seconds.
+        #[arg(long, default_value_t = 20.0)]
+        length: f64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -154,6 +164,7 @@ pub enum RunMode {
     Call { uri: String },
     Listen { calls: Option<u32> },
     Devices,
+    Demo { every: Duration, length: Duration },
 }
 
 impl Cli {
@@ -243,6 +254,10 @@ fn merge(
             calls: cli.calls.or(file.calls),
         },
         Mode::Devices {} => RunMode::Devices,
+        Mode::Demo { every, length } => RunMode::Demo {
+            every: seconds(every, "--every")?,
+            length: seconds(length, "--length")?,
+        },
     };
     let debug = cli.debug || file.debug.unwrap_or(false);
     let log_level = cli

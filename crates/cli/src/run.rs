@@ -26,8 +26,10 @@ pub fn init_logging(settings: &Resolved) {
 }
 
 pub async fn run(settings: Resolved) -> u8 {
-    if settings.mode == RunMode::Devices {
-        return print_devices(settings.json);
+    match settings.mode {
+        RunMode::Devices => return print_devices(settings.json),
+        RunMode::Demo { every, length } => return crate::demo::run(&settings, every, length).await,
+        _ => {}
     }
     let mut phone = match Phone::start(settings.phone.clone()).await {
         Ok(phone) => phone,

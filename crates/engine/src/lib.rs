@@ -12,6 +12,7 @@ mod transport;
 
 use std::net::SocketAddr;
 
+pub use homeagent_audio::{SinkSpec, SourceSpec};
 pub use homeagent_core as core;
 pub use media::CallStats;
 pub use settings::{PhoneSettings, SettingsError};
