@@ -146,10 +146,36 @@ impl Call {
             call: id,
             to: target.to_owned(),
         });
-        Ok(Call {
+        let mut call = Call::new(
             id,
-            state: State::Calling,
-            outgoing: true,
+            next_hop,
+            invite,
+            invite_transaction,
+            local_tag,
+            local_port,
+            media,
+        );
+        call.outgoing = true;
+        call.state = State::Calling;
+        call.pending_offer = Some(offer);
+        call.no_answer_at = Some(now + phone.config.no_answer_timeout);
+        Ok(call)
+    }
+
+    /// A call in its first state (incoming, ringing); `dial` adjusts it for outgoing calls.
+    fn new(
+        id: CallId,
+        next_hop: Peer,
+        invite: Request,
+        invite_transaction: TransactionId,
+        local_tag: String,
+        local_port: u16,
+        media: LocalMedia,
+    ) -> Call {
+        Call {
+            id,
+            state: State::Ringing,
+            outgoing: false,
             next_hop,
             invite,
             invite_transaction,
@@ -162,17 +188,17 @@ impl Call {
             cancel_sent: false,
             local_port,
             media,
-            pending_offer: Some(offer),
+            pending_offer: None,
             reinvite: None,
             negotiated: None,
             media_started: false,
             local_hold: false,
             queued_hold: None,
             remote_hold: false,
-            no_answer_at: Some(now + phone.config.no_answer_timeout),
+            no_answer_at: None,
             linger_until: None,
             end_reported: false,
-        })
+        }
     }
 
     pub(crate) fn handle_response(
@@ -389,33 +415,8 @@ impl Call {
             .map(|t| t.uri.to_string())
             .unwrap_or_default();
         let dialog = Dialog::uas(&invite, &local_tag, Some(phone.contact(from.transport))).ok();
-        let mut call = Call {
-            id,
-            state: State::Ringing,
-            outgoing: false,
-            next_hop: from,
-            invite,
-            invite_transaction: transaction,
-            dialog,
-            local_tag,
-            ack: None,
-            auth_attempts: 0,
-            provisional_seen: false,
-            cancel_wanted: None,
-            cancel_sent: false,
-            local_port,
-            media,
-            pending_offer: None,
-            reinvite: None,
-            negotiated: None,
-            media_started: false,
-            local_hold: false,
-            queued_hold: None,
-            remote_hold: false,
-            no_answer_at: None,
-            linger_until: None,
-            end_reported: false,
-        };
+        let mut call = Call::new(id, from, invite, transaction, local_tag, local_port, media);
+        call.dialog = dialog;
         if call.dialog.is_none() {
             phone.respond(transaction, &call.invite, 400, None);
             phone.media_ports.push_back(local_port);

@@ -103,12 +103,12 @@ pub struct Phone {
 impl Phone {
     /// A phone that starts registering (if it has an account) at the first poll.
     pub fn new(config: PhoneConfig, seed: u64, now: Instant) -> Self {
-        let registrar = config.account.clone().map(Registrar::new);
+        let account = config.account.clone();
         let mut phone = Self {
             config,
             rng: Rng::new(seed),
             transactions: TransactionLayer::new(Default::default()),
-            registrar,
+            registrar: None,
             calls: BTreeMap::new(),
             next_call: 1,
             media_ports: VecDeque::new(),
@@ -117,7 +117,11 @@ impl Phone {
             shutdown: None,
             stopped: false,
         };
-        phone.with_registrar(|registrar, phone| registrar.start(phone, now));
+        if let Some(account) = account {
+            let mut registrar = Registrar::new(&mut phone, &account);
+            registrar.start(&mut phone);
+            phone.registrar = Some(registrar);
+        }
         phone
     }
 
@@ -222,7 +226,7 @@ impl Phone {
                 for id in ids {
                     self.with_call(id, |c, phone| c.hang_up(phone));
                 }
-                self.with_registrar(|registrar, phone| registrar.unregister(phone, now));
+                self.with_registrar(|registrar, phone| registrar.unregister(phone));
             }
         }
     }
@@ -315,7 +319,7 @@ impl Phone {
 
     fn response(&mut self, id: TransactionId, response: Response) {
         if self.registrar.as_ref().is_some_and(|r| r.owns(id)) {
-            self.with_registrar(|registrar, phone| registrar.handle_response(phone, id, &response));
+            self.with_registrar(|registrar, phone| registrar.handle_response(phone, &response));
             return;
         }
         if let Some(call) = self
@@ -330,7 +334,7 @@ impl Phone {
 
     fn transaction_timeout(&mut self, id: TransactionId) {
         if self.registrar.as_ref().is_some_and(|r| r.owns(id)) {
-            self.with_registrar(|registrar, phone| registrar.handle_transaction_timeout(phone, id));
+            self.with_registrar(|registrar, phone| registrar.handle_transaction_timeout(phone));
             return;
         }
         if let Some(call) = self

@@ -200,6 +200,9 @@ impl Registration {
             c.via_port,
             &generate_branch(random),
         );
+        // RFC 3581: ask for the source port back, so NATed bindings work.
+        let mut via = via;
+        via.params.set("rport", None);
         let h = &mut request.headers;
         h.push("Via", via.to_string());
         h.push("Max-Forwards", "70");
