@@ -27,6 +27,9 @@ fn pulse_available() -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|status| status.success());
+    if !reachable && std::env::var("HOMEAGENT_REQUIRE_PEERS").is_ok_and(|v| v == "1") {
+        panic!("no PulseAudio reachable and HOMEAGENT_REQUIRE_PEERS=1 (CI starts one)");
+    }
     if !reachable {
         // Straight to stderr: libtest captures `eprintln!` of passing tests.
         let _ = writeln!(
