@@ -209,3 +209,41 @@ fn registers_with_sha256_and_without_qop() {
         }
     }
 }
+
+#[test]
+fn sigterm_unregisters_before_exit() {
+    if !require(&["kamailio"]) {
+        return;
+    }
+    let kam = kamailio();
+    let registrar = format!("sip:127.0.0.1:{}", kam.udp_port());
+    let mut ha = Ha::start(
+        &[
+            "listen",
+            "--registrar",
+            &registrar,
+            "--user",
+            "bob",
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+        ],
+        &[("HOMEAGENT_PASSWORD", "bobpw")],
+    );
+    ha.event("registered", WAIT);
+    let pid = ha.process.process().pid().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let (code, _) = ha.finish(WAIT);
+    assert_eq!(code, 0);
+    ha.event("unregistered", WAIT);
+    let contacts = kam.registered_contacts().expect("kamcmd ul.dump");
+    assert!(
+        !contacts.iter().any(|(user, _)| user == "bob"),
+        "still bound: {contacts:?}"
+    );
+}

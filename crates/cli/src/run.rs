@@ -42,9 +42,9 @@ pub async fn run(settings: Resolved) -> u8 {
     {
         let commander = commander.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                commander.send(Command::Shutdown).await;
-            }
+            // Ctrl-C or a service manager's SIGTERM: hang up, unregister, then exit.
+            stop_signal().await;
+            commander.send(Command::Shutdown).await;
         });
     }
     tokio::spawn(read_stdin_commands(commander.clone()));
@@ -87,6 +87,21 @@ pub async fn run(settings: Resolved) -> u8 {
         }
     }
     run.finish()
+}
+
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// Commands from stdin, one JSON object per line (scripts and tests drive the phone this way).
