@@ -324,3 +324,53 @@ fn unanswered_call_gives_exit_status_4() {
     let ended = callee.event("ended", WAIT);
     assert_eq!(ended["reason"], "remote_cancelled");
 }
+
+/// PCMA (baresip here offers only PCMU/Opus): two homeagents, the WAV each way scored.
+#[test]
+fn pcma_between_two_homeagents() {
+    if !require(&["python3"]) {
+        return;
+    }
+    let speech = Codec::Pcmu.speech_wav();
+    let speech = speech.to_str().unwrap();
+    let mut callee = Ha::start(
+        &[
+            "listen",
+            "--calls",
+            "1",
+            "--codecs",
+            "pcma",
+            "--audio-in",
+            speech,
+            "--audio-out",
+            "heard.wav",
+        ],
+        &[],
+    );
+    let uri = callee.uri("agent");
+    let mut caller = Ha::start(
+        &[
+            "call",
+            &uri,
+            "--codecs",
+            "pcma,pcmu",
+            "--audio-in",
+            speech,
+            "--audio-out",
+            "heard.wav",
+        ],
+        &[],
+    );
+    let (code, summary) = caller.finish(SPEECH_CALL);
+    assert_eq!(code, 0, "{summary}");
+    assert_media_flowed(&summary, "pcma");
+    let (code, _) = callee.finish(WAIT);
+    assert_eq!(code, 0);
+    for (who, ha) in [
+        ("PCMA: caller hears callee", &caller),
+        ("PCMA: callee hears caller", &callee),
+    ] {
+        let pesq = score(Codec::Pcmu, &ha.file("heard.wav"), who);
+        assert!(pesq >= PESQ_FLOOR, "{who}: PESQ {pesq:.2}");
+    }
+}
