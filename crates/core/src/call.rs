@@ -76,6 +76,8 @@ pub(crate) struct Call {
     pending_offer: Option<SessionDescription>,
     /// Transaction of our re-INVITE in progress (hold/resume).
     reinvite: Option<TransactionId>,
+    /// Our CANCEL and BYE transactions.
+    teardown: Vec<TransactionId>,
     negotiated: Option<Negotiated>,
     media_started: bool,
     local_hold: bool,
@@ -190,6 +192,7 @@ impl Call {
             media,
             pending_offer: None,
             reinvite: None,
+            teardown: Vec::new(),
             negotiated: None,
             media_started: false,
             local_hold: false,
@@ -212,8 +215,13 @@ impl Call {
             return;
         }
         if id != self.invite_transaction {
-            // BYE or CANCEL answers: nothing to do beyond the transaction itself.
-            if self.state == State::Ending && response.status >= 200 {
+            // Our BYE answered: the call is over. (A CANCEL's answer changes nothing: the
+            // INVITE's own final response, 487 or a crossing 200, settles the call.)
+            let bye = response
+                .headers
+                .cseq()
+                .is_some_and(|c| c.method == Method::Bye);
+            if bye && self.state == State::Ending && response.status >= 200 {
                 self.state = State::Finished;
             }
             return;
@@ -368,7 +376,8 @@ impl Call {
             cancel.headers.push("CSeq", format!("{} CANCEL", cseq.seq));
         }
         cancel.headers.push("Max-Forwards", "70");
-        phone.send_request(self.next_hop, cancel);
+        let id = phone.send_request(self.next_hop, cancel);
+        self.teardown.push(id);
     }
 
     fn send_ack(&mut self, phone: &mut Phone) {
@@ -565,6 +574,9 @@ impl Call {
                 remote_rtp: negotiated.remote_rtp,
             });
         }
+        if let Some(hold) = self.queued_hold.take() {
+            self.set_hold(phone, hold);
+        }
     }
 
     pub(crate) fn handle_cancel(&mut self, phone: &mut Phone) {
@@ -683,8 +695,9 @@ impl Call {
     }
 
     pub(crate) fn set_hold(&mut self, phone: &mut Phone, hold: bool) {
-        if self.reinvite.is_some() {
-            // One re-INVITE at a time: apply this once the current one completes.
+        if self.reinvite.is_some() || self.state == State::Answered {
+            // One offer/answer at a time: apply this once the current one completes (the
+            // re-INVITE's answer, or the ACK of our 200).
             self.queued_hold = Some(hold);
             return;
         }
@@ -797,7 +810,8 @@ impl Call {
         let mut bye = dialog.request(Method::Bye, &via);
         bye.headers.set("Max-Forwards", "70");
         let peer = self.target_peer();
-        phone.send_request(peer, bye);
+        let id = phone.send_request(peer, bye);
+        self.teardown.push(id);
         self.state = State::Ending;
     }
 
@@ -919,7 +933,7 @@ impl Call {
     // ---- queries ----
 
     pub(crate) fn owns(&self, id: TransactionId) -> bool {
-        self.invite_transaction == id || self.reinvite == Some(id) || self.state == State::Ending
+        self.invite_transaction == id || self.reinvite == Some(id) || self.teardown.contains(&id)
     }
 
     pub(crate) fn matches_dialog(

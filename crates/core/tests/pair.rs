@@ -496,3 +496,59 @@ fn malformed_request_gets_400_and_no_call() {
     }
     assert!(world.events(1).is_empty());
 }
+
+#[test]
+fn two_calls_at_once_stay_independent() {
+    let mut configs = two_phones(AnswerMode::Auto);
+    configs.push(PhoneConfig::new(peer([10, 0, 0, 3])));
+    let mut world = World::new(
+        9,
+        Impairment {
+            delay: Duration::from_millis(5),
+            ..Default::default()
+        },
+        configs,
+    );
+    dial(&mut world);
+    world.run(Duration::from_secs(2), |w| w.established(0));
+    let b = world.nodes[1].peer;
+    world.command(
+        2,
+        Command::Call {
+            uri: "sip:bob@10.0.0.2".into(),
+            next_hop: Some(b),
+        },
+    );
+    world.run(Duration::from_secs(2), |w| w.established(2));
+    assert!(world.established(2), "{:?}", world.events(2));
+    // A vanishes (laptop closed): B's BYE for call 1 goes unanswered, so call 1 lingers
+    // while B holds call 2. The answer to that re-INVITE must reach call 2, which ACKs it
+    // (else C would end the call for lack of ACK).
+    world.nodes[0].peer = peer([10, 0, 0, 99]);
+    world.command(1, Command::Hangup { call: CallId(1) });
+    world.command(1, Command::Hold { call: CallId(2) });
+    world.run(Duration::from_secs(40), |_| false);
+    assert!(world.events(2).iter().any(|e| matches!(
+        e,
+        PhoneEvent::Hold {
+            local: false,
+            on: true,
+            ..
+        }
+    )));
+    assert_eq!(
+        world.ended(2),
+        None,
+        "C's call ended: {:?}",
+        world.events(2)
+    );
+    let b_ended: Vec<CallId> = world
+        .events(1)
+        .iter()
+        .filter_map(|e| match e {
+            PhoneEvent::Ended { call, .. } => Some(*call),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(b_ended, vec![CallId(1)]);
+}
