@@ -522,8 +522,8 @@ fn two_calls_at_once_stay_independent() {
     world.run(Duration::from_secs(2), |w| w.established(2));
     assert!(world.established(2), "{:?}", world.events(2));
     // A vanishes (laptop closed): B's BYE for call 1 goes unanswered, so call 1 lingers
-    // while B holds call 2. The answer to that re-INVITE must reach call 2, which ACKs it
-    // (else C would end the call for lack of ACK).
+    // while B holds call 2. The answer to that re-INVITE must reach call 2: only then can
+    // B resume.
     world.nodes[0].peer = peer([10, 0, 0, 99]);
     world.command(1, Command::Hangup { call: CallId(1) });
     world.command(1, Command::Hold { call: CallId(2) });
@@ -536,6 +536,21 @@ fn two_calls_at_once_stay_independent() {
             ..
         }
     )));
+    world.command(1, Command::Resume { call: CallId(2) });
+    let resumed = |w: &World| {
+        w.events(2).iter().any(|e| {
+            matches!(
+                e,
+                PhoneEvent::Hold {
+                    local: false,
+                    on: false,
+                    ..
+                }
+            )
+        })
+    };
+    world.run(Duration::from_secs(2), resumed);
+    assert!(resumed(&world), "{:?}", world.events(2));
     assert_eq!(
         world.ended(2),
         None,
