@@ -7,13 +7,14 @@
 //! timeouts ([`MediaSession::handle_timeout`] at [`MediaSession::poll_timeout`]); pull speaker
 //! frames ([`MediaSession::pull_audio`]); after each call drain
 //! [`MediaSession::poll_transmit`] and [`MediaSession::poll_event`]. The building blocks
-//! ([`codec`], [`rtp`], [`rtcp`], [`rtp_session`], [`jitter`], [`dtmf`]) are public for tests,
+//! ([`codec`], [`rtp`], [`rtcp`], [`rtp_session`], [`jitter`], [`dtmf`], [`quality`]) are public for tests,
 //! tools and fuzzing.
 #![forbid(unsafe_code)]
 
 pub mod codec;
 pub mod dtmf;
 pub mod jitter;
+pub mod quality;
 pub mod rtcp;
 pub mod rtp;
 pub mod rtp_session;
@@ -21,5 +22,6 @@ pub mod sdp;
 mod session;
 mod types;
 
+pub use quality::QualityReport;
 pub use session::{MediaConfig, MediaError, MediaEvent, MediaSession, MediaStats, MediaTransmit};
 pub use types::{CodecKind, CodecSpec, Direction};

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::codec::{self, AudioDecoder, AudioEncoder, CodecError};
 use crate::dtmf::{DtmfReceiver, DtmfSender, InvalidDigit};
 use crate::jitter::{JitterBuffer, JitterStats, Playout};
+use crate::quality::{
+    self, EModelInput, FrameOutcome, QualityMonitor, QualityReport, WindowFigures,
+};
 use crate::rtcp;
 use crate::rtp::{self, RtpPacket};
 use crate::rtp_session::{RtpSession, SequenceStatus};
@@ -147,6 +150,8 @@ pub struct MediaSession {
     payload: Vec<u8>,
     transmits: VecDeque<MediaTransmit>,
     events: VecDeque<MediaEvent>,
+    ptime_ms: u32,
+    quality: QualityMonitor,
     fec_recovered: u64,
     packets_discarded: u64,
     dtmf_sent: u64,
@@ -210,6 +215,8 @@ impl MediaSession {
             payload: Vec::with_capacity(1500),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            ptime_ms: config.ptime_ms,
+            quality: QualityMonitor::new(now),
             fec_recovered: 0,
             packets_discarded: 0,
             dtmf_sent: 0,
@@ -359,12 +366,16 @@ impl MediaSession {
         let mut attempts = 0;
         while self.pcm.len() < out.len() && attempts < MAX_PULLS_PER_FRAME {
             attempts += 1;
-            match self.jitter.pull(now) {
+            // The audio buffered ahead of the frame about to play: what it waited for.
+            let delay_ms = self.jitter.delay().as_secs_f64() * 1000.0;
+            let outcome = match self.jitter.pull(now) {
                 Playout::Frame(payload) => self.decode(&payload),
                 Playout::Lost => self.conceal(),
                 Playout::Empty => break,
-            }
+            };
+            self.quality.record_frame(outcome, delay_ms);
         }
+        self.snapshot_quality(now);
         let available = self.pcm.len().min(out.len());
         out[..available].copy_from_slice(&self.pcm[..available]);
         out[available..].fill(0);
@@ -374,6 +385,7 @@ impl MediaSession {
     /// Sends due RTCP reports and DTMF packets.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.drive_dtmf(now);
+        self.snapshot_quality(now);
         if let Some(bytes) = self.rtp.handle_timeout(now) {
             self.transmits
                 .push_back(MediaTransmit { rtcp: true, bytes });
@@ -428,6 +440,75 @@ impl MediaSession {
         }
     }
 
+    /// The call's quality over the last [`quality::QUALITY_WINDOW`] (5 s): an E-model MOS for
+    /// each direction and the figures behind it. Cheap; call it every few seconds. [`Self::stats`]
+    /// stays cumulative.
+    pub fn quality(&self, now: Instant) -> QualityReport {
+        let (start_at, start) = self.quality.window_start(now);
+        let mut end = self.quality.counters();
+        (end.expected, end.received) = self.reception_counts();
+        let figures = WindowFigures::between(&start, &end);
+        let reception = self.rtp.reception().unwrap_or_default();
+        let rtt_ms = self.rtp.rtt().map(|rtt| rtt.as_secs_f64() * 1000.0);
+        let playout_delay_ms = figures
+            .playout_delay_ms
+            .unwrap_or_else(|| self.jitter.delay().as_secs_f64() * 1000.0);
+        let one_way_delay_ms = rtt_ms.unwrap_or(0.0) / 2.0
+            + playout_delay_ms
+            + quality::codec_delay_ms(self.kind, self.ptime_ms);
+        let local_r = quality::r_factor(&EModelInput {
+            codec: self.kind,
+            loss_percent: figures.concealed_percent,
+            burst_ratio: figures.burst_ratio,
+            one_way_delay_ms,
+        });
+        let remote_loss_percent = self
+            .rtp
+            .remote_report()
+            .map(|report| f64::from(report.fraction_lost) * 100.0 / 256.0);
+        // The remote's concealment and buffer are unknown: its raw loss, random, and our delay
+        // (mouth-to-ear delay is about symmetric).
+        let remote_r = remote_loss_percent.map(|loss_percent| {
+            quality::r_factor(&EModelInput {
+                codec: self.kind,
+                loss_percent,
+                burst_ratio: 1.0,
+                one_way_delay_ms,
+            })
+        });
+        let r_factor = remote_r.map_or(local_r, |remote| remote.min(local_r));
+        QualityReport {
+            mos: quality::mos_from_r(r_factor),
+            r_factor,
+            local_mos: quality::mos_from_r(local_r),
+            remote_mos: remote_r.map(quality::mos_from_r),
+            loss_percent: figures.loss_percent,
+            concealed_percent: figures.concealed_percent,
+            burst_ratio: figures.burst_ratio,
+            remote_loss_percent,
+            jitter_ms: reception.jitter_ms,
+            rtt_ms,
+            playout_delay_ms,
+            one_way_delay_ms,
+            fec_recovered: figures.fec_recovered,
+            concealed_frames: figures.concealed_frames,
+            window: now.saturating_duration_since(start_at),
+        }
+    }
+
+    /// The remote stream's cumulative (expected, received) packets.
+    fn reception_counts(&self) -> (i64, i64) {
+        self.rtp.reception().map_or((0, 0), |r| {
+            let received = i64::from(r.packets_received);
+            (received + r.packets_lost, received)
+        })
+    }
+
+    fn snapshot_quality(&mut self, now: Instant) {
+        let (expected, received) = self.reception_counts();
+        self.quality.snapshot(now, expected, received);
+    }
+
     fn handle_rtcp(&mut self, now: Instant, bytes: &[u8]) {
         let packets = match rtcp::parse_compound(bytes) {
             Ok(packets) => packets,
@@ -470,7 +551,7 @@ impl MediaSession {
         }
     }
 
-    fn decode(&mut self, payload: &[u8]) {
+    fn decode(&mut self, payload: &[u8]) -> FrameOutcome {
         match self.decoder.decode(payload, &mut self.pcm) {
             Ok(0) => self.conceal(),
             Ok(samples) => {
@@ -481,15 +562,16 @@ impl MediaSession {
                     self.jitter
                         .set_frame_duration(u32::try_from(units).unwrap_or(self.frame_units));
                 }
+                FrameOutcome::Decoded
             }
             Err(error) => {
                 tracing::debug!(%error, "media: decode failed, concealing");
-                self.conceal();
+                self.conceal()
             }
         }
     }
 
-    fn conceal(&mut self) {
+    fn conceal(&mut self) -> FrameOutcome {
         if let Some(next) = self.jitter.next_payload() {
             match self
                 .decoder
@@ -497,7 +579,7 @@ impl MediaSession {
             {
                 Ok(true) => {
                     self.fec_recovered += 1;
-                    return;
+                    return FrameOutcome::FecRecovered;
                 }
                 Ok(false) => {}
                 Err(error) => tracing::debug!(%error, "media: FEC decode failed"),
@@ -509,6 +591,7 @@ impl MediaSession {
             self.pcm.truncate(before);
             self.pcm.extend(std::iter::repeat_n(0, self.packet_samples));
         }
+        FrameOutcome::Concealed
     }
 }
 

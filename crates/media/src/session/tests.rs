@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 
 use super::*;
+use crate::quality::QUALITY_WINDOW;
 
 const A_ADDR: &str = "192.0.2.1:4000";
 const B_ADDR: &str = "192.0.2.2:5000";
@@ -437,4 +438,51 @@ fn random_datagrams_never_panic() {
     let stats = session.stats();
     assert!(stats.packets_discarded > 0);
     assert!(stats.packets_received > 0);
+}
+
+#[test]
+fn quality_of_a_clean_call_is_high() {
+    let mut pair = Pair::new(CodecKind::Pcmu, Duration::from_millis(30), 0.0);
+    pair.run(Duration::from_secs(12));
+    let report = pair.b.quality(pair.at());
+    assert!((4.3..=4.45).contains(&report.mos), "{report:?}");
+    assert!(
+        (QUALITY_WINDOW..QUALITY_WINDOW + Duration::from_millis(600)).contains(&report.window),
+        "{report:?}"
+    );
+    assert_eq!(report.loss_percent, 0.0);
+    assert_eq!(report.concealed_frames, 0);
+    assert!(report.remote_mos.is_some_and(|m| m > 4.3), "{report:?}");
+    assert_eq!(report.remote_loss_percent, Some(0.0));
+    let rtt = report.rtt_ms.expect("RTT after 12 s");
+    assert!((rtt - 60.0).abs() < 1.0, "{report:?}");
+    // 30 ms network + buffer + 20 ms framing.
+    assert!(
+        (50.0..120.0).contains(&report.one_way_delay_ms),
+        "{report:?}"
+    );
+}
+
+#[test]
+fn quality_drops_with_loss_and_recovers_in_the_window() {
+    let mut pair = Pair::new(CodecKind::Pcmu, Duration::from_millis(30), 0.0);
+    pair.run(Duration::from_secs(3));
+    let clean = pair.b.quality(pair.at());
+    pair.loss = 0.05;
+    pair.run(Duration::from_secs(10));
+    let lossy = pair.b.quality(pair.at());
+    assert!((2.0..9.0).contains(&lossy.loss_percent), "{lossy:?}");
+    assert!(lossy.concealed_frames > 5, "{lossy:?}");
+    // G.711 + PLC at ~5 % random loss: MOS ≈ 3.9 for each direction.
+    assert!(lossy.local_mos < clean.local_mos - 0.3, "{lossy:?}");
+    assert!((3.4..4.15).contains(&lossy.local_mos), "{lossy:?}");
+    assert!(lossy.remote_mos.is_some_and(|m| m < 4.3), "{lossy:?}");
+    assert!(lossy.mos <= lossy.local_mos);
+    pair.loss = 0.0;
+    pair.run(Duration::from_secs(6));
+    let after = pair.b.quality(pair.at());
+    assert_eq!(after.concealed_frames, 0, "{after:?}");
+    assert!(after.local_mos > 4.3, "{after:?}");
+    // The cumulative stats keep the loss.
+    assert!(pair.b.stats().packets_lost > 5);
 }
