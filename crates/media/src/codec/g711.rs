@@ -1,7 +1,10 @@
 //! G.711 µ-law (PCMU) and A-law (PCMA), 8 kHz, one byte per sample.
 
+mod plc;
+
 use super::{AudioDecoder, AudioEncoder, CodecError};
 use crate::CodecKind;
+use plc::Concealer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Law {
@@ -46,20 +49,21 @@ impl AudioEncoder for G711Encoder {
     fn set_packet_loss_percent(&mut self, _percent: u8) {}
 }
 
-/// Concealment repeats the last decoded packet, halving its level on each repetition.
+/// Decodes G.711 and conceals lost packets with pitch-based waveform repetition
+/// ([`plc::Concealer`]); output is delayed by 3.75 ms for that.
 #[derive(Debug)]
 pub(super) struct G711Decoder {
     law: Law,
-    last: Vec<i16>,
-    conceal_gain: f32,
+    decoded: Vec<i16>,
+    concealer: Concealer,
 }
 
 impl G711Decoder {
     pub(super) fn new(law: Law) -> Self {
         Self {
             law,
-            last: Vec::new(),
-            conceal_gain: 1.0,
+            decoded: Vec::new(),
+            concealer: Concealer::new(),
         }
     }
 }
@@ -74,27 +78,14 @@ impl AudioDecoder for G711Decoder {
             Law::Mu => ulaw_to_linear,
             Law::A => alaw_to_linear,
         };
-        self.last.clear();
-        self.last.extend(payload.iter().map(|&b| decode(b)));
-        out.extend_from_slice(&self.last);
-        self.conceal_gain = 1.0;
+        self.decoded.clear();
+        self.decoded.extend(payload.iter().map(|&b| decode(b)));
+        self.concealer.good(&self.decoded, out);
         Ok(payload.len())
     }
 
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) -> Result<(), CodecError> {
-        self.conceal_gain *= 0.5;
-        if self.last.is_empty() || self.conceal_gain < 0.05 {
-            out.extend(std::iter::repeat_n(0, samples));
-            return Ok(());
-        }
-        let gain = self.conceal_gain;
-        out.extend(
-            self.last
-                .iter()
-                .cycle()
-                .take(samples)
-                .map(|&s| (f32::from(s) * gain) as i16),
-        );
+        self.concealer.conceal(samples, out);
         Ok(())
     }
 
@@ -244,21 +235,22 @@ mod tests {
     }
 
     #[test]
-    fn conceal_fades_out_the_last_packet() {
-        let mut decoder = G711Decoder::new(Law::Mu);
+    fn decoder_conceals_through_the_plc() {
+        let mut decoder = G711Decoder::new(Law::A);
         let mut out = Vec::new();
-        let payload = vec![linear_to_ulaw(8000); 160];
-        decoder.decode(&payload, &mut out).unwrap();
-        let level = |s: &[i16]| s.iter().map(|&x| i64::from(x).abs()).sum::<i64>();
-        let mut previous = level(&out);
-        for _ in 0..6 {
-            let mut concealed = Vec::new();
-            decoder.conceal(160, &mut concealed).unwrap();
-            assert_eq!(concealed.len(), 160);
-            let now = level(&concealed);
-            assert!(now < previous || now == 0);
-            previous = now;
+        for frame in 0..5 {
+            let payload: Vec<u8> = (frame * 160..(frame + 1) * 160)
+                .map(|n| {
+                    let t = n as f64 / 8000.0;
+                    linear_to_alaw((8000.0 * (2.0 * std::f64::consts::PI * 250.0 * t).sin()) as i16)
+                })
+                .collect();
+            assert_eq!(decoder.decode(&payload, &mut out).unwrap(), 160);
         }
-        assert_eq!(previous, 0);
+        decoder.conceal(160, &mut out).unwrap();
+        assert_eq!(out.len(), 6 * 160);
+        let concealed = &out[5 * 160 + 30..];
+        assert!(concealed.iter().any(|&s| s.abs() > 6000), "not silence");
+        assert!(!decoder.decode_fec(&[0xD5; 160], 160, &mut out).unwrap());
     }
 }
