@@ -23,6 +23,9 @@ pub trait AudioEncoder: Send + fmt::Debug {
     /// Tells the encoder the loss rate the remote reports, so it can spend bits on redundancy
     /// (Opus in-band FEC). Codecs without redundancy ignore it.
     fn set_packet_loss_percent(&mut self, percent: u8);
+
+    /// Turns in-band redundancy (Opus FEC) on or off; on by default where the codec has it.
+    fn set_inband_fec(&mut self, _enabled: bool) {}
 }
 
 /// Decodes RTP payloads into mono PCM and conceals lost packets.

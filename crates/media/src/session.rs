@@ -25,8 +25,14 @@ use crate::{CodecKind, CodecSpec};
 /// A gap this long between two [`MediaSession::send_audio`] calls moves the RTP timeline by the
 /// elapsed time (the driver stopped sending, e.g. on hold).
 const SEND_GAP_MS: u128 = 500;
-/// Opus FEC is worth its bits even when the remote reports no loss yet.
+/// The encoder's expected loss (Opus FEC strength) before the remote's first RTCP report and
+/// for at least [`LOSS_PROTECTION`] into the call: calls start protected.
+const INITIAL_LOSS_PERCENT: u8 = 10;
+const LOSS_PROTECTION: Duration = Duration::from_secs(10);
+/// Opus FEC is worth its bits even when the remote reports no loss.
 const MIN_LOSS_PERCENT: u8 = 2;
+/// Beyond this, more redundancy costs more quality than it saves.
+const MAX_LOSS_PERCENT: u8 = 25;
 /// With Opus the jitter buffer keeps at least this many packets beyond the one playing, so a
 /// lost packet can be rebuilt from the next one's in-band FEC.
 const FEC_LOOKAHEAD_FRAMES: u32 = 1;
@@ -117,6 +123,8 @@ pub struct MediaStats {
     pub jitter_buffer: JitterStats,
     /// Lost frames rebuilt from the next packet's in-band FEC.
     pub fec_recovered: u64,
+    /// The loss our encoder protects against (Opus FEC strength), from the remote's reports.
+    pub expected_loss_percent: u8,
     /// Datagrams that were neither valid RTP nor RTCP, or had an unknown payload type.
     pub packets_discarded: u64,
     pub dtmf_sent: u64,
@@ -152,6 +160,7 @@ pub struct MediaSession {
     events: VecDeque<MediaEvent>,
     ptime_ms: u32,
     quality: QualityMonitor,
+    expected_loss: ExpectedLoss,
     fec_recovered: u64,
     packets_discarded: u64,
     dtmf_sent: u64,
@@ -192,6 +201,8 @@ impl MediaSession {
             let ptime = Duration::from_millis(u64::from(config.ptime_ms));
             jitter.set_min_delay(ptime * (1 + FEC_LOOKAHEAD_FRAMES) + ptime / 2);
         }
+        let mut encoder = codec::new_encoder(kind)?;
+        encoder.set_packet_loss_percent(INITIAL_LOSS_PERCENT);
         Ok(Self {
             kind,
             payload_type: config.codec.payload_type,
@@ -200,7 +211,7 @@ impl MediaSession {
             clock_rate,
             frame_samples,
             frame_units,
-            encoder: codec::new_encoder(kind)?,
+            encoder,
             decoder: codec::new_decoder(kind)?,
             rtp,
             jitter,
@@ -217,6 +228,7 @@ impl MediaSession {
             events: VecDeque::new(),
             ptime_ms: config.ptime_ms,
             quality: QualityMonitor::new(now),
+            expected_loss: ExpectedLoss::new(now),
             fec_recovered: 0,
             packets_discarded: 0,
             dtmf_sent: 0,
@@ -286,6 +298,12 @@ impl MediaSession {
         sender.enqueue(now, digits)?;
         self.drive_dtmf(now);
         Ok(())
+    }
+
+    /// Sends Opus in-band FEC (on by default), e.g. off when the remote's SDP says
+    /// `useinbandfec=0`. No effect on G.711.
+    pub fn set_inband_fec(&mut self, enabled: bool) {
+        self.encoder.set_inband_fec(enabled);
     }
 
     /// Hold: stop (or resume) sending RTP. RTCP continues.
@@ -434,6 +452,7 @@ impl MediaSession {
             target_delay_ms: self.jitter.target_delay().as_secs_f64() * 1000.0,
             jitter_buffer: self.jitter.stats(),
             fec_recovered: self.fec_recovered,
+            expected_loss_percent: self.expected_loss.percent,
             packets_discarded: self.packets_discarded,
             dtmf_sent: self.dtmf_sent,
             dtmf_received: self.dtmf_received,
@@ -520,9 +539,10 @@ impl MediaSession {
         };
         let update = self.rtp.handle_rtcp(now, &packets);
         if let Some(report) = update.report {
-            let percent = (u32::from(report.fraction_lost) * 100 / 256) as u8;
-            self.encoder
-                .set_packet_loss_percent(percent.max(MIN_LOSS_PERCENT));
+            if let Some(percent) = self.expected_loss.report(now, report.fraction_lost) {
+                tracing::debug!(percent, "media: encoder expected loss");
+                self.encoder.set_packet_loss_percent(percent);
+            }
         }
         if update.bye {
             self.events.push_back(MediaEvent::RemoteBye);
@@ -592,6 +612,54 @@ impl MediaSession {
             self.pcm.extend(std::iter::repeat_n(0, self.packet_samples));
         }
         FrameOutcome::Concealed
+    }
+}
+
+/// The encoder's expected-loss setting, driven by the loss the remote reports about our
+/// stream. It rises at once; it falls only after two reports in a row below it, to the higher
+/// of the two, and not during the first [`LOSS_PROTECTION`].
+#[derive(Debug)]
+struct ExpectedLoss {
+    percent: u8,
+    started: Instant,
+    /// The higher of the reports below `percent` seen in a row, if any.
+    lower: Option<u8>,
+}
+
+impl ExpectedLoss {
+    fn new(now: Instant) -> Self {
+        Self {
+            percent: INITIAL_LOSS_PERCENT,
+            started: now,
+            lower: None,
+        }
+    }
+
+    /// Takes the remote's `fraction_lost` (RFC 3550, /256); returns the new setting on change.
+    fn report(&mut self, now: Instant, fraction_lost: u8) -> Option<u8> {
+        let reported = (u32::from(fraction_lost) * 100).div_ceil(256);
+        // reported <= 100, within u8.
+        let wanted = (reported as u8).clamp(MIN_LOSS_PERCENT, MAX_LOSS_PERCENT);
+        if wanted >= self.percent {
+            self.lower = None;
+            let raised = wanted > self.percent;
+            self.percent = wanted;
+            return raised.then_some(wanted);
+        }
+        if now.saturating_duration_since(self.started) < LOSS_PROTECTION {
+            return None;
+        }
+        match self.lower {
+            None => {
+                self.lower = Some(wanted);
+                None
+            }
+            Some(previous) => {
+                self.lower = None;
+                self.percent = previous.max(wanted);
+                Some(self.percent)
+            }
+        }
     }
 }
 
