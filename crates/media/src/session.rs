@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::codec::{self, AudioDecoder, AudioEncoder, CodecError};
 use crate::dtmf::{DtmfReceiver, DtmfSender, InvalidDigit};
-use crate::jitter::{JitterBuffer, JitterStats, Playout};
+use crate::jitter::{self, JitterBuffer, JitterStats, Playout};
 use crate::quality::{
     self, EModelInput, FrameOutcome, QualityMonitor, QualityReport, WindowFigures,
 };
@@ -33,9 +33,12 @@ const LOSS_PROTECTION: Duration = Duration::from_secs(10);
 const MIN_LOSS_PERCENT: u8 = 2;
 /// Beyond this, more redundancy costs more quality than it saves.
 const MAX_LOSS_PERCENT: u8 = 25;
-/// With Opus the jitter buffer keeps at least this many packets beyond the one playing, so a
-/// lost packet can be rebuilt from the next one's in-band FEC.
+/// With Opus, once the network loses packets, the jitter buffer keeps this many packets beyond
+/// the one playing, so a lost packet can be rebuilt from the next one's in-band FEC...
 const FEC_LOOKAHEAD_FRAMES: u32 = 1;
+/// ...until this long passes without loss; then the delay shrinks back (clean calls keep the
+/// lowest delay; the first loss of a lossy period is concealed, later ones recovered).
+const FEC_LOOKAHEAD_HOLD: Duration = Duration::from_secs(20);
 /// Decode attempts per pulled frame before giving up and playing silence.
 const MAX_PULLS_PER_FRAME: usize = 8;
 
@@ -161,6 +164,10 @@ pub struct MediaSession {
     ptime_ms: u32,
     quality: QualityMonitor,
     expected_loss: ExpectedLoss,
+    /// Opus: the remote stream's loss count at the last pull, and when it last grew.
+    lost_seen: i64,
+    last_loss_at: Option<Instant>,
+    fec_lookahead: bool,
     fec_recovered: u64,
     packets_discarded: u64,
     dtmf_sent: u64,
@@ -196,11 +203,7 @@ impl MediaSession {
             config.cname,
             config.wallclock,
         );
-        let mut jitter = JitterBuffer::new(clock_rate, frame_units);
-        if kind == CodecKind::Opus {
-            let ptime = Duration::from_millis(u64::from(config.ptime_ms));
-            jitter.set_min_delay(ptime * (1 + FEC_LOOKAHEAD_FRAMES) + ptime / 2);
-        }
+        let jitter = JitterBuffer::new(clock_rate, frame_units);
         let mut encoder = codec::new_encoder(kind)?;
         encoder.set_packet_loss_percent(INITIAL_LOSS_PERCENT);
         Ok(Self {
@@ -229,6 +232,9 @@ impl MediaSession {
             ptime_ms: config.ptime_ms,
             quality: QualityMonitor::new(now),
             expected_loss: ExpectedLoss::new(now),
+            lost_seen: 0,
+            last_loss_at: None,
+            fec_lookahead: false,
             fec_recovered: 0,
             packets_discarded: 0,
             dtmf_sent: 0,
@@ -394,6 +400,7 @@ impl MediaSession {
             self.quality.record_frame(outcome, delay_ms);
         }
         self.snapshot_quality(now);
+        self.adapt_fec_lookahead(now);
         let available = self.pcm.len().min(out.len());
         out[..available].copy_from_slice(&self.pcm[..available]);
         out[available..].fill(0);
@@ -521,6 +528,34 @@ impl MediaSession {
             let received = i64::from(r.packets_received);
             (received + r.packets_lost, received)
         })
+    }
+
+    /// Opus: keeps one packet of look-ahead in the jitter buffer while the network loses
+    /// packets (see [`FEC_LOOKAHEAD_HOLD`]).
+    fn adapt_fec_lookahead(&mut self, now: Instant) {
+        if self.kind != CodecKind::Opus {
+            return;
+        }
+        let lost = self.rtp.reception().map_or(0, |r| r.packets_lost);
+        if lost > self.lost_seen {
+            self.last_loss_at = Some(now);
+        }
+        // A new source restarts the count: that is no loss.
+        self.lost_seen = lost;
+        let wanted = self
+            .last_loss_at
+            .is_some_and(|at| now.saturating_duration_since(at) < FEC_LOOKAHEAD_HOLD);
+        if wanted != self.fec_lookahead {
+            self.fec_lookahead = wanted;
+            let ptime = Duration::from_millis(u64::from(self.ptime_ms));
+            let min_delay = if wanted {
+                ptime * (1 + FEC_LOOKAHEAD_FRAMES) + ptime / 2
+            } else {
+                jitter::MIN_DELAY
+            };
+            tracing::debug!(wanted, "media: FEC look-ahead");
+            self.jitter.set_min_delay(min_delay);
+        }
     }
 
     fn snapshot_quality(&mut self, now: Instant) {
