@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::codec::{self, AudioDecoder, AudioEncoder, CodecError};
+use crate::comfort_noise::{CN_PAYLOAD_TYPE, ComfortNoise};
 use crate::dtmf::{DtmfReceiver, DtmfSender, InvalidDigit};
 use crate::jitter::{self, JitterBuffer, JitterStats, Playout};
 use crate::quality::{
@@ -128,6 +129,8 @@ pub struct MediaStats {
     pub fec_recovered: u64,
     /// The loss our encoder protects against (Opus FEC strength), from the remote's reports.
     pub expected_loss_percent: u8,
+    /// Frames of RFC 3389 comfort noise played during the remote's silences.
+    pub comfort_noise_frames: u64,
     /// Datagrams that were neither valid RTP nor RTCP, or had an unknown payload type.
     pub packets_discarded: u64,
     pub dtmf_sent: u64,
@@ -168,6 +171,11 @@ pub struct MediaSession {
     lost_seen: i64,
     last_loss_at: Option<Instant>,
     fec_lookahead: bool,
+    /// RFC 3389 comfort noise (G.711 only); `comfort_noise_active` while the remote is in a
+    /// silence it announced with CN (the last packet received was CN).
+    comfort_noise: ComfortNoise,
+    comfort_noise_active: bool,
+    comfort_noise_frames: u64,
     fec_recovered: u64,
     packets_discarded: u64,
     dtmf_sent: u64,
@@ -235,6 +243,9 @@ impl MediaSession {
             lost_seen: 0,
             last_loss_at: None,
             fec_lookahead: false,
+            comfort_noise: ComfortNoise::new(config.ssrc.rotate_left(16)),
+            comfort_noise_active: false,
+            comfort_noise_frames: 0,
             fec_recovered: 0,
             packets_discarded: 0,
             dtmf_sent: 0,
@@ -342,7 +353,12 @@ impl MediaSession {
         };
         let is_audio = packet.payload_type == self.payload_type;
         let is_dtmf = Some(packet.payload_type) == self.dtmf_payload_type;
-        if !is_audio && !is_dtmf {
+        // CN's static payload type is for 8 kHz codecs (Opus has its own DTX).
+        let is_comfort_noise = packet.payload_type == CN_PAYLOAD_TYPE
+            && self.clock_rate == 8000
+            && !is_audio
+            && !is_dtmf;
+        if !is_audio && !is_dtmf && !is_comfort_noise {
             tracing::debug!(pt = packet.payload_type, "media: unexpected payload type");
             self.packets_discarded += 1;
             return;
@@ -368,8 +384,12 @@ impl MediaSession {
             return;
         }
         if is_audio {
+            self.comfort_noise_active = false;
             self.jitter
                 .insert(now, packet.ssrc, packet.timestamp, packet.payload);
+        } else if is_comfort_noise {
+            self.comfort_noise.update(packet.payload);
+            self.comfort_noise_active = true;
         } else {
             self.dtmf_receiver.handle(packet.timestamp, packet.payload);
             while let Some(digit) = self.dtmf_receiver.poll_digit() {
@@ -394,8 +414,18 @@ impl MediaSession {
             let delay_ms = self.jitter.delay().as_secs_f64() * 1000.0;
             let outcome = match self.jitter.pull(now) {
                 Playout::Frame(payload) => self.decode(&payload),
+                Playout::Lost if self.comfort_noise_active => {
+                    self.play_comfort_noise(self.packet_samples);
+                    FrameOutcome::Decoded
+                }
                 Playout::Lost => self.conceal(),
-                Playout::Empty => break,
+                Playout::Empty => {
+                    if self.comfort_noise_active {
+                        let missing = out.len().saturating_sub(self.pcm.len());
+                        self.play_comfort_noise(missing);
+                    }
+                    break;
+                }
             };
             self.quality.record_frame(outcome, delay_ms);
         }
@@ -460,6 +490,7 @@ impl MediaSession {
             jitter_buffer: self.jitter.stats(),
             fec_recovered: self.fec_recovered,
             expected_loss_percent: self.expected_loss.percent,
+            comfort_noise_frames: self.comfort_noise_frames,
             packets_discarded: self.packets_discarded,
             dtmf_sent: self.dtmf_sent,
             dtmf_received: self.dtmf_received,
@@ -624,6 +655,11 @@ impl MediaSession {
                 self.conceal()
             }
         }
+    }
+
+    fn play_comfort_noise(&mut self, samples: usize) {
+        self.comfort_noise.generate(samples, &mut self.pcm);
+        self.comfort_noise_frames += 1;
     }
 
     fn conceal(&mut self) -> FrameOutcome {

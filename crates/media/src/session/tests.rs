@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 
 use super::*;
+use crate::comfort_noise::CN_PAYLOAD_TYPE;
 use crate::quality::QUALITY_WINDOW;
 
 const A_ADDR: &str = "192.0.2.1:4000";
@@ -600,4 +601,38 @@ fn opus_keeps_fec_look_ahead_only_while_the_network_loses_packets() {
         "{:?}",
         pair.b.quality(pair.at())
     );
+}
+
+#[test]
+fn comfort_noise_fills_the_remote_silence() {
+    let mut pair = Pair::new(CodecKind::Pcmu, Duration::from_millis(30), 0.0);
+    pair.run(Duration::from_secs(1));
+    // a goes silent: one CN packet (level 60 dBov, white), then nothing for a second.
+    let now = pair.at();
+    let timestamp = pair.a.rtp.next_timestamp();
+    let bytes = pair
+        .a
+        .rtp
+        .send_packet(now, CN_PAYLOAD_TYPE, false, timestamp, &[60]);
+    pair.a
+        .transmits
+        .push_back(MediaTransmit { rtcp: false, bytes });
+    pair.a.set_sending(false);
+    let silence_from = pair.played_by_b.len();
+    pair.run(Duration::from_secs(1));
+    pair.a.set_sending(true);
+    pair.run(Duration::from_secs(1));
+    // Skip the buffered tail of the speech, then the silence must be noise at about −60 dBov.
+    let silence = &pair.played_by_b[silence_from + 800..silence_from + 7200];
+    let rms =
+        (silence.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / silence.len() as f64).sqrt();
+    let dbov = -20.0 * (rms / 32767.0).log10();
+    assert!((57.0..63.0).contains(&dbov), "{dbov} dBov");
+    let stats = pair.b.stats();
+    assert!(stats.comfort_noise_frames >= 40, "{stats:?}");
+    // CN is part of the sequence: no loss, nothing discarded.
+    assert_eq!((stats.packets_lost, stats.packets_discarded), (0, 0));
+    // Speech resumed and plays again.
+    let tail = &pair.played_by_b[pair.played_by_b.len() - 1600..];
+    assert!(tail.iter().any(|&s| s.abs() > 2000));
 }
