@@ -4,11 +4,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use homeagent_audio::{AudioSink, AudioSource, SinkSpec, SourceSpec, SourceState};
+use homeagent_audio::{AudioError, AudioSink, AudioSource, SinkSpec, SourceSpec, SourceState};
 use homeagent_core::{CallId, CodecKind, MediaParams};
 use homeagent_media::{MediaConfig, MediaEvent, MediaSession, MediaStats};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::EngineEvent;
@@ -116,7 +117,22 @@ impl CallMedia {
     async fn run(mut self) {
         let rate = self.session.sample_rate();
         let samples = self.session.frame_samples();
-        let (mut source, mut sink) = open_audio(&self.route, &self.events, rate, samples).await;
+        // Opening a device blocks, for up to seconds: PulseAudio starts a capture stream only
+        // with the source's first fragment. Each device opens on a blocking thread of its own
+        // while the clock already ticks with silence and no output, and joins when ready.
+        // Waiting instead would let the peer's RTP queue up in the socket, reach the jitter
+        // buffer as one burst and be played late, a frame dropped every 200 ms until the
+        // delay shrank back; and the playback would wait for the capture.
+        let mut source = silence(rate, samples);
+        let mut sink = null_sink(rate, samples);
+        let input = self.route.input.clone();
+        let mut opening_source = Some(tokio::task::spawn_blocking(move || {
+            homeagent_audio::open_source(&input, rate, samples)
+        }));
+        let output = self.route.output.clone();
+        let mut opening_sink = Some(tokio::task::spawn_blocking(move || {
+            homeagent_audio::open_sink(&output, rate, samples)
+        }));
         let mut mic = vec![0i16; samples];
         let mut speaker = vec![0i16; samples];
         let mut input_ended = false;
@@ -148,6 +164,20 @@ impl CallMedia {
                     }
                     None => break self.session.stats(),
                 },
+                opened = opened(&mut opening_source) => {
+                    opening_source = None;
+                    match opened {
+                        Ok(device) => source = device,
+                        Err(error) => self.warn(format!("cannot open audio input ({error}); sending silence")).await,
+                    }
+                }
+                opened = opened(&mut opening_sink) => {
+                    opening_sink = None;
+                    match opened {
+                        Ok(device) => sink = device,
+                        Err(error) => self.warn(format!("cannot open audio output ({error}); discarding audio")).await,
+                    }
+                }
                 _ = clock.tick() => {
                     let now = Instant::now().into_std();
                     match source.read_frame(&mut mic) {
@@ -194,7 +224,18 @@ impl CallMedia {
         if let Err(error) = sink.finish() {
             tracing::warn!(%error, "closing audio output");
         }
-        tracing::debug!(call = %self.call, ?stats, "media stopped");
+        tracing::debug!(
+            call = %self.call,
+            ?stats,
+            input = ?source.stats(),
+            output = ?sink.stats(),
+            "media stopped"
+        );
+    }
+
+    async fn warn(&mut self, message: String) {
+        tracing::warn!("{message}");
+        let _ = self.events.send(EngineEvent::Warning { message }).await;
     }
 
     fn apply(&mut self, params: &MediaParams) {
@@ -249,33 +290,15 @@ impl CallMedia {
     }
 }
 
-/// Opens the call's source and sink; a device that cannot be opened falls back to silence / no
-/// output with a warning (the call goes on).
-async fn open_audio(
-    route: &AudioRoute,
-    events: &mpsc::Sender<EngineEvent>,
-    rate: u32,
-    samples: usize,
-) -> (Box<dyn AudioSource>, Box<dyn AudioSink>) {
-    let source = match homeagent_audio::open_source(&route.input, rate, samples) {
-        Ok(source) => source,
-        Err(error) => {
-            let message = format!("cannot open audio input ({error}); sending silence");
-            tracing::warn!("{message}");
-            let _ = events.send(EngineEvent::Warning { message }).await;
-            silence(rate, samples)
-        }
-    };
-    let sink = match homeagent_audio::open_sink(&route.output, rate, samples) {
-        Ok(sink) => sink,
-        Err(error) => {
-            let message = format!("cannot open audio output ({error}); discarding audio");
-            tracing::warn!("{message}");
-            let _ = events.send(EngineEvent::Warning { message }).await;
-            null_sink(rate, samples)
-        }
-    };
-    (source, sink)
+/// Waits for a device being opened on a blocking thread; forever once it has been.
+async fn opened<T>(opening: &mut Option<JoinHandle<Result<T, AudioError>>>) -> Result<T, String> {
+    match opening {
+        Some(handle) => match handle.await {
+            Ok(result) => result.map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        },
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -320,5 +343,106 @@ impl CallStats {
             jitter_ms: stats.jitter_ms,
             rtt_ms: stats.rtt_ms,
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::time::Duration;
+
+    use homeagent_core::{CallId, CodecKind, Direction, MediaParams};
+    use homeagent_media::CodecSpec;
+    use tokio::net::UdpSocket;
+    use tokio::sync::{mpsc, oneshot};
+
+    use super::*;
+
+    /// An audio device that takes long to open must not hold up the call: RTP flows from the
+    /// first ticks, and the device joins (here: fails, and is reported) when its open returns.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn media_runs_while_the_audio_opens() {
+        // Opening a FIFO for reading blocks until a writer opens it: a source whose open takes
+        // as long as the test wants.
+        let dir = std::env::temp_dir().join(format!("homeagent-media-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("mic.wav");
+        let _ = std::fs::remove_file(&fifo);
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|status| status.success()), "mkfifo");
+
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let peer_rtcp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let sockets = MediaSockets {
+            rtp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            rtcp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        };
+        let params = MediaParams {
+            codec: CodecSpec {
+                payload_type: 0,
+                name: "PCMU".to_owned(),
+                clock_rate: 8000,
+                channels: 1,
+                fmtp: None,
+            },
+            kind: CodecKind::Pcmu,
+            dtmf: None,
+            remote_rtp: peer.local_addr().unwrap(),
+            remote_rtcp: peer_rtcp.local_addr().unwrap(),
+            rtcp_mux: false,
+            direction: Direction::SendRecv,
+            ptime_ms: 20,
+            remote_ssrc: None,
+        };
+        let route = AudioRoute {
+            input: SourceSpec::Wav(fifo.clone()),
+            output: SinkSpec::Null,
+        };
+        let (events_tx, mut events) = mpsc::channel(16);
+        let control = spawn(CallId(1), sockets, params, route, events_tx).unwrap();
+
+        // 300 ms of ticks while the source is still opening.
+        let mut packets = 0;
+        let mut buf = [0u8; 2048];
+        let window = tokio::time::sleep(Duration::from_millis(300));
+        tokio::pin!(window);
+        loop {
+            tokio::select! {
+                _ = &mut window => break,
+                received = peer.recv_from(&mut buf) => {
+                    if received.is_ok() {
+                        packets += 1;
+                    }
+                }
+            }
+        }
+
+        // Let the open return: a writer that closes at once gives the reader an empty file.
+        let writer = tokio::task::spawn_blocking(move || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&fifo)
+                .map(drop)
+        });
+        tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .expect("the media task opens the FIFO")
+            .unwrap()
+            .unwrap();
+        let warning = tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .expect("a warning once the open fails");
+        let (reply, stats) = oneshot::channel();
+        control.send(MediaControl::Stop(reply)).await.unwrap();
+        let stats = stats.await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+
+        assert!(packets >= 8, "{packets} RTP packets in 300 ms of opening");
+        match warning {
+            Some(EngineEvent::Warning { message }) => {
+                assert!(message.contains("cannot open audio input"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(stats.packets_sent >= packets, "{stats:?}");
     }
 }
