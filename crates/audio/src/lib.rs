@@ -50,6 +50,11 @@
 //! PulseAudio moves the streams of a removed sink or source to the default one, which is
 //! not an error.
 //!
+//! Opening a device blocks: it connects to the sound server, and PulseAudio only returns
+//! from starting a capture stream with the source's first fragment (0.2 to 2 s on an idle
+//! virtual source). A driver with a real-time clock opens devices on another thread and
+//! clocks silence meanwhile (the engine does), rather than stalling its clock.
+//!
 //! The buffer requested is one call frame (`BufferSize::Fixed`). cpal double-buffers it, and
 //! PulseAudio then runs the sink at its minimum latency; an idle PulseAudio null sink only
 //! notices the new stream after its 2 s default latency, so the first ~2 s written to a
@@ -67,8 +72,9 @@
 //! The script starts PulseAudio with a null sink `vspeaker` (default sink) and a virtual mic
 //! `vmic` (default source, fed with `paplay -d vmic_src`). The tests list the devices, play a
 //! tone to `device:default` and to ALSA's `device:pulse` while `parec` records
-//! `vspeaker.monitor`, capture from `device:default` while `paplay` feeds `vmic_src`, and
-//! unload a sink under a running stream. Without a reachable PulseAudio (`pactl info` fails)
+//! `vspeaker.monitor`, capture from `device:default` while `paplay` feeds `vmic_src`, do
+//! both at once from one thread (full duplex, as in a call), and unload a sink under a
+//! running stream. Without a reachable PulseAudio (`pactl info` fails)
 //! each test prints a notice and passes without checking anything.
 
 #![forbid(unsafe_code)]
@@ -197,6 +203,9 @@ impl std::fmt::Display for Direction {
 }
 
 /// Opens a source producing mono frames of `frame_samples` samples at `sample_rate` Hz.
+///
+/// Opening a device (or a WAV file on a FIFO) can block for seconds; see the crate
+/// documentation.
 pub fn open_source(
     spec: &SourceSpec,
     sample_rate: u32,

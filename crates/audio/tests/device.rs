@@ -177,6 +177,84 @@ fn plays_a_tone_to(device: &str) {
     assert_eq!(stats.frames, frames as u64);
 }
 
+/// Full duplex as in a call: a capture and a playback device open at once in one process,
+/// driven from one thread on a 20 ms clock. Each direction must be as clean as alone.
+#[test]
+fn captures_and_plays_at_once() {
+    if !pulse_available() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = std::env::temp_dir().join(format!("homeagent-audio-duplex-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wav = dir.join("tone700.wav");
+    write_tone(&wav, 700.0, 48000, 2.0);
+    let recorder = Recorder::start();
+
+    let mut mic = open_source(&"device:vmic".parse().unwrap(), RATE, FRAME).unwrap();
+    let mut speaker = open_sink(&"device:vspeaker".parse().unwrap(), RATE, FRAME).unwrap();
+    let mut tone = open_source(&"tone:1000".parse().unwrap(), RATE, FRAME).unwrap();
+    let mut player = Command::new("paplay")
+        .args(["-d", "vmic_src"])
+        .arg(&wav)
+        .spawn()
+        .expect("paplay runs");
+    let mut captured = Vec::new();
+    let mut in_frame = [0i16; FRAME];
+    let mut out_frame = [0i16; FRAME];
+    // Warm-up as in `plays_a_tone_to`, then 1.5 s of tone.
+    let warm_up = 125;
+    let frames = warm_up + 75;
+    paced(frames, |i| {
+        assert_eq!(mic.read_frame(&mut in_frame).unwrap(), SourceState::Data);
+        captured.extend_from_slice(&in_frame);
+        if i >= warm_up {
+            tone.read_frame(&mut out_frame).unwrap();
+        }
+        speaker.write_frame(&out_frame).unwrap();
+    });
+    speaker.finish().unwrap();
+    let (mic_stats, speaker_stats) = (mic.stats(), speaker.stats());
+    drop((mic, speaker));
+    let _ = player.wait();
+    thread::sleep(Duration::from_millis(300));
+    let played = recorder.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("capture {mic_stats:?}\nplayback {speaker_stats:?}");
+
+    let heard = analyse(&played, RATE);
+    eprintln!("played {heard:?}");
+    assert!(
+        heard.active_seconds > 1.38 && heard.active_seconds < 1.6,
+        "tone heard for {} s of 1.5 s",
+        heard.active_seconds
+    );
+    assert!(
+        (heard.frequency - 1000.0).abs() < 3.0,
+        "heard {} Hz",
+        heard.frequency
+    );
+    assert!(
+        (heard.level_dbfs + 15.0).abs() < 2.0,
+        "level {} dBFS",
+        heard.level_dbfs
+    );
+    let got = analyse(&captured, RATE);
+    eprintln!("captured {got:?}");
+    assert!(
+        got.active_seconds > 1.7,
+        "tone captured for {} s of 2 s",
+        got.active_seconds
+    );
+    assert!(
+        (got.frequency - 700.0).abs() < 3.0,
+        "captured {} Hz",
+        got.frequency
+    );
+    assert_eq!(speaker_stats.frames, frames as u64);
+    assert_eq!(mic_stats.frames, frames as u64);
+}
+
 #[test]
 fn captures_a_tone_from_the_default_device() {
     if !pulse_available() {
