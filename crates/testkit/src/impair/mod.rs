@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::netem::{Gilbert, Impairment, NetEmulator, NetStats};
-use packet::{PacketKind, classify};
+use packet::{PacketKind, RtpHeader, Udp, classify};
 
 /// The named impairment profiles of the quality bench.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,17 +194,20 @@ impl Relay {
     pub fn handle_packet(&mut self, now: Instant, from: Side, packet: Vec<u8>) {
         let at_ms = self.ms(now);
         let direction = self.direction(from);
-        let kind = classify(&packet);
-        if !kind.is_media() {
-            if matches!(kind, PacketKind::Other) && packet.first().is_some_and(|b| b >> 4 != 4) {
+        let (udp, rtp) = match classify(&packet) {
+            PacketKind::Rtp(udp, header) => (udp, Some(header)),
+            PacketKind::Rtcp(udp) => (udp, None),
+            PacketKind::Other if packet.first().is_some_and(|b| b >> 4 != 4) => {
                 direction.dropped += 1;
                 return;
             }
-            direction.passed += 1;
-            direction.passthrough.push_back(packet);
-            return;
-        }
-        let flow = direction.flow(kind, at_ms);
+            PacketKind::OtherUdp(_) | PacketKind::Other => {
+                direction.passed += 1;
+                direction.passthrough.push_back(packet);
+                return;
+            }
+        };
+        let flow = direction.flow(udp, rtp, at_ms);
         let lost_before = direction.net.stats().lost;
         direction.net.send(now, Queued { flow, packet });
         if direction.net.stats().lost > lost_before
@@ -279,13 +282,7 @@ impl Direction {
     }
 
     /// The index of the packet's flow, created on its first packet.
-    fn flow(&mut self, kind: PacketKind, at_ms: f64) -> usize {
-        let (udp, rtp) = match kind {
-            PacketKind::Rtp(udp, header) => (udp, Some(header)),
-            PacketKind::Rtcp(udp) | PacketKind::OtherUdp(udp) => (udp, None),
-            // Only media reaches here, and media is UDP.
-            PacketKind::Other => return usize::MAX,
-        };
+    fn flow(&mut self, udp: Udp, rtp: Option<RtpHeader>, at_ms: f64) -> usize {
         let index = match self
             .flows
             .iter()
