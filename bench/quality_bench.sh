@@ -14,7 +14,7 @@
 #                   how; `*` = baresip receiver, measured at its decoder, not comparable)
 #   loss            what the relay dropped A->B (same seed: same schedule for every pair)
 #
-#   sudo bench/quality_bench.sh                                  # everything (~48 calls)
+#   sudo bench/quality_bench.sh                 # everything: 48 calls, ~7 min on 2 cores
 #   PROFILES="clean loss3" PAIRS=homeagent:homeagent CODECS=opus bench/quality_bench.sh
 #   JOBS=2 SEED=7 EXTRA_DELAY_MS=20 BENCH_KEEP=1 HOMEAGENT_BIN=... HA_IMPAIR_BIN=... ...
 #
@@ -241,7 +241,7 @@ for codec in $CODECS; do
   done
 done
 wait
-python3 "$HERE/quality/table.py" "$RESULTS" $PROFILES
+python3 "$HERE/quality/table.py" "$RESULTS" "$CODECS" "$PAIRS" $PROFILES
 echo
 echo "seed $SEED; relay base delay subtracted (jitter30: 30 ms, loss5_jitter40: 40 ms, + $EXTRA_DELAY_MS ms)."
 echo "Playout delay includes one packet time and the receiver's 0-20 ms frame phase."

@@ -2,7 +2,7 @@
 """Prints the quality bench tables from its result lines (one JSON object per cell, with
 codec, pair, profile, pesq, delay_ms, delay_kind, loss_pct).
 
-usage: table.py RESULTS.jsonl PROFILE...
+usage: table.py RESULTS.jsonl "CODEC..." "CALLER:CALLEE..." PROFILE...
 """
 import json
 import sys
@@ -11,7 +11,7 @@ NAMES = {"homeagent": "ours", "baresip": "baresip"}
 
 
 def main():
-    path, profiles = sys.argv[1], sys.argv[2:]
+    path, codecs, pairs, profiles = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4:]
     cells = {}
     with open(path) as f:
         for line in f:
@@ -19,8 +19,6 @@ def main():
             if line:
                 r = json.loads(line)
                 cells[(r["codec"], r["pair"], r["profile"])] = r
-    codecs = list(dict.fromkeys(k[0] for k in cells))
-    pairs = list(dict.fromkeys(k[1] for k in cells))
 
     def label(pair):
         caller, callee = pair.split(":")
