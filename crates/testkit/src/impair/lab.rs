@@ -5,7 +5,7 @@
 //! use homeagent_testkit::impair::{Profile, Side, lab::{Lab, LabOpts}};
 //!
 //! if !homeagent_testkit::impair::lab::require_lab() {
-//!     return;
+//!     return Ok(());
 //! }
 //! let mut lab = Lab::start(&LabOpts { profile: Profile::Loss3, ..LabOpts::default() })?;
 //! // Run a UA in each namespace: `ip netns exec NS program args...`.
