@@ -7,6 +7,7 @@
 mod baresip;
 mod common;
 mod demo;
+mod devices;
 mod kamailio;
 mod linphone;
 mod sipp;
