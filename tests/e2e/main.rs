@@ -10,4 +10,5 @@ mod demo;
 mod devices;
 mod kamailio;
 mod linphone;
+mod quality;
 mod sipp;
