@@ -110,6 +110,30 @@ fn opus_over_3_percent_loss_keeps_its_pesq() {
     }
     let received = callee_summary["packets_received"].as_u64().unwrap_or(0);
     assert!(received > 400, "{callee_summary}");
+    // The live quality events saw the loss, and FEC repaired some of it.
+    let quality: Vec<serde_json::Value> = callee
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "quality")
+        .collect();
+    assert!(!quality.is_empty(), "no quality event in a 10 s call");
+    let lossy = quality
+        .iter()
+        .any(|q| q["loss_percent"].as_f64().is_some_and(|l| l > 0.5));
+    assert!(
+        lossy,
+        "quality events do not show the 3 % loss: {quality:?}"
+    );
+    let fec: u64 = quality
+        .iter()
+        .filter_map(|q| q["fec_recovered"].as_u64())
+        .sum();
+    assert!(fec > 0, "no frame rebuilt from FEC: {quality:?}");
+    let mos = callee_summary["mos"].as_f64().unwrap_or(0.0);
+    assert!(
+        (1.0..4.4).contains(&mos),
+        "MOS {mos} for a lossy call: {callee_summary}"
+    );
 
     let heard = callee.dir().join("heard.wav");
     let score = score_pesq(&reference, &heard, Mode::Wb).expect("PESQ");

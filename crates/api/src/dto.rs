@@ -96,6 +96,8 @@ pub struct CallStats {
     pub jitter_ms: f64,
     /// Round-trip time from RTCP, ms (when the peer sent reports).
     pub rtt_ms: Option<f64>,
+    /// Mean MOS estimate over the call (E-model, ITU-T G.107; 1.0-4.5).
+    pub mos: Option<f64>,
 }
 
 /// What the phone tells the front ends. Serialised as `{"event":"<name>", ...}`.
@@ -158,6 +160,30 @@ pub enum Event {
     AudioInputEnded {
         call: u64,
     },
+    /// Live call quality over the last few seconds (every 5 s during a call).
+    Quality {
+        call: u64,
+        /// E-model MOS of the call (the worse direction), 1.0-4.5.
+        mos: f64,
+        /// MOS of what we hear.
+        local_mos: f64,
+        /// MOS of what the other side hears (from its RTCP reports).
+        remote_mos: Option<f64>,
+        /// Packets of the incoming stream lost in the network, percent.
+        loss_percent: f64,
+        /// Loss the other side reports about our stream, percent.
+        remote_loss_percent: Option<f64>,
+        /// Frames we played as concealment (loss not repaired by FEC, late packets), percent.
+        concealed_percent: f64,
+        jitter_ms: f64,
+        rtt_ms: Option<f64>,
+        /// Jitter-buffer delay, ms.
+        playout_delay_ms: f64,
+        /// Mouth-to-ear estimate without the sound devices, ms.
+        one_way_delay_ms: f64,
+        /// Lost frames rebuilt from Opus in-band FEC, over the window.
+        fec_recovered: u64,
+    },
     Ended {
         call: u64,
         reason: String,
@@ -193,6 +219,20 @@ impl From<EngineEvent> for Event {
                 digits,
             },
             EngineEvent::AudioInputEnded { call } => Self::AudioInputEnded { call: call.0 },
+            EngineEvent::Quality { call, report } => Self::Quality {
+                call: call.0,
+                mos: round2(report.mos),
+                local_mos: round2(report.local_mos),
+                remote_mos: report.remote_mos.map(round2),
+                loss_percent: round2(report.loss_percent),
+                remote_loss_percent: report.remote_loss_percent.map(round2),
+                concealed_percent: round2(report.concealed_percent),
+                jitter_ms: round2(report.jitter_ms),
+                rtt_ms: report.rtt_ms.map(round2),
+                playout_delay_ms: round2(report.playout_delay_ms),
+                one_way_delay_ms: round2(report.one_way_delay_ms),
+                fec_recovered: report.fec_recovered,
+            },
             EngineEvent::Ended {
                 call,
                 reason,
@@ -213,6 +253,7 @@ impl From<EngineEvent> for Event {
                     packets_lost: stats.packets_lost,
                     jitter_ms: stats.jitter_ms,
                     rtt_ms: stats.rtt_ms,
+                    mos: stats.mos.map(round2),
                 },
             },
             EngineEvent::Warning { message } => Self::Warning { message },
@@ -222,6 +263,10 @@ impl From<EngineEvent> for Event {
             },
         }
     }
+}
+
+fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
 }
 
 fn from_phone(event: PhoneEvent) -> Event {

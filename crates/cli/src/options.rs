@@ -21,7 +21,8 @@ error); 2 bad usage or configuration; 3 busy, declined or rejected; 4 no answer 
 The SIP password is read from the environment variable HOMEAGENT_PASSWORD, never from the
 command line. With --json, stdout carries one JSON object per event; the last line is the
 summary: {\"event\":\"summary\",\"result\":...,\"codec\":...,\"duration_s\":...,
-\"packets_sent\":...,\"packets_received\":...,\"packets_lost\":...,\"jitter_ms\":...,\"rtt_ms\":...}.";
+\"packets_sent\":...,\"packets_received\":...,\"packets_lost\":...,\"jitter_ms\":...,\"rtt_ms\":...,
+\"mos\":...}. During a call, {\"event\":\"quality\",...} every 5 s: MOS, loss, jitter, RTT, delay.";
 
 /// Homeagent: a softphone for contact-center agents (headless CLI).
 #[derive(Debug, Parser)]

@@ -216,6 +216,7 @@ impl Run {
                 "packets_lost": stats.packets_lost,
                 "jitter_ms": round3(stats.jitter_ms),
                 "rtt_ms": stats.rtt_ms.map(round3),
+                "mos": stats.mos,
                 "calls": calls,
             });
             println!("{summary}");

@@ -307,7 +307,7 @@ async fn stop_media(media: ActiveMedia) -> CallStats {
         return CallStats::default();
     }
     match tokio::time::timeout(Duration::from_secs(2), answer).await {
-        Ok(Ok(stats)) => CallStats::from_media(&stats, duration),
+        Ok(Ok(stats)) => CallStats { duration, ..stats },
         _ => CallStats::default(),
     }
 }

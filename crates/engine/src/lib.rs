@@ -46,6 +46,11 @@ pub enum EngineEvent {
     AudioInputEnded {
         call: CallId,
     },
+    /// Live quality of a call, every few seconds.
+    Quality {
+        call: CallId,
+        report: homeagent_media::QualityReport,
+    },
     /// A call ended; carries the media figures.
     Ended {
         call: CallId,

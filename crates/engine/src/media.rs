@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use homeagent_audio::{AudioError, AudioSink, AudioSource, SinkSpec, SourceSpec, SourceState};
 use homeagent_core::{CallId, CodecKind, MediaParams};
-use homeagent_media::{MediaConfig, MediaEvent, MediaSession, MediaStats};
+use homeagent_media::{MediaConfig, MediaEvent, MediaSession, MediaStats, QualityReport};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -58,8 +58,8 @@ impl MediaSockets {
 pub(crate) enum MediaControl {
     Update(MediaParams),
     SendDtmf(String),
-    /// Stop, answer with the final figures.
-    Stop(oneshot::Sender<MediaStats>),
+    /// Stop, answer with the final figures (the driver fills in the duration).
+    Stop(oneshot::Sender<CallStats>),
 }
 
 /// What the call task needs besides the negotiated parameters.
@@ -87,8 +87,15 @@ pub(crate) fn spawn(
         cname: format!("{:016x}@homeagent", rand::random::<u64>()),
         wallclock: Some(std::time::SystemTime::now()),
     };
-    let session =
+    let mut session =
         MediaSession::new(config, Instant::now().into_std()).map_err(|e| e.to_string())?;
+    // RFC 7587: the receiver says whether it wants in-band FEC.
+    let fec_refused = params
+        .codec
+        .fmtp
+        .as_deref()
+        .is_some_and(|f| f.replace(' ', "").contains("useinbandfec=0"));
+    session.set_inband_fec(!fec_refused);
     let (control, commands) = mpsc::channel(16);
     let task = CallMedia {
         call,
@@ -142,6 +149,10 @@ impl CallMedia {
         )));
         // A sound card plays every frame: after a stall, catch up rather than skip.
         clock.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let mut quality_clock =
+            tokio::time::interval_at(Instant::now() + QUALITY_EVERY, QUALITY_EVERY);
+        quality_clock.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut quality = QualityLog::default();
         let mut rtp_buf = vec![0u8; 2048];
         let mut rtcp_buf = vec![0u8; 2048];
         let stats = loop {
@@ -159,7 +170,7 @@ impl CallMedia {
                     }
                     Some(MediaControl::Stop(reply)) => {
                         let stats = self.session.stats();
-                        let _ = reply.send(stats.clone());
+                        let _ = reply.send(CallStats::from_media(&stats, quality.mean_mos(&self.session)));
                         break stats;
                     }
                     None => break self.session.stats(),
@@ -177,6 +188,11 @@ impl CallMedia {
                         Ok(device) => sink = device,
                         Err(error) => self.warn(format!("cannot open audio output ({error}); discarding audio")).await,
                     }
+                }
+                _ = quality_clock.tick() => {
+                    let report = self.session.quality(Instant::now().into_std());
+                    quality.record(&report);
+                    let _ = self.events.send(EngineEvent::Quality { call: self.call, report }).await;
                 }
                 _ = clock.tick() => {
                     let now = Instant::now().into_std();
@@ -319,6 +335,32 @@ fn null_sink(rate: u32, samples: usize) -> Box<dyn AudioSink> {
     homeagent_audio::open_sink(&SinkSpec::Null, rate, samples).expect("null sink always opens")
 }
 
+/// How often a call reports its live quality (MOS, loss, jitter, RTT).
+const QUALITY_EVERY: Duration = Duration::from_secs(5);
+
+/// The MOS figures reported during a call, for its summary.
+#[derive(Debug, Default)]
+struct QualityLog {
+    sum: f64,
+    count: u32,
+}
+
+impl QualityLog {
+    fn record(&mut self, report: &QualityReport) {
+        self.sum += report.mos;
+        self.count += 1;
+    }
+
+    /// The mean of the reported MOS; for a call shorter than one report, its current MOS.
+    fn mean_mos(&self, session: &MediaSession) -> Option<f64> {
+        if self.count > 0 {
+            return Some(self.sum / f64::from(self.count));
+        }
+        let stats = session.stats();
+        (stats.packets_received > 0).then(|| session.quality(Instant::now().into_std()).mos)
+    }
+}
+
 /// Figures of a finished call for the front end.
 #[derive(Debug, Clone, Default)]
 pub struct CallStats {
@@ -330,13 +372,16 @@ pub struct CallStats {
     pub packets_lost: u64,
     pub jitter_ms: f64,
     pub rtt_ms: Option<f64>,
+    /// Mean of the live MOS estimates over the call (E-model, ITU-T G.107).
+    pub mos: Option<f64>,
 }
 
 impl CallStats {
-    pub(crate) fn from_media(stats: &MediaStats, duration: Duration) -> Self {
+    pub(crate) fn from_media(stats: &MediaStats, mos: Option<f64>) -> Self {
         Self {
             codec: Some(stats.codec),
-            duration,
+            duration: Duration::ZERO,
+            mos,
             packets_sent: stats.packets_sent,
             packets_received: stats.packets_received,
             packets_lost: u64::try_from(stats.packets_lost).unwrap_or(0),
