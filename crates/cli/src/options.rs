@@ -364,6 +364,25 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_parses_with_every_key() {
+        let example = include_str!("../../../docs/homeagent.example.toml");
+        // Uncomment every `# key = value` line: each must be a known key with a valid value.
+        let uncommented: String = example
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                l.split_once(" = ")
+                    .is_some_and(|(key, _)| key.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            })
+            .map(|l| format!("{}\n", l.split("  #").next().unwrap_or(l).trim()))
+            .collect();
+        let file: FileOptions = toml::from_str(&uncommented).unwrap();
+        assert_eq!(file.rtp_ports.as_deref(), Some("16384-32767"));
+        assert_eq!(file.answer, Some(AnswerOption::Auto));
+        assert!(file.registrar.is_some() && file.debug == Some(false));
+    }
+
+    #[test]
     fn unknown_config_keys_are_errors() {
         assert!(toml::from_str::<FileOptions>("bnid = \"x\"").is_err());
     }
