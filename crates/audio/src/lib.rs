@@ -1,5 +1,7 @@
 //! Audio I/O for Homeagent: sound devices (cpal), WAV files, tones, silence and a null sink,
-//! all seen as mono `i16` PCM at the call's sample rate, in fixed-size frames.
+//! all seen as mono `i16` PCM at the call's sample rate, in fixed-size frames; and the
+//! processing of a call's device audio ([`AudioProcessor`]: echo cancellation, noise
+//! suppression, gain control).
 //!
 //! This is the only crate with real-time threads (cpal's device callbacks).
 //!
@@ -80,6 +82,7 @@
 #![forbid(unsafe_code)]
 
 mod device;
+mod processing;
 mod resample;
 mod ring;
 mod spec;
@@ -89,6 +92,7 @@ mod wav;
 use std::path::PathBuf;
 
 pub use device::{DeviceInfo, list_devices};
+pub use processing::{AudioProcessor, ProcessingConfig, ProcessingStats};
 pub use spec::{DeviceSelector, SinkSpec, SourceSpec, SpecError};
 
 /// Level of the `tone:` source, in dBFS.
