@@ -26,6 +26,10 @@ pub trait AudioEncoder: Send + fmt::Debug {
 
     /// Turns in-band redundancy (Opus FEC) on or off; on by default where the codec has it.
     fn set_inband_fec(&mut self, _enabled: bool) {}
+
+    /// Tells the encoder each frame also travels `copies` more times (RFC 2198 RED), so it can
+    /// keep the total bitrate sane. 0 by default.
+    fn set_redundant_copies(&mut self, _copies: u8) {}
 }
 
 /// Decodes RTP payloads into mono PCM and conceals lost packets.

@@ -51,6 +51,8 @@ pub struct JitterStats {
     /// Frames dropped to shrink the delay toward the target, or past the maximum delay.
     pub frames_dropped: u64,
     pub resets: u64,
+    /// Missing frames filled by a redundant copy ([`JitterBuffer::insert_redundant`]) and played.
+    pub redundant_played: u64,
 }
 
 #[derive(Debug)]
@@ -59,7 +61,8 @@ pub struct JitterBuffer {
     /// Packet duration in timestamp units.
     frame: u64,
     ssrc: Option<u32>,
-    packets: BTreeMap<u64, Vec<u8>>,
+    /// Payload by extended timestamp, and whether it is a redundant copy.
+    packets: BTreeMap<u64, (Vec<u8>, bool)>,
     highest: Option<u64>,
     /// Timestamp of the next frame to play; `None` while buffering.
     cursor: Option<u64>,
@@ -139,14 +142,39 @@ impl JitterBuffer {
             self.stats.late_dropped += 1;
             return;
         }
-        if self.packets.contains_key(&extended) {
-            self.stats.duplicates += 1;
+        if let Some((_, redundant)) = self.packets.get_mut(&extended) {
+            if *redundant {
+                // The original after its redundant copy (reordering): it was not lost.
+                *redundant = false;
+            } else {
+                self.stats.duplicates += 1;
+            }
             return;
         }
         self.measure_transit(now, extended);
         self.highest = Some(self.highest.map_or(extended, |h| h.max(extended)));
-        self.packets.insert(extended, payload.to_vec());
+        self.packets.insert(extended, (payload.to_vec(), false));
         self.enforce_max_delay();
+    }
+
+    /// Takes in a redundant copy of an earlier frame (RFC 2198 RED), after the packet that
+    /// carried it went through [`Self::insert`]. It only fills a hole: it is ignored when the
+    /// frame is here or its turn has passed; its arrival time says nothing about the network's
+    /// jitter. Returns whether it filled a hole.
+    pub fn insert_redundant(&mut self, ssrc: u32, timestamp: u32, payload: &[u8]) -> bool {
+        if self.ssrc != Some(ssrc) || self.highest.is_none() {
+            return false;
+        }
+        let extended = self.extend(timestamp);
+        let too_old = self
+            .cursor
+            .or(self.played_until)
+            .is_some_and(|position| extended < position);
+        if too_old || self.packets.contains_key(&extended) {
+            return false;
+        }
+        self.packets.insert(extended, (payload.to_vec(), true));
+        true
     }
 
     /// The frame to play now.
@@ -207,7 +235,7 @@ impl JitterBuffer {
         }
         let cursor = self.cursor?;
         let (&timestamp, payload) = self.packets.iter().next()?;
-        (timestamp < cursor + self.frame).then_some(payload.as_slice())
+        (timestamp < cursor + self.frame).then_some(payload.0.as_slice())
     }
 
     /// Audio buffered ahead of the playout position.
@@ -278,9 +306,10 @@ impl JitterBuffer {
         match self.packets.first_entry() {
             Some(entry) if *entry.key() < cursor + self.frame => {
                 let timestamp = *entry.key();
-                let payload = entry.remove();
+                let (payload, redundant) = entry.remove();
                 self.cursor = Some(timestamp + self.frame);
                 self.stats.frames_played += 1;
+                self.stats.redundant_played += u64::from(redundant);
                 Playout::Frame(payload)
             }
             _ => {
@@ -560,6 +589,37 @@ mod tests {
         // Underrun: a stall, not a skipped packet.
         assert_eq!(buffer.pull(t0), Playout::Lost);
         assert_eq!(buffer.next_payload(), None);
+    }
+
+    #[test]
+    fn redundant_copies_only_fill_holes() {
+        let t0 = base();
+        let mut buffer = JitterBuffer::new(8000, FRAME);
+        for index in [0, 1, 3] {
+            buffer.insert(at(t0, index), 1, index * FRAME, &payload(index));
+        }
+        // Copies of 1 (present), 2 (lost) and 4 (its original comes later).
+        assert!(!buffer.insert_redundant(1, FRAME, &payload(99)));
+        assert!(buffer.insert_redundant(1, 2 * FRAME, &payload(2)));
+        assert!(buffer.insert_redundant(1, 4 * FRAME, &payload(4)));
+        assert!(
+            !buffer.insert_redundant(2, 5 * FRAME, &payload(5)),
+            "other source"
+        );
+        // The original of 4 arrives after its copy: not a duplicate, not recovered.
+        buffer.insert(at(t0, 4), 1, 4 * FRAME, &payload(4));
+        let played: Vec<_> = (0..5).map(|_| buffer.pull(t0)).collect();
+        assert_eq!(
+            played,
+            (0..5)
+                .map(|i| Playout::Frame(payload(i)))
+                .collect::<Vec<_>>()
+        );
+        // Too late: its turn has passed.
+        assert!(!buffer.insert_redundant(1, 3 * FRAME, &payload(3)));
+        let stats = buffer.stats();
+        assert_eq!((stats.redundant_played, stats.duplicates), (1, 0));
+        assert_eq!(stats.frames_concealed, 0);
     }
 
     #[test]

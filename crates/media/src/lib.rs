@@ -7,7 +7,7 @@
 //! timeouts ([`MediaSession::handle_timeout`] at [`MediaSession::poll_timeout`]); pull speaker
 //! frames ([`MediaSession::pull_audio`]); after each call drain
 //! [`MediaSession::poll_transmit`] and [`MediaSession::poll_event`]. The building blocks
-//! ([`codec`], [`rtp`], [`rtcp`], [`rtp_session`], [`jitter`], [`dtmf`], [`quality`], [`comfort_noise`]) are public for tests,
+//! ([`codec`], [`rtp`], [`rtcp`], [`rtp_session`], [`jitter`], [`dtmf`], [`quality`], [`comfort_noise`], [`red`]) are public for tests,
 //! tools and fuzzing.
 #![forbid(unsafe_code)]
 
@@ -16,6 +16,7 @@ pub mod comfort_noise;
 pub mod dtmf;
 pub mod jitter;
 pub mod quality;
+pub mod red;
 pub mod rtcp;
 pub mod rtp;
 pub mod rtp_session;

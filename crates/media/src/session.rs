@@ -18,6 +18,7 @@ use crate::jitter::{self, JitterBuffer, JitterStats, Playout};
 use crate::quality::{
     self, EModelInput, FrameOutcome, QualityMonitor, QualityReport, WindowFigures,
 };
+use crate::red::{self, RedHistory};
 use crate::rtcp;
 use crate::rtp::{self, RtpPacket};
 use crate::rtp_session::{RtpSession, SequenceStatus};
@@ -40,6 +41,11 @@ const FEC_LOOKAHEAD_FRAMES: u32 = 1;
 /// ...until this long passes without loss; then the delay shrinks back (clean calls keep the
 /// lowest delay; the first loss of a lossy period is concealed, later ones recovered).
 const FEC_LOOKAHEAD_HOLD: Duration = Duration::from_secs(20);
+/// RFC 2198 RED (when negotiated): one redundant copy of the previous frame from this expected
+/// loss (the remote's reports), two (survives bursts of two, and of three with the copies'
+/// own in-band FEC) from [`RED_TWO_COPIES_PERCENT`].
+const RED_ONE_COPY_PERCENT: u8 = 3;
+const RED_TWO_COPIES_PERCENT: u8 = 5;
 /// Decode attempts per pulled frame before giving up and playing silence.
 const MAX_PULLS_PER_FRAME: usize = 8;
 
@@ -127,6 +133,8 @@ pub struct MediaStats {
     pub jitter_buffer: JitterStats,
     /// Lost frames rebuilt from the next packet's in-band FEC.
     pub fec_recovered: u64,
+    /// Lost frames rebuilt from the redundant copies of an RFC 2198 RED packet.
+    pub red_recovered: u64,
     /// The loss our encoder protects against (Opus FEC strength), from the remote's reports.
     pub expected_loss_percent: u8,
     /// Frames of RFC 3389 comfort noise played during the remote's silences.
@@ -170,7 +178,17 @@ pub struct MediaSession {
     /// Opus: the remote stream's loss count at the last pull, and when it last grew.
     lost_seen: i64,
     last_loss_at: Option<Instant>,
-    fec_lookahead: bool,
+    /// Packets the jitter buffer keeps beyond the one playing (0 on a clean network).
+    lookahead_frames: u32,
+    /// RFC 2198 RED: the negotiated payload type, what we sent last, how many earlier frames
+    /// each packet repeats, and the most the remote's packets repeated (frames).
+    red_payload_type: Option<u8>,
+    red_history: RedHistory,
+    red_payload: Vec<u8>,
+    red_copies: u8,
+    /// The remote's last two loss reports (percent): RED follows the higher.
+    red_reports: [u8; 2],
+    remote_red_distance: u32,
     /// RFC 3389 comfort noise (G.711 only); `comfort_noise_active` while the remote is in a
     /// silence it announced with CN (the last packet received was CN).
     comfort_noise: ComfortNoise,
@@ -242,7 +260,13 @@ impl MediaSession {
             expected_loss: ExpectedLoss::new(now),
             lost_seen: 0,
             last_loss_at: None,
-            fec_lookahead: false,
+            lookahead_frames: 0,
+            red_payload_type: None,
+            red_history: RedHistory::new(),
+            red_payload: Vec::with_capacity(1500),
+            red_copies: 0,
+            red_reports: [0; 2],
+            remote_red_distance: 0,
             comfort_noise: ComfortNoise::new(config.ssrc.rotate_left(16)),
             comfort_noise_active: false,
             comfort_noise_frames: 0,
@@ -299,9 +323,29 @@ impl MediaSession {
             self.rtp.skip(self.frame_units);
             return;
         }
-        let bytes = self
-            .rtp
-            .send_media(now, self.payload_type, self.frame_units, &self.payload);
+        let bytes = match self.red_payload_type {
+            Some(red_payload_type) => {
+                self.red_payload.clear();
+                let copies = self.red_history.packetize(
+                    self.payload_type,
+                    self.rtp.next_timestamp(),
+                    self.frame_units,
+                    &self.payload,
+                    usize::from(self.red_copies),
+                    &mut self.red_payload,
+                );
+                if copies > 0 {
+                    self.rtp
+                        .send_media(now, red_payload_type, self.frame_units, &self.red_payload)
+                } else {
+                    self.rtp
+                        .send_media(now, self.payload_type, self.frame_units, &self.payload)
+                }
+            }
+            None => self
+                .rtp
+                .send_media(now, self.payload_type, self.frame_units, &self.payload),
+        };
         self.transmits
             .push_back(MediaTransmit { rtcp: false, bytes });
     }
@@ -321,6 +365,17 @@ impl MediaSession {
     /// `useinbandfec=0`. No effect on G.711.
     pub fn set_inband_fec(&mut self, enabled: bool) {
         self.encoder.set_inband_fec(enabled);
+    }
+
+    /// RFC 2198 redundancy ([`crate::sdp::Negotiated::red`]): with `Some(payload_type)`, packets
+    /// repeat the one or two frames before theirs while the remote reports loss (the encoder's
+    /// bitrate shrinks so all copies stay within about 64 kbit/s), and RED packets from the
+    /// remote are unwrapped, their copies filling the jitter buffer's holes. `None` (the
+    /// default): plain packets only. Opus only; no effect on G.711.
+    pub fn set_red(&mut self, payload_type: Option<u8>) {
+        self.red_payload_type = payload_type.filter(|_| self.kind == CodecKind::Opus);
+        self.red_history.clear();
+        self.update_red_copies();
     }
 
     /// Hold: stop (or resume) sending RTP. RTCP continues.
@@ -352,13 +407,14 @@ impl MediaSession {
             }
         };
         let is_audio = packet.payload_type == self.payload_type;
+        let is_red = Some(packet.payload_type) == self.red_payload_type;
         let is_dtmf = Some(packet.payload_type) == self.dtmf_payload_type;
         // CN's static payload type is for 8 kHz codecs (Opus has its own DTX).
         let is_comfort_noise = packet.payload_type == CN_PAYLOAD_TYPE
             && self.clock_rate == 8000
             && !is_audio
             && !is_dtmf;
-        if !is_audio && !is_dtmf && !is_comfort_noise {
+        if !is_audio && !is_red && !is_dtmf && !is_comfort_noise {
             tracing::debug!(pt = packet.payload_type, "media: unexpected payload type");
             self.packets_discarded += 1;
             return;
@@ -387,6 +443,9 @@ impl MediaSession {
             self.comfort_noise_active = false;
             self.jitter
                 .insert(now, packet.ssrc, packet.timestamp, packet.payload);
+        } else if is_red {
+            self.comfort_noise_active = false;
+            self.receive_red(now, &packet);
         } else if is_comfort_noise {
             self.comfort_noise.update(packet.payload);
             self.comfort_noise_active = true;
@@ -489,6 +548,7 @@ impl MediaSession {
             target_delay_ms: self.jitter.target_delay().as_secs_f64() * 1000.0,
             jitter_buffer: self.jitter.stats(),
             fec_recovered: self.fec_recovered,
+            red_recovered: self.jitter.stats().redundant_played,
             expected_loss_percent: self.expected_loss.percent,
             comfort_noise_frames: self.comfort_noise_frames,
             packets_discarded: self.packets_discarded,
@@ -562,7 +622,8 @@ impl MediaSession {
     }
 
     /// Opus: keeps one packet of look-ahead in the jitter buffer while the network loses
-    /// packets (see [`FEC_LOOKAHEAD_HOLD`]).
+    /// packets (see [`FEC_LOOKAHEAD_HOLD`]), as many as the remote's RED packets repeat when
+    /// that is more, so the copies of a burst's frames arrive before their turn.
     fn adapt_fec_lookahead(&mut self, now: Instant) {
         if self.kind != CodecKind::Opus {
             return;
@@ -573,19 +634,75 @@ impl MediaSession {
         }
         // A new source restarts the count: that is no loss.
         self.lost_seen = lost;
-        let wanted = self
+        let lossy = self
             .last_loss_at
             .is_some_and(|at| now.saturating_duration_since(at) < FEC_LOOKAHEAD_HOLD);
-        if wanted != self.fec_lookahead {
-            self.fec_lookahead = wanted;
+        let wanted = if lossy {
+            FEC_LOOKAHEAD_FRAMES.max(self.remote_red_distance)
+        } else {
+            self.remote_red_distance = 0;
+            0
+        };
+        if wanted != self.lookahead_frames {
+            self.lookahead_frames = wanted;
             let ptime = Duration::from_millis(u64::from(self.ptime_ms));
-            let min_delay = if wanted {
-                ptime * (1 + FEC_LOOKAHEAD_FRAMES) + ptime / 2
+            let min_delay = if wanted > 0 {
+                ptime * (1 + wanted) + ptime / 2
             } else {
                 jitter::MIN_DELAY
             };
-            tracing::debug!(wanted, "media: FEC look-ahead");
+            tracing::debug!(frames = wanted, "media: jitter buffer look-ahead");
             self.jitter.set_min_delay(min_delay);
+        }
+    }
+
+    /// Unwraps a RED packet: its primary block goes into the jitter buffer as a packet, its
+    /// redundant blocks only fill holes. Blocks of other payload types are ignored.
+    fn receive_red(&mut self, now: Instant, packet: &RtpPacket<'_>) {
+        let blocks = match red::parse(packet.payload) {
+            Ok(blocks) => blocks,
+            Err(error) => {
+                tracing::debug!(%error, "media: discarding RED payload");
+                self.packets_discarded += 1;
+                return;
+            }
+        };
+        let (redundant, primary) = match blocks.split_last() {
+            Some((primary, redundant)) => (redundant, primary),
+            None => return,
+        };
+        if primary.payload_type == self.payload_type {
+            self.jitter
+                .insert(now, packet.ssrc, packet.timestamp, primary.payload);
+        }
+        for block in redundant {
+            if block.payload_type != self.payload_type {
+                continue;
+            }
+            let distance = block.timestamp_offset.div_ceil(self.frame_units.max(1));
+            self.remote_red_distance = self
+                .remote_red_distance
+                .max(distance.min(red::MAX_DISTANCE as u32));
+            let timestamp = packet.timestamp.wrapping_sub(block.timestamp_offset);
+            self.jitter
+                .insert_redundant(packet.ssrc, timestamp, block.payload);
+        }
+    }
+
+    /// How many earlier frames each packet repeats, from the loss the remote reports (none
+    /// before its first report: a clean call keeps its full bitrate).
+    fn update_red_copies(&mut self) {
+        let percent = self.red_reports[0].max(self.red_reports[1]);
+        let copies = match self.red_payload_type {
+            None => 0,
+            Some(_) if percent >= RED_TWO_COPIES_PERCENT => 2,
+            Some(_) if percent >= RED_ONE_COPY_PERCENT => 1,
+            Some(_) => 0,
+        };
+        if copies != self.red_copies {
+            tracing::debug!(copies, "media: RED copies");
+            self.red_copies = copies;
+            self.encoder.set_redundant_copies(copies);
         }
     }
 
@@ -609,6 +726,10 @@ impl MediaSession {
                 tracing::debug!(percent, "media: encoder expected loss");
                 self.encoder.set_packet_loss_percent(percent);
             }
+            let reported = (u32::from(report.fraction_lost) * 100).div_ceil(256);
+            // fraction_lost <= 255, so reported <= 100.
+            self.red_reports = [self.red_reports[1], reported as u8];
+            self.update_red_copies();
         }
         if update.bye {
             self.events.push_back(MediaEvent::RemoteBye);

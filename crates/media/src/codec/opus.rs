@@ -20,6 +20,12 @@ const BASE_BITRATE: i32 = 32_000;
 /// 2.86 at a flat 32 kbit/s.
 const FEC_BITRATE_PER_PERCENT: i32 = 1_600;
 const MAX_BITRATE: i32 = 64_000;
+/// With RFC 2198 redundancy each frame is sent 1 + copies times: the encoder's bitrate is
+/// capped so that all copies together stay within this.
+const RED_TOTAL_BITRATE: i32 = 64_000;
+const LBRR_WITH_RED: bool = false;
+/// ...but not below this (wideband speech stays clear).
+const RED_MIN_BITRATE: i32 = 20_000;
 
 fn opus_error(operation: &'static str) -> impl FnOnce(::opus::Error) -> CodecError {
     move |source| CodecError::Opus { operation, source }
@@ -31,6 +37,7 @@ pub(super) struct OpusEncoder {
     scratch: Vec<u8>,
     loss_percent: u8,
     fec: bool,
+    redundant_copies: u8,
 }
 
 impl OpusEncoder {
@@ -49,6 +56,7 @@ impl OpusEncoder {
             scratch: vec![0; MAX_PAYLOAD_BYTES],
             loss_percent: DEFAULT_LOSS_PERCENT,
             fec: true,
+            redundant_copies: 0,
         };
         encoder
             .encoder
@@ -58,10 +66,27 @@ impl OpusEncoder {
     }
 
     fn bitrate(&self) -> i32 {
-        if !self.fec {
-            return BASE_BITRATE;
+        let wanted = if self.lbrr() {
+            (BASE_BITRATE + FEC_BITRATE_PER_PERCENT * i32::from(self.loss_percent)).min(MAX_BITRATE)
+        } else {
+            BASE_BITRATE
+        };
+        if self.redundant_copies == 0 {
+            return wanted;
         }
-        (BASE_BITRATE + FEC_BITRATE_PER_PERCENT * i32::from(self.loss_percent)).min(MAX_BITRATE)
+        let share = RED_TOTAL_BITRATE / (1 + i32::from(self.redundant_copies));
+        wanted.min(share.max(RED_MIN_BITRATE))
+    }
+
+    /// In-band FEC, unless RED copies whole frames: then LBRR would only take bits from them.
+    fn lbrr(&self) -> bool {
+        self.fec && (self.redundant_copies == 0 || LBRR_WITH_RED)
+    }
+
+    fn apply_fec(&mut self) {
+        if let Err(error) = self.encoder.set_inband_fec(self.lbrr()) {
+            tracing::warn!(%error, "opus: cannot switch in-band FEC");
+        }
     }
 
     fn apply_bitrate(&mut self) {
@@ -104,10 +129,16 @@ impl AudioEncoder for OpusEncoder {
 
     fn set_inband_fec(&mut self, enabled: bool) {
         self.fec = enabled;
-        if let Err(error) = self.encoder.set_inband_fec(enabled) {
-            tracing::warn!(%error, "opus: cannot switch in-band FEC");
-        }
+        self.apply_fec();
         self.apply_bitrate();
+    }
+
+    fn set_redundant_copies(&mut self, copies: u8) {
+        if copies != self.redundant_copies {
+            self.redundant_copies = copies;
+            self.apply_fec();
+            self.apply_bitrate();
+        }
     }
 }
 

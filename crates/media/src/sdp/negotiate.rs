@@ -3,6 +3,10 @@
 //! We offer one `m=audio` line; as answerer we accept the first audio stream over `RTP/AVP` or
 //! `RTP/AVPF` and reject every other stream with port 0. Hold and resume are re-offers built from
 //! a [`LocalMedia`] with a higher `session_version` and the wanted [`Direction`].
+//!
+//! With Opus we also offer and accept RFC 2198 redundancy (`red/48000/2`, the way WebRTC does
+//! "opus red"); it is used only when both sides list it ([`Negotiated::red`]), so peers without
+//! it (baresip, linphone, most PBXs) get plain Opus.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -19,6 +23,10 @@ const DTMF_PAYLOAD_TYPE: u8 = 101;
 const DTMF_WIDEBAND_PAYLOAD_TYPE: u8 = 110;
 /// The events we send and receive: digits, `*`, `#`, A–D and flash.
 const DTMF_EVENTS: &str = "0-16";
+/// The RFC 2198 encoding name for redundant audio.
+const RED: &str = "red";
+/// Preferred payload type of `red/48000/2` (offered after Opus, as WebRTC does).
+const RED_PAYLOAD_TYPE: u8 = 63;
 /// Used when neither side states a packetisation time.
 const DEFAULT_PTIME_MS: u32 = 20;
 
@@ -66,6 +74,10 @@ pub struct Negotiated {
     pub ptime_ms: u32,
     /// The peer's SSRC from its first `a=ssrc`, if any.
     pub remote_ssrc: Option<u32>,
+    /// RFC 2198 redundancy for Opus (`red/48000/2`, blocks of [`Self::codec`] only), when both
+    /// sides have it: send and expect RED packets with this payload type
+    /// ([`crate::MediaSession::set_red`]). `None` for peers without it: plain Opus.
+    pub red: Option<CodecSpec>,
 }
 
 /// Why an offer could not be answered or an answer could not be applied.
@@ -102,8 +114,9 @@ impl NegotiationError {
 }
 
 /// Builds our offer (initial, hold or resume): one `m=audio` over RTP/AVP with the codecs in
-/// preference order (PCMU 0, PCMA 8, Opus `opus/48000/2` at 111, others dynamic), DTMF if
-/// wanted, `a=ptime` and the direction.
+/// preference order (PCMU 0, PCMA 8, Opus `opus/48000/2` at 111, others dynamic), right after
+/// Opus its RFC 2198 redundancy (`red/48000/2` at 63, `a=fmtp:63 111/111/111`: up to two
+/// redundant Opus frames per packet), DTMF if wanted, `a=ptime` and the direction.
 pub fn create_offer(local: &LocalMedia) -> SessionDescription {
     let mut used: Vec<u8> = Vec::new();
     let mut specs: Vec<CodecSpec> = Vec::new();
@@ -126,7 +139,13 @@ pub fn create_offer(local: &LocalMedia) -> SessionDescription {
         let mut spec = kind.default_spec();
         spec.payload_type = allocate_payload_type(spec.payload_type, &used);
         used.push(spec.payload_type);
+        let opus_payload_type = (*kind == CodecKind::Opus).then_some(spec.payload_type);
         specs.push(spec);
+        if let Some(opus) = opus_payload_type {
+            let payload_type = allocate_payload_type(RED_PAYLOAD_TYPE, &used);
+            used.push(payload_type);
+            specs.push(red_spec(payload_type, opus));
+        }
     }
     if local.dtmf {
         if specs.iter().any(|s| s.clock_rate == 48000) {
@@ -170,6 +189,7 @@ pub fn create_answer(
     } else {
         None
     };
+    let red = find_red(offered, kind, codec.payload_type, |_| true);
     let rtcp_mux = offered.rtcp_mux();
     let (remote_rtp, remote_rtcp) = remote_addresses(offer, offered, rtcp_mux)?;
 
@@ -186,6 +206,10 @@ pub fn create_answer(
         fmtp: kind.default_spec().fmtp,
         ..codec.clone()
     }];
+    answer_specs.extend(
+        red.as_ref()
+            .map(|red| red_spec(red.payload_type, codec.payload_type)),
+    );
     answer_specs.extend(dtmf.clone());
     let mut media = audio_section(local.port, offered.protocol.clone(), &answer_specs);
     media
@@ -219,6 +243,7 @@ pub fn create_answer(
         rtcp_mux,
         direction,
         remote_ssrc: offered.first_ssrc(),
+        red,
     };
     Ok((session(local, sections), negotiated))
 }
@@ -274,6 +299,7 @@ pub fn apply_answer(
         })
         .ok_or(NegotiationError::NoCommonCodec)?;
     let dtmf = find_dtmf(answered, codec.clock_rate, was_offered);
+    let red = find_red(answered, kind, codec.payload_type, was_offered);
     let rtcp_mux = offered.rtcp_mux() && answered.rtcp_mux();
     let (remote_rtp, remote_rtcp) = remote_addresses(answer, answered, rtcp_mux)?;
 
@@ -290,6 +316,7 @@ pub fn apply_answer(
         rtcp_mux,
         direction,
         remote_ssrc: answered.first_ssrc(),
+        red,
     })
 }
 
@@ -318,6 +345,45 @@ fn find_codec(offered: &MediaDescription, kind: CodecKind) -> Option<CodecSpec> 
         .into_iter()
         .find(|map| map.same_codec(&wanted.name, wanted.clock_rate))
         .map(|map| codec_spec(offered, &map))
+}
+
+/// The `red/48000` format in `media` accepted by `allowed` that can carry the chosen Opus
+/// (`opus_payload_type`): its `a=fmtp` block list, if any, names only that payload type. RED
+/// is used with Opus only.
+fn find_red(
+    media: &MediaDescription,
+    kind: CodecKind,
+    opus_payload_type: u8,
+    allowed: impl Fn(&RtpMap) -> bool,
+) -> Option<CodecSpec> {
+    if kind != CodecKind::Opus {
+        return None;
+    }
+    rtp_formats(media)
+        .into_iter()
+        .filter(|map| map.same_codec(RED, 48000) && allowed(map))
+        .map(|map| codec_spec(media, &map))
+        .find(|spec| {
+            spec.fmtp.as_deref().is_none_or(|blocks| {
+                blocks
+                    .trim()
+                    .split('/')
+                    .all(|block| block.trim().parse::<u8>() == Ok(opus_payload_type))
+            })
+        })
+}
+
+/// `red/48000/2` carrying a primary and up to two redundant blocks of `opus_payload_type`.
+fn red_spec(payload_type: u8, opus_payload_type: u8) -> CodecSpec {
+    CodecSpec {
+        payload_type,
+        name: RED.to_owned(),
+        clock_rate: 48000,
+        channels: 2,
+        fmtp: Some(format!(
+            "{opus_payload_type}/{opus_payload_type}/{opus_payload_type}"
+        )),
+    }
 }
 
 /// The `telephone-event` format in `media` accepted by `allowed`, preferring the audio codec's

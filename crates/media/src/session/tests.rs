@@ -69,6 +69,10 @@ struct Pair {
     /// Extra random delay, uniform in 0..jitter (reorders packets).
     jitter: Duration,
     loss: f64,
+    /// Bursty loss (Gilbert model) instead of `loss`: (p good→bad, r bad→good, in bad).
+    burst: Option<(f64, f64, bool)>,
+    /// Speech to send instead of `source` (silence after its end).
+    speech: Option<Vec<i16>>,
     rng: SmallRng,
     /// (arrival, to_b, bytes)
     in_flight: Vec<(Duration, bool, Vec<u8>)>,
@@ -92,6 +96,8 @@ impl Pair {
             one_way,
             jitter: Duration::ZERO,
             loss,
+            burst: None,
+            speech: None,
             rng: SmallRng::seed_from_u64(5),
             in_flight: Vec::new(),
             sent_by_a: Vec::new(),
@@ -117,9 +123,14 @@ impl Pair {
                 let frame = self.a.frame_samples();
                 let rate = self.a.sample_rate();
                 let start = self.sent_by_a.len();
-                let pcm: Vec<i16> = (start..start + frame)
-                    .map(|n| (self.source)(n, rate))
-                    .collect();
+                let pcm: Vec<i16> = match &self.speech {
+                    Some(speech) => (start..start + frame)
+                        .map(|n| speech.get(n).copied().unwrap_or(0))
+                        .collect(),
+                    None => (start..start + frame)
+                        .map(|n| (self.source)(n, rate))
+                        .collect(),
+                };
                 self.a.send_audio(now, &pcm);
                 self.sent_by_a.extend(pcm);
                 self.b.send_audio(now, &vec![0; frame]);
@@ -129,7 +140,14 @@ impl Pair {
                     session.handle_timeout(now);
                 }
                 while let Some(transmit) = session.poll_transmit() {
-                    if !self.rng.gen_bool(self.loss) {
+                    let lost = match &mut self.burst {
+                        Some((p, r, bad)) => {
+                            *bad = self.rng.gen_bool(if *bad { 1.0 - *r } else { *p });
+                            *bad
+                        }
+                        None => self.rng.gen_bool(self.loss),
+                    };
+                    if !lost {
                         let extra = self.jitter.mul_f64(self.rng.r#gen::<f64>());
                         let arrival = self.now + self.one_way + extra;
                         self.in_flight.push((arrival, to_b, transmit.bytes));
@@ -635,4 +653,205 @@ fn comfort_noise_fills_the_remote_silence() {
     // Speech resumed and plays again.
     let tail = &pair.played_by_b[pair.played_by_b.len() - 1600..];
     assert!(tail.iter().any(|&s| s.abs() > 2000));
+}
+
+/// Mean over 0.5 s windows (one a second, from 2 s on) of the best normalised correlation of `played` against
+/// `sent`, each window at its own lag (0..200 ms): robust to the playout delay changing.
+fn windowed_correlation(sent: &[i16], played: &[i16], rate: usize) -> f64 {
+    let step = rate / 8000;
+    let decimate = |s: &[i16]| {
+        s.iter()
+            .step_by(step)
+            .map(|&x| f64::from(x))
+            .collect::<Vec<f64>>()
+    };
+    let (sent, played) = (decimate(sent), decimate(played));
+    let (window, max_lag) = (4000, 1600);
+    let energy = |s: &[f64]| s.iter().map(|x| x * x).sum::<f64>();
+    let starts: Vec<usize> = (16000..)
+        .step_by(8000)
+        .take_while(|start| start + window + max_lag <= played.len().min(sent.len() + max_lag))
+        .filter(|start| start + window <= sent.len())
+        .collect();
+    let best = |start: usize| {
+        let reference = &sent[start..start + window];
+        let reference_energy = energy(reference);
+        (0..max_lag)
+            .map(|lag| {
+                let candidate = &played[start + lag..start + lag + window];
+                let dot: f64 = reference.iter().zip(candidate).map(|(x, y)| x * y).sum();
+                dot / (reference_energy * energy(candidate)).sqrt().max(1.0)
+            })
+            .fold(f64::MIN, f64::max)
+    };
+    starts.iter().map(|&start| best(start)).sum::<f64>() / starts.len().max(1) as f64
+}
+
+#[test]
+fn red_recovers_bursts_that_fec_alone_cannot() {
+    let run = |red: bool| {
+        let mut pair = Pair::new(CodecKind::Opus, Duration::from_millis(30), 0.0);
+        pair.rng = SmallRng::seed_from_u64(11);
+        pair.burst = gilbert(0.10, 3.0);
+        pair.source = speech_like;
+        if red {
+            pair.a.set_red(Some(63));
+            pair.b.set_red(Some(63));
+        }
+        pair.run(Duration::from_secs(12));
+        let rate = pair.b.sample_rate() as usize;
+        let correlation = windowed_correlation(&pair.sent_by_a, &pair.played_by_b, rate);
+        (pair.b.stats(), pair.a.stats(), correlation)
+    };
+    let (with_red, sender, with) = run(true);
+    let (without_red, plain_sender, without) = run(false);
+    // Same seed, same losses: about 10 % in bursts.
+    assert_eq!(with_red.packets_lost, without_red.packets_lost);
+    assert!((40..=120).contains(&with_red.packets_lost), "{with_red:?}");
+    assert_eq!(without_red.red_recovered, 0);
+    // Two copies per packet once the remote reports the loss: most lost frames come back,
+    // bursts of two included.
+    assert!(
+        with_red.red_recovered as i64 > with_red.packets_lost / 2,
+        "{with_red:?}"
+    );
+    assert!(
+        with_red.jitter_buffer.frames_concealed < without_red.jitter_buffer.frames_concealed / 2,
+        "{with_red:?} vs {without_red:?}"
+    );
+    // Fewer, shorter gaps for a slightly lower bitrate: better on balance.
+    assert!(with > without, "with RED {with}, without {without}");
+    // RED costs bits, within reason: at most ~64 kbit/s of payload plus headers.
+    let kbits = |stats: &MediaStats| stats.octets_sent as f64 * 8.0 / 12.0 / 1000.0;
+    assert!(kbits(&sender) < 64.0, "{sender:?}");
+    assert!(kbits(&sender) > kbits(&plain_sender), "{sender:?}");
+}
+
+#[test]
+fn plain_packets_still_play_where_red_is_accepted() {
+    // a sends plain Opus (no RED negotiated on its side); b accepts RED too.
+    let mut pair = Pair::new(CodecKind::Opus, Duration::from_millis(30), 0.0);
+    pair.burst = gilbert(0.10, 2.0);
+    pair.b.set_red(Some(100));
+    pair.run(Duration::from_secs(6));
+    let stats = pair.b.stats();
+    assert_eq!(stats.red_recovered, 0);
+    assert_eq!(stats.packets_discarded, 0);
+    assert!(stats.fec_recovered > 0, "{stats:?}");
+    assert!(stats.jitter_buffer.frames_played > 250, "{stats:?}");
+    // G.711 never uses RED.
+    let mut pcmu = Pair::new(CodecKind::Pcmu, Duration::from_millis(30), 0.0);
+    pcmu.a.set_red(Some(100));
+    assert_eq!(pcmu.a.red_payload_type, None);
+}
+
+/// Gilbert loss with mean `loss` and mean burst length `mean_burst` (packets).
+fn gilbert(loss: f64, mean_burst: f64) -> Option<(f64, f64, bool)> {
+    let r = 1.0 / mean_burst;
+    Some((r * loss / (1.0 - loss), r, false))
+}
+
+/// The bench's impairment profiles, in memory: (name, one-way ms, uniform extra jitter ms,
+/// random loss, bursty loss).
+type Profile = (&'static str, u64, u64, f64, Option<(f64, f64)>);
+const PROFILES: [Profile; 6] = [
+    ("clean", 30, 0, 0.0, None),
+    ("loss3", 30, 0, 0.03, None),
+    ("loss10", 30, 0, 0.10, None),
+    ("burst10", 30, 0, 0.0, Some((0.10, 3.0))),
+    ("jitter30", 30, 60, 0.0, None),
+    ("loss5_jitter40", 20, 40, 0.05, None),
+];
+
+fn read_wav_16bit_mono(path: &str) -> Option<Vec<i16>> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(
+        bytes
+            .get(44..)?
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect(),
+    )
+}
+
+fn write_wav_16bit_mono(path: &std::path::Path, rate: u32, samples: &[i16]) {
+    let data_len = (samples.len() * 2) as u32;
+    let mut bytes = Vec::with_capacity(44 + samples.len() * 2);
+    bytes.extend_from_slice(b"RIFF");
+    bytes.extend_from_slice(&(36 + data_len).to_le_bytes());
+    bytes.extend_from_slice(b"WAVEfmt ");
+    bytes.extend_from_slice(&16u32.to_le_bytes());
+    bytes.extend_from_slice(&1u16.to_le_bytes());
+    bytes.extend_from_slice(&1u16.to_le_bytes());
+    bytes.extend_from_slice(&rate.to_le_bytes());
+    bytes.extend_from_slice(&(rate * 2).to_le_bytes());
+    bytes.extend_from_slice(&2u16.to_le_bytes());
+    bytes.extend_from_slice(&16u16.to_le_bytes());
+    bytes.extend_from_slice(b"data");
+    bytes.extend_from_slice(&data_len.to_le_bytes());
+    for sample in samples {
+        bytes.extend_from_slice(&sample.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Not a test: the in-memory counterpart of `bench/quality_bench.sh` (ours→ours Opus). Sends
+/// the 21 s reference speech (`HOMEAGENT_SPEECH`, default `../shared/audio/speech48k.wav`)
+/// through each profile with seed 7, writes what b played to `HOMEAGENT_SPEECH_OUT` (default
+/// the temp dir) and prints the receiver's figures; score the WAVs with
+/// `../shared/scripts/score.py REF DEG wb`.
+///
+/// `cargo test -p homeagent-media --release speech_figures -- --ignored --nocapture`
+#[test]
+#[ignore = "writes WAVs for PESQ; needs the shared speech file"]
+#[allow(clippy::print_stdout)] // Printing figures is its point.
+fn speech_figures() {
+    let path = std::env::var("HOMEAGENT_SPEECH")
+        .unwrap_or_else(|_| "../../../shared/audio/speech48k.wav".to_owned());
+    let Some(speech) = read_wav_16bit_mono(&path) else {
+        eprintln!("no speech at {path}");
+        return;
+    };
+    let out = std::env::var("HOMEAGENT_SPEECH_OUT")
+        .map_or_else(|_| std::env::temp_dir(), std::path::PathBuf::from);
+    for ((name, one_way, jitter, loss, burst), red) in PROFILES
+        .into_iter()
+        .flat_map(|profile| [(profile, false), (profile, true)])
+    {
+        let mut pair = Pair::new(CodecKind::Opus, Duration::from_millis(one_way), loss);
+        if red {
+            pair.a.set_red(Some(63));
+            pair.b.set_red(Some(63));
+        }
+        pair.rng = SmallRng::seed_from_u64(7);
+        pair.jitter = Duration::from_millis(jitter);
+        pair.burst = burst.and_then(|(loss, mean)| gilbert(loss, mean));
+        pair.speech = Some(speech.clone());
+        let mut delays = Vec::new();
+        for _ in 0..225 {
+            pair.run(Duration::from_millis(100));
+            delays.push(pair.b.quality(pair.at()).playout_delay_ms);
+        }
+        let mode = if red { "red" } else { "plain" };
+        let dir = out.join(mode);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(format!("ha-{name}.wav"));
+        write_wav_16bit_mono(&file, 48000, &pair.played_by_b);
+        let stats = pair.b.stats();
+        let sent = pair.a.stats();
+        let mean_delay = delays[20..].iter().sum::<f64>() / (delays.len() - 20) as f64;
+        println!(
+            "{mode:5} {name:15} lost {:4} fec {:4} red {:4} concealed {:4} late {:3} delay {:5.1} ms \
+             target {:5.1} ms  tx {:5.1} kbit/s  {}",
+            stats.packets_lost,
+            stats.fec_recovered,
+            stats.red_recovered,
+            stats.jitter_buffer.frames_concealed,
+            stats.jitter_buffer.late_dropped,
+            mean_delay,
+            stats.target_delay_ms,
+            sent.octets_sent as f64 * 8.0 / 22.5 / 1000.0,
+            file.display()
+        );
+    }
 }

@@ -51,9 +51,11 @@ fn offer_lists_codecs_in_preference_order_with_dtmf_and_ptime() {
                     s=-\r\n\
                     c=IN IP4 192.0.2.10\r\n\
                     t=0 0\r\n\
-                    m=audio 40000 RTP/AVP 111 0 8 110 101\r\n\
+                    m=audio 40000 RTP/AVP 111 63 0 8 110 101\r\n\
                     a=rtpmap:111 opus/48000/2\r\n\
                     a=fmtp:111 minptime=10;useinbandfec=1\r\n\
+                    a=rtpmap:63 red/48000/2\r\n\
+                    a=fmtp:63 111/111/111\r\n\
                     a=rtpmap:0 PCMU/8000\r\n\
                     a=rtpmap:8 PCMA/8000\r\n\
                     a=rtpmap:110 telephone-event/48000\r\n\
@@ -529,4 +531,82 @@ fn hold_and_resume_re_offers() {
     let negotiated = apply_answer(&resume, &parse(&zeroed)).expect("applies");
     assert!(!negotiated.direction.sends());
     assert!(negotiated.direction.receives());
+}
+
+/// RFC 2198 RED for Opus: used between two of us, never forced on a peer without it.
+#[test]
+fn red_is_used_only_when_both_sides_have_it() {
+    let ours = local(&[CodecKind::Opus, CodecKind::Pcmu]);
+    let offer = create_offer(&ours);
+    let wire_offer = parse(&offer.to_string());
+    let (answer, at_bob) = create_answer(&wire_offer, &ours).expect("answerable");
+    let at_alice = apply_answer(&offer, &parse(&answer.to_string())).expect("applies");
+    let red = |n: &Negotiated| {
+        n.red
+            .as_ref()
+            .map(|r| (r.payload_type, r.clock_rate, r.channels))
+    };
+    assert_eq!(red(&at_bob), Some((63, 48000, 2)));
+    assert_eq!(red(&at_alice), Some((63, 48000, 2)));
+    assert_eq!(at_alice.codec.payload_type, 111);
+    assert!(
+        answer
+            .to_string()
+            .contains("a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111/111\r\n")
+    );
+    assert_eq!(answer.media[0].formats, ["111", "63", "110"]);
+
+    // A peer without RED: its answer has plain Opus; its offer gets a plain answer.
+    let plain_answer = answer
+        .to_string()
+        .replace(" 111 63 110", " 111 110")
+        .replace("a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111/111\r\n", "");
+    let negotiated = apply_answer(&offer, &parse(&plain_answer)).expect("applies");
+    assert_eq!((negotiated.kind, negotiated.red), (CodecKind::Opus, None));
+    let plain_offer = "v=0\r\no=- 1 1 IN IP4 198.51.100.9\r\ns=-\r\nc=IN IP4 198.51.100.9\r\n\
+                       t=0 0\r\nm=audio 6000 RTP/AVP 96 0\r\na=rtpmap:96 opus/48000/2\r\n";
+    let (answer, negotiated) = create_answer(&parse(plain_offer), &ours).expect("answerable");
+    assert_eq!(negotiated.red, None);
+    assert!(!answer.to_string().contains("red/"));
+
+    // A peer offering RED with other numbers (Opus 96, RED 100, one redundant block).
+    let numbered = "v=0\r\no=- 1 1 IN IP4 198.51.100.9\r\ns=-\r\nc=IN IP4 198.51.100.9\r\n\
+                    t=0 0\r\nm=audio 6000 RTP/AVP 96 100 0\r\na=rtpmap:96 opus/48000/2\r\n\
+                    a=rtpmap:100 RED/48000/2\r\na=fmtp:100 96/96\r\n";
+    let (answer, negotiated) = create_answer(&parse(numbered), &ours).expect("answerable");
+    assert_eq!(negotiated.codec.payload_type, 96);
+    assert_eq!(red(&negotiated), Some((100, 48000, 2)));
+    assert!(
+        answer
+            .to_string()
+            .contains("a=rtpmap:100 red/48000/2\r\na=fmtp:100 96/96/96\r\n")
+    );
+
+    // RED whose blocks are another codec, or RED when G.711 is chosen: not used.
+    let other_blocks = numbered.replace("a=fmtp:100 96/96", "a=fmtp:100 0/0");
+    let (_, negotiated) = create_answer(&parse(&other_blocks), &ours).expect("answerable");
+    assert_eq!(negotiated.red, None);
+    let (answer, negotiated) =
+        create_answer(&parse(numbered), &local(&[CodecKind::Pcmu])).expect("answerable");
+    assert_eq!((negotiated.kind, negotiated.red), (CodecKind::Pcmu, None));
+    assert!(!answer.to_string().contains("red/"));
+    // An answer adding RED we did not offer (we offered no Opus) is ignored.
+    let g711_offer = create_offer(&local(&[CodecKind::Pcmu]));
+    assert!(!g711_offer.to_string().contains("red/"));
+}
+
+/// Chrome's offer ("opus red" at 63 with `111/111`), as a gateway that ends DTLS-SRTP passes
+/// it on over plain RTP, is answered with RED.
+#[test]
+fn chrome_red_offer_is_accepted() {
+    let plain = CHROME_OFFER.replace("UDP/TLS/RTP/SAVPF", "RTP/AVPF");
+    let (answer, negotiated) =
+        create_answer(&parse(&plain), &local(&[CodecKind::Opus])).expect("answerable");
+    assert_eq!(negotiated.codec.payload_type, 111);
+    let red = negotiated.red.expect("RED accepted");
+    assert_eq!(
+        (red.payload_type, red.fmtp.as_deref()),
+        (63, Some("111/111"))
+    );
+    assert!(answer.to_string().contains("a=rtpmap:63 red/48000/2\r\n"));
 }
