@@ -79,6 +79,7 @@ pub(crate) async fn start(
         route: AudioRoute {
             input: settings.audio_in.clone(),
             output: settings.audio_out.clone(),
+            processing: settings.audio_processing,
         },
         has_account: settings.registrar.is_some(),
     };

@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use homeagent_audio::{AudioError, AudioSink, AudioSource, SinkSpec, SourceSpec, SourceState};
+use homeagent_audio::{
+    AudioError, AudioProcessor, AudioSink, AudioSource, SinkSpec, SourceSpec, SourceState,
+};
 use homeagent_core::{CallId, CodecKind, MediaParams};
 use homeagent_media::{MediaConfig, MediaEvent, MediaSession, MediaStats, QualityReport};
 use tokio::net::UdpSocket;
@@ -13,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::EngineEvent;
+use crate::settings::ProcessingSettings;
 
 /// The two sockets of a call's media (RTP on an even port, RTCP on the next).
 #[derive(Debug)]
@@ -54,6 +57,8 @@ impl MediaSockets {
     }
 }
 
+// A few messages per call: boxing the parameters would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum MediaControl {
     Update(MediaParams),
@@ -67,6 +72,19 @@ pub(crate) enum MediaControl {
 pub(crate) struct AudioRoute {
     pub(crate) input: SourceSpec,
     pub(crate) output: SinkSpec,
+    pub(crate) processing: ProcessingSettings,
+}
+
+impl AudioRoute {
+    /// The echo canceller / noise suppressor / gain control of a call at `rate` Hz, if any
+    /// stage is on for this route.
+    fn processor(&self, rate: u32) -> Result<Option<AudioProcessor>, AudioError> {
+        let config = self.processing.resolve(&self.input, &self.output);
+        if !config.any() {
+            return Ok(None);
+        }
+        AudioProcessor::new(rate, config).map(Some)
+    }
 }
 
 pub(crate) fn spawn(
@@ -140,6 +158,15 @@ impl CallMedia {
         let mut opening_sink = Some(tokio::task::spawn_blocking(move || {
             homeagent_audio::open_sink(&output, rate, samples)
         }));
+        // Processing starts with the call, on the silence clocked until the devices open, so
+        // the echo canceller runs on the same timeline as the frames.
+        let mut processor = match self.route.processor(rate) {
+            Ok(processor) => processor,
+            Err(error) => {
+                self.warn(format!("audio processing off: {error}")).await;
+                None
+            }
+        };
         let mut mic = vec![0i16; samples];
         let mut speaker = vec![0i16; samples];
         let mut input_ended = false;
@@ -212,8 +239,14 @@ impl CallMedia {
                             mic.fill(0);
                         }
                     }
+                    if let Some(processor) = processor.as_mut() {
+                        processor.process_capture(&mut mic);
+                    }
                     self.session.send_audio(now, &mic);
                     self.session.pull_audio(now, &mut speaker);
+                    if let Some(processor) = processor.as_mut() {
+                        processor.process_render(&speaker);
+                    }
                     if let Err(error) = sink.write_frame(&speaker) {
                         tracing::warn!(%error, "audio output failed; discarding audio");
                         let message = format!("audio output failed: {error}");
@@ -245,6 +278,7 @@ impl CallMedia {
             ?stats,
             input = ?source.stats(),
             output = ?sink.stats(),
+            processing = ?processor.as_ref().map(|p| (p.config(), p.stats())),
             "media stopped"
         );
     }
@@ -402,6 +436,33 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn processing_follows_the_route() {
+        let files = AudioRoute {
+            input: SourceSpec::Wav("in.wav".into()),
+            output: SinkSpec::Null,
+            processing: ProcessingSettings::default(),
+        };
+        assert!(files.processor(48_000).unwrap().is_none());
+        let forced = AudioRoute {
+            processing: ProcessingSettings {
+                echo_cancellation: Some(true),
+                ..ProcessingSettings::default()
+            },
+            ..files.clone()
+        };
+        let processor = forced.processor(8_000).unwrap().expect("forced on");
+        assert!(processor.config().echo_cancellation);
+        assert!(!processor.config().noise_suppression);
+        let devices = AudioRoute {
+            input: SourceSpec::Device(homeagent_audio::DeviceSelector::Default),
+            ..files.clone()
+        };
+        let processor = devices.processor(16_000).unwrap().expect("on for a device");
+        assert_eq!(processor.config(), homeagent_audio::ProcessingConfig::ALL);
+        assert!(forced.processor(22_050).is_err());
+    }
+
     /// An audio device that takes long to open must not hold up the call: RTP flows from the
     /// first ticks, and the device joins (here: fails, and is reported) when its open returns.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,10 +498,12 @@ mod tests {
             direction: Direction::SendRecv,
             ptime_ms: 20,
             remote_ssrc: None,
+            red: None,
         };
         let route = AudioRoute {
             input: SourceSpec::Wav(fifo.clone()),
             output: SinkSpec::Null,
+            processing: ProcessingSettings::default(),
         };
         let (events_tx, mut events) = mpsc::channel(16);
         let control = spawn(CallId(1), sockets, params, route, events_tx).unwrap();

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use homeagent_audio::{DeviceSelector, SinkSpec, SourceSpec};
+use homeagent_audio::{DeviceSelector, ProcessingConfig, SinkSpec, SourceSpec};
 use homeagent_core::{AnswerMode, CodecKind};
 
 #[derive(Debug, Clone)]
@@ -16,6 +16,9 @@ pub struct PhoneSettings {
     pub codecs: Vec<CodecKind>,
     pub audio_in: SourceSpec,
     pub audio_out: SinkSpec,
+    /// Echo cancellation, noise suppression and gain control of the call's audio; by default
+    /// on whenever the input or the output is a sound device.
+    pub audio_processing: ProcessingSettings,
     /// Registrar (and outbound proxy) URI, e.g. `sip:127.0.0.1:5060;transport=tcp`.
     pub registrar: Option<String>,
     pub user: Option<String>,
@@ -36,6 +39,7 @@ impl Default for PhoneSettings {
             codecs: vec![CodecKind::Opus, CodecKind::Pcmu, CodecKind::Pcma],
             audio_in: SourceSpec::Device(DeviceSelector::Default),
             audio_out: SinkSpec::Device(DeviceSelector::Default),
+            audio_processing: ProcessingSettings::default(),
             registrar: None,
             user: None,
             auth_user: None,
@@ -43,6 +47,41 @@ impl Default for PhoneSettings {
             expires: 600,
             answer: AnswerMode::Auto,
             no_answer_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The switches of the call audio processing ([`homeagent_audio::AudioProcessor`]). Each one
+/// is `Some(true)` (forced on), `Some(false)` (forced off) or `None` (the default, automatic:
+/// on when the call's input or output is a sound device, off for files, tones and silence,
+/// which have no acoustic echo or room noise).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessingSettings {
+    /// Acoustic echo cancellation: removes the customer's voice coming back from the speaker
+    /// into the microphone.
+    pub echo_cancellation: Option<bool>,
+    /// Stationary noise suppression on the microphone (fans, hum, street noise).
+    pub noise_suppression: Option<bool>,
+    /// Automatic gain control on the microphone (steady speech level, limiter).
+    pub gain_control: Option<bool>,
+}
+
+impl ProcessingSettings {
+    /// Every stage forced off.
+    pub const OFF: Self = Self {
+        echo_cancellation: Some(false),
+        noise_suppression: Some(false),
+        gain_control: Some(false),
+    };
+
+    /// The stages that run for a call with this input and output.
+    pub fn resolve(&self, input: &SourceSpec, output: &SinkSpec) -> ProcessingConfig {
+        let device =
+            matches!(input, SourceSpec::Device(_)) || matches!(output, SinkSpec::Device(_));
+        ProcessingConfig {
+            echo_cancellation: self.echo_cancellation.unwrap_or(device),
+            noise_suppression: self.noise_suppression.unwrap_or(device),
+            gain_control: self.gain_control.unwrap_or(device),
         }
     }
 }
@@ -98,6 +137,46 @@ impl PhoneSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audio_processing_is_on_for_devices_unless_forced() {
+        let device_in = SourceSpec::Device(DeviceSelector::Default);
+        let device_out = SinkSpec::Device(DeviceSelector::Default);
+        let file_in = SourceSpec::Wav("in.wav".into());
+        let auto = PhoneSettings::default().audio_processing;
+        assert_eq!(auto.resolve(&device_in, &device_out), ProcessingConfig::ALL);
+        assert_eq!(auto.resolve(&file_in, &device_out), ProcessingConfig::ALL);
+        assert_eq!(
+            auto.resolve(&device_in, &SinkSpec::Null),
+            ProcessingConfig::ALL
+        );
+        assert!(!auto.resolve(&file_in, &SinkSpec::Null).any());
+        assert!(!auto.resolve(&SourceSpec::Silence, &SinkSpec::Null).any());
+
+        let forced = ProcessingSettings {
+            noise_suppression: Some(true),
+            gain_control: Some(false),
+            ..ProcessingSettings::default()
+        };
+        let expected = ProcessingConfig {
+            echo_cancellation: false,
+            noise_suppression: true,
+            gain_control: false,
+        };
+        assert_eq!(forced.resolve(&file_in, &SinkSpec::Null), expected);
+        assert_eq!(
+            forced.resolve(&device_in, &SinkSpec::Null),
+            ProcessingConfig {
+                echo_cancellation: true,
+                ..expected
+            }
+        );
+        assert!(
+            !ProcessingSettings::OFF
+                .resolve(&device_in, &device_out)
+                .any()
+        );
+    }
 
     #[test]
     fn codec_lists() {
