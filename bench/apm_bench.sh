@@ -10,7 +10,13 @@
 #   pesq_ns            PESQ-WB of speech + noise at 10 dB SNR before -> after noise
 #                      suppression, and the gain (goal >= +0.3 on stationary noise);
 #                      noise=pink (seeded, stationary) and noise=babble (4 shifted talkers)
+#   pesq_double_talk  PESQ-WB of the near end while the far end's echo is heard (10 dB below
+#                      the far end, as in erle_db): mic -> after echo cancellation
 #   cpu_us_per_10ms    process_render + process_capture time per 10 ms block (one core)
+#   device_erle_db     only with a PulseAudio of virtual devices (shared/scripts/virtual-audio.sh,
+#                      XDG_RUNTIME_DIR exported): the speech is played to device:vspeaker,
+#                      looped back into device:vmic (module-loopback, 60 ms), captured and
+#                      echo-cancelled in 20 ms ticks for 20 s; ERLE after 5 s
 # A benchmark, not a test: no thresholds, just figures.
 #
 #   bench/apm_bench.sh                 # builds the example (release) and prints the figures
@@ -33,19 +39,29 @@ fi
 "$TARGET/release/examples/apm_bench" "$SHARED/audio" "$OUT" > "$OUT/figures.txt"
 grep -v '^pesq_pair ' "$OUT/figures.txt"
 
-# PESQ of each noisy / suppressed pair against the clean speech at the same rate.
-grep '^pesq_pair ' "$OUT/figures.txt" | while read -r _ rate noise noisy denoised; do
-    khz="${rate#rate=}"
-    ref="$SHARED/audio/speech${khz}.wav"
+# PESQ of each pair (before / after processing) against its reference.
+grep '^pesq_pair ' "$OUT/figures.txt" | while read -r _ rate noise ref noisy denoised; do
     before="$(python3 "$SHARED/scripts/score.py" "$ref" "$noisy" wb)"
     after="$(python3 "$SHARED/scripts/score.py" "$ref" "$denoised" wb)"
     python3 - "$rate" "$noise" "$before" "$after" <<'PY'
 import json, sys
 rate, noise, before, after = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
 if "pesq" not in before or "pesq" not in after:
-    print(f"pesq_ns {rate} {noise} error {before.get('error')} / {after.get('error')}")
+    print(f"pesq {rate} {noise} error {before.get('error')} / {after.get('error')}")
 else:
     b, a = before["pesq"], after["pesq"]
-    print(f"pesq_ns {rate} {noise} {b:.2f} -> {a:.2f} ({a - b:+.2f})")
+    name = "pesq_double_talk" if noise == "double_talk" else "pesq_ns"
+    print(f"{name} {rate} {noise} {b:.2f} -> {a:.2f} ({a - b:+.2f})")
 PY
 done
+
+# Echo through the real device path, when the virtual devices are there.
+if pactl info >/dev/null 2>&1 && pactl list short sinks | grep -q vmic_src; then
+    module="$(pactl load-module module-loopback source=vspeaker.monitor sink=vmic_src latency_msec=60)"
+    status=0
+    "$TARGET/release/examples/apm_bench" device "$SHARED/audio/speech16k.wav" device:vspeaker device:vmic || status=$?
+    pactl unload-module "$module"
+    exit "$status"
+else
+    echo "device_erle_db skipped (no PulseAudio with the virtual devices)"
+fi

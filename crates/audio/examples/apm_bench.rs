@@ -11,10 +11,17 @@
 //! - Noise suppression: the same speech with noise added at 10 dB SNR (over active speech),
 //!   pink noise and a four-talker babble; the noisy and the suppressed signals are written
 //!   to OUT_DIR for PESQ, and the noise level in the pauses of the speech is compared.
+//! - Double talk: the near end talks (the second half of the speech file) over the echo of
+//!   the far end; the mic and the echo-cancelled signal are written for PESQ against the
+//!   near end alone.
 //! - CPU: wall time of `process_render` + `process_capture` per 10 ms, everything on, on one
 //!   core (the bench is single-threaded).
 //!
-//! Output: one `key value` line per figure (stdout), then the WAV pairs to score.
+//! - `apm_bench device SPEECH.wav SINK SOURCE`: echo through real devices (the caller loops the
+//!   sink back into the source), ERLE of the echo canceller in a 20 ms real-time loop.
+//!
+//! Output: one `key value` line per figure (stdout), and `pesq_pair` lines naming the WAV
+//! files to score (reference, before, after).
 
 #![allow(clippy::print_stdout)]
 
@@ -31,8 +38,15 @@ const SNR_DB: f64 = 10.0;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [mode, speech, sink, source] = args.as_slice()
+        && mode == "device"
+    {
+        return device_echo(Path::new(speech), sink, source);
+    }
     let [audio_dir, out_dir] = args.as_slice() else {
-        return Err("usage: apm_bench AUDIO_DIR OUT_DIR".into());
+        return Err(
+            "usage: apm_bench AUDIO_DIR OUT_DIR | apm_bench device SPEECH.wav SINK SOURCE".into(),
+        );
     };
     let (audio_dir, out_dir) = (Path::new(audio_dir), PathBuf::from(out_dir));
     std::fs::create_dir_all(&out_dir)?;
@@ -77,11 +91,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             write_wav(&noisy_path, &noisy, rate)?;
             write_wav(&denoised_path, &denoised, rate)?;
             println!(
-                "pesq_pair rate={khz}k noise={name} {} {}",
+                "pesq_pair rate={khz}k noise={name} {} {} {}",
+                audio_dir.join(format!("speech{khz}k.wav")).display(),
                 noisy_path.display(),
                 denoised_path.display()
             );
         }
+    }
+
+    // Double talk: the near end talks over the echo of the far end (another part of the
+    // speech file); what the canceller leaves of the near end is scored against it.
+    for rate in [16000, 48000] {
+        let khz = rate / 1000;
+        let far = read_wav(&audio_dir.join(format!("speech{khz}k.wav")))?;
+        let mut near = far.clone();
+        near.rotate_left(far.len() / 2);
+        let echo = echo_path(&far, rate, 13);
+        let mic: Vec<i16> = echo
+            .iter()
+            .zip(&near)
+            .map(|(&e, &n)| e.saturating_add(n))
+            .collect();
+        let (out, _) = run(rate, aec_only(), Some(&far), &mic)?;
+        let near_path = out_dir.join(format!("dt_near_{khz}k.wav"));
+        let mic_path = out_dir.join(format!("dt_mic_{khz}k.wav"));
+        let out_path = out_dir.join(format!("dt_aec_{khz}k.wav"));
+        write_wav(&near_path, &near, rate)?;
+        write_wav(&mic_path, &mic, rate)?;
+        write_wav(&out_path, &out, rate)?;
+        println!(
+            "pesq_pair rate={khz}k double_talk {} {} {}",
+            near_path.display(),
+            mic_path.display(),
+            out_path.display()
+        );
     }
 
     for rate in [8000, 16000, 48000] {
@@ -108,6 +151,49 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
+    Ok(())
+}
+
+/// Echo through real devices: plays the speech to SINK for 20 s while capturing SOURCE (which
+/// the caller loops back from the sink's monitor), clocked every 20 ms like a call, and
+/// prints the ERLE of the echo canceller after 5 s (virtual sinks drop their first 2 s).
+fn device_echo(speech: &Path, sink: &str, source: &str) -> Result<(), Box<dyn std::error::Error>> {
+    const RATE: u32 = 16_000;
+    let frame = RATE as usize * FRAME_MS / 1000;
+    let far = read_wav(speech)?;
+    let mut sink = homeagent_audio::open_sink(&sink.parse()?, RATE, frame)?;
+    let mut source = homeagent_audio::open_source(&source.parse()?, RATE, frame)?;
+    let mut apm = AudioProcessor::new(RATE, aec_only())?;
+    let ticks = 20 * 1000 / FRAME_MS;
+    let (mut raw, mut processed) = (Vec::new(), Vec::new());
+    let mut mic = vec![0i16; frame];
+    let started = Instant::now();
+    for tick in 0..ticks {
+        source.read_frame(&mut mic)?;
+        raw.extend_from_slice(&mic);
+        apm.process_capture(&mut mic);
+        processed.extend_from_slice(&mic);
+        let start = (tick * frame) % far.len().saturating_sub(frame).max(1);
+        let speaker = far
+            .get(start..start + frame)
+            .ok_or("speech file shorter than a frame")?;
+        apm.process_render(speaker);
+        sink.write_frame(speaker)?;
+        let next = started + std::time::Duration::from_millis(((tick + 1) * FRAME_MS) as u64);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    sink.finish()?;
+    let skip = 5 * RATE as usize;
+    let level = 10.0 * (energy(&raw[skip..]) / raw[skip..].len() as f64 / 32768f64.powi(2)).log10();
+    let erle = 10.0 * (energy(&raw[skip..]) / energy(&processed[skip..]).max(1.0)).log10();
+    let stats = apm.stats();
+    println!(
+        "device_erle_db rate=16k {erle:.1} (echo at {level:.1} dBFS; apm estimate {}, delay {} ms; input {:?}; output {:?})",
+        stats.erle_db.map_or("-".into(), |e| format!("{e:.1} dB")),
+        stats.echo_delay_ms.map_or("-".into(), |d| d.to_string()),
+        source.stats(),
+        sink.stats(),
+    );
     Ok(())
 }
 
