@@ -345,12 +345,20 @@ fn network_jitter_is_absorbed_with_bounded_delay() {
         // Uniform 0-60 ms delay: RFC 3550 jitter ≈ 20 ms (mean |D| of two uniforms).
         assert!((10.0..30.0).contains(&stats.jitter_ms), "{kind}: {stats:?}");
         assert!(max_delay_ms < 200.0, "{kind}: max delay {max_delay_ms}");
-        assert!(stats.target_delay_ms >= 60.0, "{kind}: {stats:?}");
+        // The 98th percentile of a 60 ms spread; reordering is not loss, so Opus adds no FEC
+        // look-ahead on top.
+        assert!(
+            (50.0..=62.0).contains(&stats.target_delay_ms),
+            "{kind}: {stats:?}"
+        );
         let late = stats.jitter_buffer.late_dropped + stats.jitter_buffer.frames_concealed;
         assert!(late < 30, "{kind}: {stats:?}");
         let rate = pair.b.sample_rate() as usize;
-        let (correlation, _) = best_correlation(&pair.sent_by_a, &pair.played_by_b, rate);
-        assert!(correlation > 0.8, "{kind}: correlation {correlation}");
+        // Each window at its own lag: the delay grows in the first second.
+        let correlation = windowed_correlation(&pair.sent_by_a, &pair.played_by_b, rate);
+        assert!(correlation > 0.9, "{kind}: correlation {correlation}");
+        // Settled: after the first seconds the buffer neither grows nor shrinks.
+        assert!(stats.jitter_buffer.frames_dropped <= 1, "{kind}: {stats:?}");
     }
 }
 
