@@ -66,6 +66,25 @@ pub enum AnswerOption {
     Manual,
 }
 
+/// An audio processing stage: forced on, forced off, or on only for device audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Switch {
+    Auto,
+    On,
+    Off,
+}
+
+impl Switch {
+    fn forced(self) -> Option<bool> {
+        match self {
+            Self::Auto => None,
+            Self::On => Some(true),
+            Self::Off => Some(false),
+        }
+    }
+}
+
 /// Options common to every command; each one also has a `--config` key.
 #[derive(Debug, Args, Default)]
 pub struct Options {
@@ -88,6 +107,15 @@ pub struct Options {
     /// the agent hears, clocked like a sound card.
     #[arg(long, global = true, value_name = "SINK")]
     pub audio_out: Option<String>,
+    /// Echo cancellation on the microphone [default: auto = on when audio is a device].
+    #[arg(long, global = true, value_enum)]
+    pub echo_cancellation: Option<Switch>,
+    /// Noise suppression on the microphone [default: auto].
+    #[arg(long, global = true, value_enum)]
+    pub noise_suppression: Option<Switch>,
+    /// Automatic gain control on the microphone [default: auto].
+    #[arg(long, global = true, value_enum)]
+    pub gain_control: Option<Switch>,
     /// Hang up this many seconds after the call is answered. Without it, a call whose
     /// --audio-in is a WAV hangs up when the file ends plus one second.
     #[arg(long, global = true, value_name = "SECONDS")]
@@ -133,6 +161,9 @@ struct FileOptions {
     codecs: Option<String>,
     audio_in: Option<String>,
     audio_out: Option<String>,
+    echo_cancellation: Option<Switch>,
+    noise_suppression: Option<Switch>,
+    gain_control: Option<Switch>,
     hangup_after: Option<f64>,
     dtmf: Option<String>,
     registrar: Option<String>,
@@ -216,6 +247,19 @@ fn merge(
             .parse()
             .with_context(|| format!("bad --audio-out {sink:?}"))?;
     }
+    let processing = &mut phone.audio_processing;
+    processing.echo_cancellation = cli
+        .echo_cancellation
+        .or(file.echo_cancellation)
+        .and_then(Switch::forced);
+    processing.noise_suppression = cli
+        .noise_suppression
+        .or(file.noise_suppression)
+        .and_then(Switch::forced);
+    processing.gain_control = cli
+        .gain_control
+        .or(file.gain_control)
+        .and_then(Switch::forced);
     phone.registrar = cli.registrar.or(file.registrar);
     phone.user = cli.user.or(file.user);
     phone.auth_user = cli.auth_user.or(file.auth_user);
@@ -399,6 +443,23 @@ mod tests {
         ])
         .unwrap();
         assert!(merge(cli.command, cli.options, FileOptions::default(), None).is_err());
+    }
+
+    #[test]
+    fn processing_switches() {
+        let r = parse(&[
+            "homeagent",
+            "listen",
+            "--echo-cancellation",
+            "off",
+            "--noise-suppression",
+            "on",
+        ])
+        .unwrap();
+        assert_eq!(r.phone.audio_processing.echo_cancellation, Some(false));
+        assert_eq!(r.phone.audio_processing.noise_suppression, Some(true));
+        assert_eq!(r.phone.audio_processing.gain_control, None);
+        assert!(parse(&["homeagent", "listen", "--gain-control", "maybe"]).is_err());
     }
 
     #[test]
