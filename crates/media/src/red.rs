@@ -1,5 +1,5 @@
 //! RFC 2198 redundant audio (RED), as WebRTC uses it for Opus ("opus red"): each RTP packet
-//! carries the current encoded frame (the primary block, last) and copies of the one or two
+//! carries the current encoded frame (the primary block, last) and copies of up to three
 //! frames before it, so a lost packet's frame still arrives with a later one, even in a burst.
 //!
 //! Payload layout: one 4-byte header per redundant block (`F=1`, block payload type, 14-bit
@@ -12,8 +12,8 @@ use std::collections::VecDeque;
 const MAX_OFFSET: u32 = 0x3FFF;
 /// The longest a redundant block can be (10 bits).
 const MAX_BLOCK_LEN: usize = 0x3FF;
-/// Redundant copies per packet we ever send (`OPUS/OPUS/OPUS` in SDP).
-pub const MAX_DISTANCE: usize = 2;
+/// Redundant copies per packet we ever send (`OPUS/OPUS/OPUS/OPUS` in SDP).
+pub const MAX_DISTANCE: usize = 3;
 
 /// One block of a RED payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -373,16 +373,14 @@ fn find_red(
         })
 }
 
-/// `red/48000/2` carrying a primary and up to two redundant blocks of `opus_payload_type`.
+/// `red/48000/2` carrying a primary and up to three redundant blocks of `opus_payload_type`.
 fn red_spec(payload_type: u8, opus_payload_type: u8) -> CodecSpec {
     CodecSpec {
         payload_type,
         name: RED.to_owned(),
         clock_rate: 48000,
         channels: 2,
-        fmtp: Some(format!(
-            "{opus_payload_type}/{opus_payload_type}/{opus_payload_type}"
-        )),
+        fmtp: Some(vec![opus_payload_type.to_string(); 1 + crate::red::MAX_DISTANCE].join("/")),
     }
 }
 

@@ -718,7 +718,7 @@ fn red_recovers_bursts_that_fec_alone_cannot() {
     assert!((40..=120).contains(&with_red.packets_lost), "{with_red:?}");
     assert_eq!(without_red.red_recovered, 0);
     // Two copies per packet once the remote reports the loss: most lost frames come back,
-    // bursts of two included.
+    // bursts of three included.
     assert!(
         with_red.red_recovered as i64 > with_red.packets_lost / 2,
         "{with_red:?}"
@@ -727,11 +727,11 @@ fn red_recovers_bursts_that_fec_alone_cannot() {
         with_red.jitter_buffer.frames_concealed < without_red.jitter_buffer.frames_concealed / 2,
         "{with_red:?} vs {without_red:?}"
     );
-    // Fewer, shorter gaps for a slightly lower bitrate: better on balance.
+    // Fewer, shorter gaps for a lower bitrate: better on balance.
     assert!(with > without, "with RED {with}, without {without}");
-    // RED costs bits, within reason: at most ~64 kbit/s of payload plus headers.
+    // RED costs bits, within reason: four copies of at most 18 kbit/s (this signal pauses).
     let kbits = |stats: &MediaStats| stats.octets_sent as f64 * 8.0 / 12.0 / 1000.0;
-    assert!(kbits(&sender) < 64.0, "{sender:?}");
+    assert!(kbits(&sender) < 72.0, "{sender:?}");
     assert!(kbits(&sender) > kbits(&plain_sender), "{sender:?}");
 }
 
@@ -805,9 +805,10 @@ fn write_wav_16bit_mono(path: &std::path::Path, rate: u32, samples: &[i16]) {
 
 /// Not a test: the in-memory counterpart of `bench/quality_bench.sh` (ours→ours Opus). Sends
 /// the 21 s reference speech (`HOMEAGENT_SPEECH`, default `../shared/audio/speech48k.wav`)
-/// through each profile with seed 7, writes what b played to `HOMEAGENT_SPEECH_OUT` (default
-/// the temp dir) and prints the receiver's figures; score the WAVs with
-/// `../shared/scripts/score.py REF DEG wb`.
+/// through each profile with seed 7 (`HOMEAGENT_SEED`), once with plain Opus and once with RED
+/// negotiated, writes what b played (`plain/ha-PROFILE.wav`, `red/ha-PROFILE.wav`) under
+/// `HOMEAGENT_SPEECH_OUT` (default the temp dir) and prints the receiver's figures; score the
+/// WAVs with `../shared/scripts/score.py REF DEG wb`.
 ///
 /// `cargo test -p homeagent-media --release speech_figures -- --ignored --nocapture`
 #[test]
@@ -822,6 +823,10 @@ fn speech_figures() {
     };
     let out = std::env::var("HOMEAGENT_SPEECH_OUT")
         .map_or_else(|_| std::env::temp_dir(), std::path::PathBuf::from);
+    let seed = std::env::var("HOMEAGENT_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or(7);
     for ((name, one_way, jitter, loss, burst), red) in PROFILES
         .into_iter()
         .flat_map(|profile| [(profile, false), (profile, true)])
@@ -831,7 +836,7 @@ fn speech_figures() {
             pair.a.set_red(Some(63));
             pair.b.set_red(Some(63));
         }
-        pair.rng = SmallRng::seed_from_u64(7);
+        pair.rng = SmallRng::seed_from_u64(seed);
         pair.jitter = Duration::from_millis(jitter);
         pair.burst = burst.and_then(|(loss, mean)| gilbert(loss, mean));
         pair.speech = Some(speech.clone());

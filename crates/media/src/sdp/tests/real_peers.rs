@@ -112,7 +112,10 @@ fn real_answers_to_our_offer_apply() {
     let without_red = offer
         .to_string()
         .replace(" 111 63 0 8", " 111 0 8")
-        .replace("a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111/111\r\n", "");
+        .replace(
+            "a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111/111/111\r\n",
+            "",
+        );
     assert_eq!(
         without_red, OUR_BENCH_OFFER,
         "the captures answer exactly this offer"
