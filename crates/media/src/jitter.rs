@@ -17,8 +17,8 @@
 //! ≤ 20 ms; ±30 ms uniform jitter (reordering): target 50..60 ms, lag ≤ 72 ms on average over
 //! the phases (≥ 59 is needed for ≤ 2 % late), ≤ 2 % of frames concealed, no grow/shrink
 //! cycling; 5 % loss + 40 ± 20 ms: target 32..42 ms, lag ≤ 52 ms. The session raises the floor
-//! for Opus while the network loses packets (one packet of look-ahead for FEC, as many as the remote's RED copies),
-//! which adds to the target.
+//! for Opus while the network loses packets (one packet of look-ahead for FEC, as many as the
+//! remote's RED copies), which adds to the target.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};

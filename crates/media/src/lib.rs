@@ -7,8 +7,8 @@
 //! timeouts ([`MediaSession::handle_timeout`] at [`MediaSession::poll_timeout`]); pull speaker
 //! frames ([`MediaSession::pull_audio`]); after each call drain
 //! [`MediaSession::poll_transmit`] and [`MediaSession::poll_event`]. The building blocks
-//! ([`codec`], [`rtp`], [`rtcp`], [`rtp_session`], [`jitter`], [`dtmf`], [`quality`], [`comfort_noise`], [`red`]) are public for tests,
-//! tools and fuzzing.
+//! ([`codec`], [`rtp`], [`rtcp`], [`rtp_session`], [`jitter`], [`dtmf`], [`quality`],
+//! [`comfort_noise`], [`red`]) are public for tests, tools and fuzzing.
 #![forbid(unsafe_code)]
 
 pub mod codec;

@@ -387,10 +387,10 @@ impl MediaSession {
 
     /// RFC 2198 redundancy ([`crate::sdp::Negotiated::red`]): with `Some(payload_type)`, packets
     /// repeat the three frames before theirs while the remote reports loss that comes in bursts
-    /// (from 2 % reported loss, runs of 1.6 packets on average; the encoder's bitrate shrinks so all copies stay within
-    /// about 64 kbit/s), and RED packets from the remote are unwrapped, their copies filling the
-    /// jitter buffer's holes (counted in [`MediaStats::red_recovered`]). `None` (the
-    /// default): plain packets only. Opus only; no effect on G.711.
+    /// (from 2 % reported loss, runs of 1.6 packets on average; the encoder's bitrate shrinks so
+    /// that all copies stay near 64 kbit/s), and RED packets from the remote are unwrapped, their
+    /// copies filling the jitter buffer's holes (counted in [`MediaStats::red_recovered`]).
+    /// `None` (the default): plain packets only. Opus only; no effect on G.711.
     pub fn set_red(&mut self, payload_type: Option<u8>) {
         self.red_payload_type = payload_type.filter(|_| self.kind == CodecKind::Opus);
         self.red_history.clear();

@@ -663,8 +663,9 @@ fn comfort_noise_fills_the_remote_silence() {
     assert!(tail.iter().any(|&s| s.abs() > 2000));
 }
 
-/// Mean over 0.5 s windows (one a second, from 2 s on) of the best normalised correlation of `played` against
-/// `sent`, each window at its own lag (0..200 ms): robust to the playout delay changing.
+/// Mean over 0.5 s windows (one a second, from 2 s on) of the best normalised correlation of
+/// `played` against `sent`, each window at its own lag (0..200 ms): robust to the playout delay
+/// changing.
 fn windowed_correlation(sent: &[i16], played: &[i16], rate: usize) -> f64 {
     let step = rate / 8000;
     let decimate = |s: &[i16]| {
