@@ -11,7 +11,9 @@
 #                      suppression, and the gain (goal >= +0.3 on stationary noise);
 #                      noise=pink (seeded, stationary) and noise=babble (4 shifted talkers)
 #   pesq_double_talk  PESQ-WB of the near end while the far end's echo is heard (10 dB below
-#                      the far end, as in erle_db): mic -> after echo cancellation
+#                      the far end, as in erle_db): mic -> after echo cancellation;
+#                      double_talk_headset: no echo at all (a headset), both ends talking
+#                      at once all along: near end -> after echo cancellation
 #   cpu_us_per_10ms    process_render + process_capture time per 10 ms block (one core)
 #   device_erle_db     only with a PulseAudio of virtual devices (shared/scripts/virtual-audio.sh,
 #                      XDG_RUNTIME_DIR exported): the speech is played to device:vspeaker,
@@ -50,7 +52,7 @@ if "pesq" not in before or "pesq" not in after:
     print(f"pesq {rate} {noise} error {before.get('error')} / {after.get('error')}")
 else:
     b, a = before["pesq"], after["pesq"]
-    name = "pesq_double_talk" if noise == "double_talk" else "pesq_ns"
+    name = "pesq_double_talk" if noise.startswith("double_talk") else "pesq_ns"
     print(f"{name} {rate} {noise} {b:.2f} -> {a:.2f} ({a - b:+.2f})")
 PY
 done

@@ -13,7 +13,8 @@
 //!   to OUT_DIR for PESQ, and the noise level in the pauses of the speech is compared.
 //! - Double talk: the near end talks (the second half of the speech file) over the echo of
 //!   the far end; the mic and the echo-cancelled signal are written for PESQ against the
-//!   near end alone.
+//!   near end alone; and the same without any echo (a headset), where the canceller should
+//!   leave the near end alone.
 //! - CPU: wall time of `process_render` + `process_capture` per 10 ms, everything on, on one
 //!   core (the bench is single-threaded).
 //!
@@ -124,6 +125,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             near_path.display(),
             mic_path.display(),
             out_path.display()
+        );
+        // A headset: no echo at all, both ends talking at once (the worst case for the
+        // canceller's suppressor, which cannot tell this near end from an echo yet).
+        let (out, _) = run(rate, aec_only(), Some(&far), &near)?;
+        let headset_path = out_dir.join(format!("dt_headset_aec_{khz}k.wav"));
+        write_wav(&headset_path, &out, rate)?;
+        println!(
+            "pesq_pair rate={khz}k double_talk_headset {} {} {}",
+            near_path.display(),
+            near_path.display(),
+            headset_path.display()
         );
     }
 

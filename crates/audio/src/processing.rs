@@ -10,6 +10,13 @@
 //!
 //! The echo canceller estimates the render-to-capture delay itself (device and ring latency
 //! included), up to about half a second.
+//!
+//! Costs measured by `bench/apm_bench.sh`: echo cancellation and noise suppression bring in
+//! WebRTC's high-pass filter (steep, about 90 Hz, notches at 50/60 Hz), whose phase rotation
+//! alone lowers PESQ-WB of clean speech from 4.64 to 3.79 (inaudible, but it shows in PESQ
+//! tests); and while both ends talk at once with no echo at all (a headset), the echo
+//! suppressor cannot tell the near end from an echo and damages it (PESQ-WB 4.64 -> 1.5 over
+//! 21 s of non-stop double talk; turn-taking is unaffected).
 
 use std::collections::VecDeque;
 
