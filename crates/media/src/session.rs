@@ -673,7 +673,7 @@ impl MediaSession {
             self.lookahead_frames = wanted;
             let ptime = Duration::from_millis(u64::from(self.ptime_ms));
             let min_delay = if wanted > 0 {
-                ptime * (1 + wanted) + ptime / 2
+                ptime * (1 + wanted)
             } else {
                 jitter::MIN_DELAY
             };
