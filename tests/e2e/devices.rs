@@ -10,6 +10,9 @@ use homeagent_testkit::{HomeagentProcess, TempDir, require, score_pesq};
 
 use crate::common::{Ha, WAIT};
 
+/// Device tests share one sound server: one at a time.
+static SOUND_SERVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn virtual_devices() -> bool {
     if !require(&["pactl", "paplay", "parec"]) {
         return false;
@@ -56,6 +59,7 @@ fn call_through_the_virtual_microphone_and_speaker() {
     if !virtual_devices() || !require(&["baresip", "stdbuf", "python3"]) {
         return;
     }
+    let _server = SOUND_SERVER.lock().unwrap_or_else(|p| p.into_inner());
     let codec = Codec::Opus;
     let dir = TempDir::new("devices").expect("temp dir");
     // baresip talks after 3 s: an idle PulseAudio null sink needs about 2 s to start playing a
@@ -102,6 +106,14 @@ fn call_through_the_virtual_microphone_and_speaker() {
             "device:vspeaker",
             "--hangup-after",
             "28",
+            // The raw device path: both sides talk at once for 21 s with no echo path, where
+            // echo suppression would eat the near end (see the echo test below).
+            "--echo-cancellation",
+            "off",
+            "--noise-suppression",
+            "off",
+            "--gain-control",
+            "off",
         ],
         &[],
     );
@@ -134,5 +146,88 @@ fn call_through_the_virtual_microphone_and_speaker() {
         "microphone {:.2}, speaker {:.2}",
         mic.pesq,
         speaker.pesq
+    );
+}
+
+/// The agent's speaker leaks into the microphone (a PulseAudio loopback from `vspeaker` into
+/// the mic, 60 ms late) while the agent is silent: with echo cancellation the customer hears
+/// (almost) nothing back; without it, their own voice.
+#[test]
+fn echo_from_the_speaker_is_cancelled() {
+    if !virtual_devices() || !require(&["baresip", "stdbuf", "sox"]) {
+        return;
+    }
+    let _server = SOUND_SERVER.lock().unwrap_or_else(|p| p.into_inner());
+    let loopback = Command::new("pactl")
+        .args([
+            "load-module",
+            "module-loopback",
+            "source=vspeaker.monitor",
+            "sink=vmic_src",
+            "latency_msec=60",
+        ])
+        .output()
+        .expect("pactl");
+    assert!(
+        loopback.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loopback.stderr)
+    );
+    let module = String::from_utf8_lossy(&loopback.stdout).trim().to_owned();
+    let echo_energy = |cancellation: &str| -> f64 {
+        let bob = Baresip::start(BaresipOpts {
+            name: "bob".into(),
+            codec: Codec::Opus,
+            ..BaresipOpts::default()
+        })
+        .expect("baresip");
+        let mut ha = Ha::start(
+            &[
+                "call",
+                &bob.uri(),
+                "--codecs",
+                "opus",
+                "--audio-in",
+                "device:vmic",
+                "--audio-out",
+                "device:vspeaker",
+                "--hangup-after",
+                "16",
+                "--echo-cancellation",
+                cancellation,
+            ],
+            &[],
+        );
+        let (code, summary) = ha.finish(Duration::from_secs(40));
+        assert_eq!(code, 0, "{summary}");
+        let recording = bob.wait_recording(WAIT).expect("baresip's recording");
+        // What came back to the customer after 4 s of convergence (and the null sink's start).
+        let dir = TempDir::new("echo").expect("temp dir");
+        let tail = dir.join("tail.wav");
+        let status = Command::new("sox")
+            .arg(&recording)
+            .arg(&tail)
+            .args(["remix", "1", "trim", "4", "10"])
+            .status()
+            .expect("sox");
+        assert!(status.success());
+        homeagent_testkit::wav::info(&tail).expect("wav").rms
+    };
+    let without = echo_energy("off");
+    let with = echo_energy("on");
+    let _ = Command::new("pactl")
+        .args(["unload-module", &module])
+        .status();
+    let reduction_db = 20.0 * (without.max(1e-9) / with.max(1e-9)).log10();
+    eprintln!(
+        "echo heard by the customer: {without:.5} RMS without cancellation, {with:.5} with: -{reduction_db:.1} dB"
+    );
+    assert!(
+        without > 0.003,
+        "the loopback echo path did not carry the customer's voice back ({without})"
+    );
+    assert!(
+        reduction_db >= 20.0,
+        "echo reduced by only {reduction_db:.1} dB"
     );
 }

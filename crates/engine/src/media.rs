@@ -289,6 +289,9 @@ impl CallMedia {
     }
 
     fn apply(&mut self, params: &MediaParams) {
+        // RFC 2198 redundancy, when both sides listed it (used on bursty loss).
+        self.session
+            .set_red(params.red.as_ref().map(|red| red.payload_type));
         self.session.set_sending(params.direction.sends());
         self.session.set_receiving(params.direction.receives());
         self.params = params.clone();
