@@ -30,6 +30,10 @@ pub trait AudioEncoder: Send + fmt::Debug {
     /// Tells the encoder each frame also travels `copies` more times (RFC 2198 RED), so it can
     /// keep the total bitrate sane. 0 by default.
     fn set_redundant_copies(&mut self, _copies: u8) {}
+
+    /// Turns discontinuous transmission on or off (Opus DTX, RFC 7587 `usedtx=1`); off by
+    /// default. In DTX the encoder yields [`is_dtx_payload`] frames that are not to be sent.
+    fn set_dtx(&mut self, _enabled: bool) {}
 }
 
 /// Decodes RTP payloads into mono PCM and conceals lost packets.
@@ -65,6 +69,23 @@ pub enum CodecError {
     },
     #[error("frame of {samples} samples is not a valid {kind} frame size")]
     FrameSize { kind: CodecKind, samples: usize },
+}
+
+/// Whether an encoded payload is a DTX frame: one an encoder in discontinuous transmission
+/// yields for silence and that is not sent (libopus: two bytes or less, RFC 7587 §3.1.3).
+pub fn is_dtx_payload(kind: CodecKind, payload: &[u8]) -> bool {
+    kind == CodecKind::Opus && payload.len() <= 2
+}
+
+/// Whether a received payload says the sender is silent, so that a pause in its packets after it
+/// is discontinuous transmission rather than loss: an Opus DTX frame, or an Opus SILK/hybrid
+/// packet whose voice-activity flags are all clear. Always `false` for G.711 (its silences are
+/// announced with RFC 3389 comfort noise).
+pub fn signals_silence(kind: CodecKind, payload: &[u8]) -> bool {
+    match kind {
+        CodecKind::Opus => is_dtx_payload(kind, payload) || opus::is_inactive(payload),
+        CodecKind::Pcmu | CodecKind::Pcma => false,
+    }
 }
 
 /// A fresh encoder for `kind`.

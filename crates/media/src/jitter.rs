@@ -41,6 +41,10 @@ const ADJUST_EVERY: u32 = 10;
 const JUMP_SECS: u64 = 10;
 /// Consecutive pulls on an empty buffer after which playout stops and buffering restarts.
 const IDLE_PULLS: u32 = 10;
+/// While the remote is silent on purpose ([`JitterBuffer::set_discontinuous`]) an empty buffer
+/// plays [`Playout::Dtx`] for up to this many pulls (1 s at 20 ms; Opus DTX refreshes its
+/// comfort noise every 400 ms), then stops as on [`IDLE_PULLS`].
+const DTX_IDLE_PULLS: u32 = 50;
 
 /// What to play for one frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +55,9 @@ pub enum Playout {
     Lost,
     /// Not playing (nothing received yet, or the stream stopped): play silence.
     Empty,
+    /// No packet is due: the remote stopped sending on purpose (discontinuous transmission,
+    /// [`JitterBuffer::set_discontinuous`]). Play comfort noise; not a loss.
+    Dtx,
 }
 
 /// Counters since the buffer was created.
@@ -65,6 +72,8 @@ pub struct JitterStats {
     pub resets: u64,
     /// Missing frames filled by a redundant copy ([`JitterBuffer::insert_redundant`]) and played.
     pub redundant_played: u64,
+    /// Frames of [`Playout::Dtx`]: the remote in discontinuous transmission.
+    pub dtx_frames: u64,
 }
 
 #[derive(Debug)]
@@ -85,6 +94,8 @@ pub struct JitterBuffer {
     /// The last pull skipped a missing frame: the next packet may carry its FEC.
     skipped_missing: bool,
     empty_pulls: u32,
+    /// The newest packet said the remote is silent: an underrun is DTX, not loss.
+    discontinuous: bool,
     pulls_since_adjust: u32,
     /// First arrival and its timestamp: the origin of transit times.
     origin: Option<(Instant, u64)>,
@@ -114,6 +125,7 @@ impl JitterBuffer {
             stalled: 0,
             skipped_missing: false,
             empty_pulls: 0,
+            discontinuous: false,
             pulls_since_adjust: 0,
             origin: None,
             transits: VecDeque::with_capacity(WINDOW),
@@ -200,7 +212,14 @@ impl JitterBuffer {
         };
         let Some(first) = self.packets.keys().next().copied() else {
             self.empty_pulls += 1;
-            if self.empty_pulls > IDLE_PULLS {
+            if self.discontinuous && self.stalled == 0 && self.empty_pulls <= DTX_IDLE_PULLS {
+                // The remote's timeline moves on without packets: so does the cursor, keeping
+                // the playout lag for the packet that ends the silence.
+                self.cursor = Some(cursor + self.frame);
+                self.stats.dtx_frames += 1;
+                return Playout::Dtx;
+            }
+            if self.empty_pulls > IDLE_PULLS.max(DTX_IDLE_PULLS * u32::from(self.discontinuous)) {
                 self.played_until = Some(cursor);
                 self.cursor = None;
                 self.stalled = 0;
@@ -276,6 +295,13 @@ impl JitterBuffer {
         self.stats
     }
 
+    /// Says whether the newest packet announced silence (an Opus DTX or inactive frame): until
+    /// the next packet, running out of packets is discontinuous transmission ([`Playout::Dtx`]:
+    /// not concealed, no growth, no restart) rather than loss or an underrun.
+    pub fn set_discontinuous(&mut self, discontinuous: bool) {
+        self.discontinuous = discontinuous;
+    }
+
     /// Raises (or lowers) the lowest target delay; e.g. FEC needs one packet of look-ahead.
     pub fn set_min_delay(&mut self, delay: Duration) {
         self.min_delay_ms = (delay.as_secs_f64() * 1000.0).min(self.max_ms());
@@ -293,6 +319,7 @@ impl JitterBuffer {
         self.stalled = 0;
         self.skipped_missing = false;
         self.empty_pulls = 0;
+        self.discontinuous = false;
         self.origin = None;
         self.transits.clear();
     }
@@ -513,6 +540,7 @@ mod tests {
                 }
                 Playout::Lost => run.trailing_lost += 1,
                 Playout::Empty => {}
+                Playout::Dtx => panic!("never set discontinuous"),
             }
             run.max_delay_ms = run.max_delay_ms.max(buffer.delay().as_secs_f64() * 1000.0);
         }
@@ -695,6 +723,47 @@ mod tests {
         assert_eq!(buffer.pull(t0), Playout::Frame(payload(250)));
     }
 
+    /// A 400 ms pause after a silent packet (Opus DTX: sequence numbers continuous, timestamps
+    /// jump): the pulls play DTX, the cursor keeps the timeline, nothing is concealed, the
+    /// buffer neither grows nor restarts, and the packet ending the pause plays on time. The same
+    /// pause without the silence flag is an underrun: concealed, then a restart.
+    #[test]
+    fn dtx_pause_is_neither_loss_nor_underrun() {
+        let run = |discontinuous: bool| {
+            let t0 = base();
+            let mut buffer = JitterBuffer::new(8000, FRAME);
+            let mut outputs = Vec::new();
+            // Frames 0..10, a pause over 10..30, then frames 30..40: one pull per 20 ms.
+            for tick in 0..40u32 {
+                let now = at(t0, tick);
+                if !(10..30).contains(&tick) {
+                    buffer.insert(now, 1, tick * FRAME, &payload(tick));
+                    buffer.set_discontinuous(discontinuous && tick == 9);
+                }
+                outputs.push(buffer.pull(now));
+            }
+            (outputs, buffer.stats(), buffer.target_delay())
+        };
+        let (outputs, stats, target) = run(true);
+        let dtx = outputs.iter().filter(|o| **o == Playout::Dtx).count();
+        assert_eq!(dtx, 20, "{outputs:?}");
+        assert_eq!(stats.dtx_frames, 20);
+        assert_eq!(stats.frames_concealed, 0, "{outputs:?}");
+        assert_eq!(stats.resets, 0);
+        assert_eq!(stats.frames_played, 20);
+        assert_eq!(target, MIN_DELAY);
+        // Each frame plays at the pull it arrives for, before and after the pause.
+        assert_eq!(outputs[9], Playout::Frame(payload(9)));
+        assert_eq!(outputs[30], Playout::Frame(payload(30)));
+        assert!(!outputs.contains(&Playout::Empty) && !outputs.contains(&Playout::Lost));
+
+        let (outputs, stats, _) = run(false);
+        assert!(!outputs.contains(&Playout::Dtx));
+        assert_eq!(stats.dtx_frames, 0);
+        assert!(stats.frames_concealed >= 10, "{stats:?}");
+        assert!(outputs[11..30].contains(&Playout::Empty));
+    }
+
     #[test]
     fn never_holds_more_than_the_maximum() {
         let t0 = base();
@@ -784,6 +853,7 @@ mod tests {
                 }
                 Playout::Lost => run.concealed += 1,
                 Playout::Empty => {}
+                Playout::Dtx => panic!("never set discontinuous"),
             }
             run.delays.push(buffer.delay().as_secs_f64() * 1000.0);
             run.targets

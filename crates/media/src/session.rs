@@ -150,6 +150,11 @@ pub struct MediaStats {
     pub expected_loss_percent: u8,
     /// Frames of RFC 3389 comfort noise played during the remote's silences.
     pub comfort_noise_frames: u64,
+    /// Frames the remote did not send because it was silent (Opus DTX), played as the
+    /// decoder's comfort noise; neither lost nor concealed.
+    pub dtx_frames_received: u64,
+    /// Frames we did not send because the microphone was silent (Opus DTX).
+    pub dtx_frames_sent: u64,
     /// Datagrams that were neither valid RTP nor RTCP, or had an unknown payload type.
     pub packets_discarded: u64,
     pub dtmf_sent: u64,
@@ -210,6 +215,8 @@ pub struct MediaSession {
     comfort_noise: ComfortNoise,
     comfort_noise_active: bool,
     comfort_noise_frames: u64,
+    /// Opus DTX frames not sent (see [`MediaStats::dtx_frames_sent`]).
+    dtx_frames_sent: u64,
     fec_recovered: u64,
     packets_discarded: u64,
     dtmf_sent: u64,
@@ -288,6 +295,7 @@ impl MediaSession {
             comfort_noise: ComfortNoise::new(config.ssrc.rotate_left(16)),
             comfort_noise_active: false,
             comfort_noise_frames: 0,
+            dtx_frames_sent: 0,
             fec_recovered: 0,
             packets_discarded: 0,
             dtmf_sent: 0,
@@ -341,6 +349,12 @@ impl MediaSession {
             self.rtp.skip(self.frame_units);
             return;
         }
+        if codec::is_dtx_payload(self.kind, &self.payload) {
+            // Silence in DTX: the timeline moves on, the next packet starts a talkspurt.
+            self.dtx_frames_sent += 1;
+            self.rtp.skip(self.frame_units);
+            return;
+        }
         let bytes = match self.red_payload_type {
             Some(red_payload_type) => {
                 self.red_payload.clear();
@@ -383,6 +397,14 @@ impl MediaSession {
     /// `useinbandfec=0`. No effect on G.711.
     pub fn set_inband_fec(&mut self, enabled: bool) {
         self.encoder.set_inband_fec(enabled);
+    }
+
+    /// Opus discontinuous transmission (off by default): turn it on when the remote's `fmtp`
+    /// says `usedtx=1` (`codec.fmtp_flag("usedtx")`, [`CodecSpec::fmtp_flag`]). Silent frames are then not sent (every
+    /// 400 ms one refreshes the remote's comfort noise); the next packet carries the marker bit.
+    /// Received DTX is always handled. No effect on G.711.
+    pub fn set_dtx(&mut self, enabled: bool) {
+        self.encoder.set_dtx(enabled);
     }
 
     /// RFC 2198 redundancy ([`crate::sdp::Negotiated::red`]): with `Some(payload_type)`, packets
@@ -464,6 +486,8 @@ impl MediaSession {
             self.comfort_noise_active = false;
             self.jitter
                 .insert(now, packet.ssrc, packet.timestamp, packet.payload);
+            self.jitter
+                .set_discontinuous(codec::signals_silence(self.kind, packet.payload));
         } else if is_red {
             self.comfort_noise_active = false;
             self.receive_red(now, &packet);
@@ -499,6 +523,11 @@ impl MediaSession {
                     FrameOutcome::Decoded
                 }
                 Playout::Lost => self.conceal(),
+                Playout::Dtx => {
+                    // Decoding nothing after a silent frame runs libopus's comfort noise.
+                    self.conceal();
+                    FrameOutcome::Decoded
+                }
                 Playout::Empty => {
                     if self.comfort_noise_active {
                         let missing = out.len().saturating_sub(self.pcm.len());
@@ -572,6 +601,8 @@ impl MediaSession {
             red_recovered: self.jitter.stats().redundant_played,
             expected_loss_percent: self.expected_loss.percent,
             comfort_noise_frames: self.comfort_noise_frames,
+            dtx_frames_received: self.jitter.stats().dtx_frames,
+            dtx_frames_sent: self.dtx_frames_sent,
             packets_discarded: self.packets_discarded,
             dtmf_sent: self.dtmf_sent,
             dtmf_received: self.dtmf_received,
@@ -700,6 +731,8 @@ impl MediaSession {
         if primary.payload_type == self.payload_type {
             self.jitter
                 .insert(now, packet.ssrc, packet.timestamp, primary.payload);
+            self.jitter
+                .set_discontinuous(codec::signals_silence(self.kind, primary.payload));
         }
         for block in redundant {
             if block.payload_type != self.payload_type {

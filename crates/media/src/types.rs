@@ -17,6 +17,22 @@ pub struct CodecSpec {
     pub fmtp: Option<String>,
 }
 
+impl CodecSpec {
+    /// The value of one `a=fmtp` parameter (`name=value`, `;`-separated, names
+    /// case-insensitive), e.g. `fmtp_param("usedtx") == Some("1")`.
+    pub fn fmtp_param(&self, name: &str) -> Option<&str> {
+        self.fmtp.as_deref()?.split(';').find_map(|parameter| {
+            let (key, value) = parameter.split_once('=')?;
+            key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+
+    /// Whether a boolean `a=fmtp` parameter is `1` (RFC 7587 `usedtx`, `useinbandfec`, ...).
+    pub fn fmtp_flag(&self, name: &str) -> bool {
+        self.fmtp_param(name) == Some("1")
+    }
+}
+
 /// The audio codecs the media session can encode and decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CodecKind {
@@ -50,7 +66,13 @@ impl CodecKind {
         let (payload_type, name, clock_rate, channels, fmtp) = match self {
             Self::Pcmu => (0, "PCMU", 8000, 1, None),
             Self::Pcma => (8, "PCMA", 8000, 1, None),
-            Self::Opus => (111, "opus", 48000, 2, Some("minptime=10;useinbandfec=1")),
+            Self::Opus => (
+                111,
+                "opus",
+                48000,
+                2,
+                Some("minptime=10;useinbandfec=1;usedtx=1"),
+            ),
         };
         CodecSpec {
             payload_type,

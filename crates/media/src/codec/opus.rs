@@ -1,5 +1,5 @@
 //! Opus (RFC 6716 / RFC 7587): 48 kHz mono, VoIP application, in-band FEC on (bitrate following
-//! the expected loss), DTX off.
+//! the expected loss), DTX off unless the remote asks for it (`usedtx=1`).
 
 use ::opus::{Application, Bitrate, Channels, Decoder, Encoder};
 
@@ -140,6 +140,37 @@ impl AudioEncoder for OpusEncoder {
             self.apply_bitrate();
         }
     }
+
+    fn set_dtx(&mut self, enabled: bool) {
+        if let Err(error) = self.encoder.set_dtx(enabled) {
+            tracing::warn!(%error, "opus: cannot switch DTX");
+        }
+    }
+}
+
+/// Whether a SILK-only or hybrid packet has every voice-activity flag of its first frame clear
+/// (RFC 6716 §4.2.3: the flags are the leading bits of the frame, as for [`has_inband_fec`]).
+/// CELT-only and malformed packets count as active.
+pub(super) fn is_inactive(payload: &[u8]) -> bool {
+    let Some(&toc) = payload.first() else {
+        return false;
+    };
+    let config = toc >> 3;
+    let silk_frame_ms = match config {
+        0..=11 => [10, 20, 40, 60][usize::from(config % 4)],
+        12..=15 => [10, 20][usize::from(config % 2)],
+        _ => return false,
+    };
+    let Ok(packet) = ::opus::packet::parse(payload) else {
+        return false;
+    };
+    let Some(&first) = packet.frames.first().and_then(|frame| frame.first()) else {
+        return false;
+    };
+    let silk_frames: u32 = (silk_frame_ms / 20).max(1);
+    // The top `silk_frames` bits (at most 3 of 8).
+    let vad_mask = !(0xFFu8 >> silk_frames);
+    first & vad_mask == 0
 }
 
 /// Whether an Opus packet carries in-band FEC (SILK LBRR) for the frame before it.
@@ -390,6 +421,40 @@ mod tests {
         assert!(!has_inband_fec(&[0xF8, 0xFF, 0xFF]));
         assert!(!has_inband_fec(&[]));
         assert!(!has_inband_fec(&[0x0B]));
+    }
+
+    #[test]
+    fn dtx_drops_silence_and_inactive_packets_say_so() {
+        let run = |dtx: bool| {
+            let mut encoder = OpusEncoder::new().unwrap();
+            encoder.set_dtx(dtx);
+            (0..100)
+                .map(|frame| {
+                    let pcm = if (30..80).contains(&frame) {
+                        vec![0; 960]
+                    } else {
+                        speech_like(960, frame * 960)
+                    };
+                    let mut payload = Vec::new();
+                    encoder.encode(&pcm, &mut payload).unwrap();
+                    payload
+                })
+                .collect::<Vec<_>>()
+        };
+        let with = run(true);
+        let dtx_frames = with.iter().filter(|p| p.len() <= 2).count();
+        // 50 frames of digital silence: DTX soon after it starts, a refresh every 400 ms.
+        assert!((30..=48).contains(&dtx_frames), "{dtx_frames}");
+        assert!(with[..30].iter().all(|p| p.len() > 2));
+        // speech_like has silent gaps between syllables too: only most of it is sent.
+        let resumed = with[80..].iter().filter(|p| p.len() > 2).count();
+        assert!(resumed >= 10, "{resumed}");
+        assert_eq!(run(false).iter().filter(|p| p.len() <= 2).count(), 0);
+        // What is sent during the silence says "inactive"; syllables mostly do not.
+        assert!(with[40..80].iter().all(|p| p.len() <= 2 || is_inactive(p)));
+        let active = with[..30].iter().filter(|p| !is_inactive(p)).count();
+        assert!(active >= 12, "{active}");
+        assert!(!is_inactive(&[]) && !is_inactive(&[0xF8, 0xFF, 0xFF]));
     }
 
     #[test]

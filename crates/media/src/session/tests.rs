@@ -869,3 +869,112 @@ fn speech_figures() {
         );
     }
 }
+
+/// 2 s of speech-like sound, 2 s of faint noise (about −66 dBov), 2 s of speech-like again.
+fn talk_pause_talk(n: usize, sample_rate: u32) -> i16 {
+    let second = n / sample_rate as usize;
+    if (2..4).contains(&second) {
+        // A cheap hash as noise: deterministic, flat, amplitude ±30.
+        let hash = (n as u32).wrapping_mul(2_654_435_761).rotate_left(13) ^ 0x5bd1_e995;
+        return (hash % 61) as i16 - 30;
+    }
+    speech_like(n, sample_rate)
+}
+
+fn rms(samples: &[i16]) -> f64 {
+    (samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / samples.len().max(1) as f64)
+        .sqrt()
+}
+
+/// Opus DTX end to end: a pause is not sent (far fewer bytes), the receiver plays libopus's
+/// comfort noise through it without counting loss, growing or restarting its buffer, and the
+/// speech after it comes through as before.
+#[test]
+fn opus_dtx_skips_silence_and_the_receiver_fills_it_with_comfort_noise() {
+    let run = |dtx: bool| {
+        let mut pair = Pair::new(CodecKind::Opus, Duration::from_millis(30), 0.0);
+        pair.source = talk_pause_talk;
+        pair.a.set_dtx(dtx);
+        pair.run(Duration::from_secs(6));
+        pair
+    };
+    let with = run(true);
+    let without = run(false);
+    let (sent, received) = (with.a.stats(), with.b.stats());
+    let plain = without.a.stats();
+    // 100 frames of pause; SILK enters DTX after 200 ms and refreshes every 400 ms.
+    assert!(sent.dtx_frames_sent >= 50, "{sent:?}");
+    assert_eq!(plain.dtx_frames_sent, 0);
+    assert_eq!(sent.packets_sent + sent.dtx_frames_sent, 300);
+    assert!(
+        sent.octets_sent < plain.octets_sent * 3 / 4,
+        "{sent:?} {plain:?}"
+    );
+    // The receiver: pauses in the stream are DTX, not loss nor underrun.
+    assert!(received.dtx_frames_received >= 45, "{received:?}");
+    assert_eq!(received.packets_lost, 0);
+    assert!(received.jitter_buffer.frames_concealed <= 2, "{received:?}");
+    assert_eq!(received.jitter_buffer.resets, 0);
+    assert!(received.target_delay_ms <= 40.0, "{received:?}");
+    let quality = with.b.quality(with.at());
+    assert_eq!(quality.concealed_frames, 0, "{quality:?}");
+    // During the pause (past the buffered tail of the speech): comfort noise, not digital
+    // silence, and faint.
+    let rate = 48_000;
+    let pause = &with.played_by_b[rate * 2 + rate / 2..rate * 4];
+    let level = rms(pause);
+    assert!(
+        pause.iter().filter(|&&s| s != 0).count() > pause.len() / 2,
+        "digital silence"
+    );
+    assert!((1.0..300.0).contains(&level), "comfort noise rms {level}");
+    // The speech after the pause is as intact as without DTX.
+    let resumed = |pair: &Pair| {
+        let from = rate * 4;
+        best_correlation(&pair.sent_by_a[from..], &pair.played_by_b[from..], rate).0
+    };
+    let (dtx_correlation, plain_correlation) = (resumed(&with), resumed(&without));
+    assert!(
+        dtx_correlation > 0.8 && dtx_correlation > plain_correlation - 0.05,
+        "{dtx_correlation} vs {plain_correlation}"
+    );
+}
+
+/// On the wire: DTX frames leave a timestamp gap with continuous sequence numbers, and the
+/// first packet after the gap carries the marker bit (a new talkspurt).
+#[test]
+fn opus_dtx_gap_keeps_sequence_numbers_and_marks_the_talkspurt() {
+    let mut pair = Pair::new(CodecKind::Opus, Duration::from_millis(30), 0.0);
+    pair.a.set_dtx(true);
+    let t0 = pair.at();
+    let frame = pair.a.frame_samples();
+    let mut packets = Vec::new();
+    for index in 0..80usize {
+        let now = t0 + Duration::from_millis(20 * index as u64);
+        let pcm: Vec<i16> = (index * frame..(index + 1) * frame)
+            .map(|n| {
+                if (20..60).contains(&index) {
+                    0
+                } else {
+                    speech_like(n, 48_000)
+                }
+            })
+            .collect();
+        pair.a.send_audio(now, &pcm);
+        while let Some(transmit) = pair.a.poll_transmit() {
+            let packet = RtpPacket::parse(&transmit.bytes).unwrap();
+            packets.push((packet.sequence, packet.timestamp, packet.marker));
+        }
+    }
+    assert!(packets.len() < 70, "{} packets", packets.len());
+    let mut gaps = 0;
+    for pair in packets.windows(2) {
+        let ((seq0, ts0, _), (seq1, ts1, marker)) = (pair[0], pair[1]);
+        assert_eq!(seq1, seq0.wrapping_add(1));
+        let step = ts1.wrapping_sub(ts0);
+        assert_eq!(step % 960, 0);
+        assert_eq!(marker, step > 960, "marker only after a gap");
+        gaps += usize::from(step > 960);
+    }
+    assert!(gaps >= 1);
+}

@@ -53,7 +53,7 @@ fn offer_lists_codecs_in_preference_order_with_dtmf_and_ptime() {
                     t=0 0\r\n\
                     m=audio 40000 RTP/AVP 111 63 0 8 110 101\r\n\
                     a=rtpmap:111 opus/48000/2\r\n\
-                    a=fmtp:111 minptime=10;useinbandfec=1\r\n\
+                    a=fmtp:111 minptime=10;useinbandfec=1;usedtx=1\r\n\
                     a=rtpmap:63 red/48000/2\r\n\
                     a=fmtp:63 111/111/111/111\r\n\
                     a=rtpmap:0 PCMU/8000\r\n\
@@ -103,7 +103,10 @@ fn answer_picks_our_first_preference_that_the_offer_has() {
         audio.rtpmap(96).map(|m| m.to_string()),
         Some("96 opus/48000/2".into())
     );
-    assert_eq!(audio.fmtp("96"), Some("minptime=10;useinbandfec=1"));
+    assert_eq!(
+        audio.fmtp("96"),
+        Some("minptime=10;useinbandfec=1;usedtx=1")
+    );
     assert!(audio.rtpmap(111).is_none());
 }
 
@@ -414,9 +417,19 @@ fn our_offer_our_answer_and_apply_agree() {
     assert_eq!(at_alice.codec.payload_type, 111);
     assert_eq!(
         at_alice.codec.fmtp.as_deref(),
-        Some("minptime=10;useinbandfec=1")
+        Some("minptime=10;useinbandfec=1;usedtx=1")
     );
-    assert_eq!(dtmf(&at_alice), Some((110, 48000)));
+    // We receive DTX, so we ask for it: both halves see the other's `usedtx=1`.
+    assert!(at_alice.codec.fmtp_flag("usedtx"));
+    assert!(at_bob.codec.fmtp_flag("usedtx"));
+    // A peer that does not ask (baresip: `useinbandfec=1` only) gets continuous Opus.
+    let mut baresip = at_bob.codec.clone();
+    baresip.fmtp = Some("useinbandfec=1".into());
+    assert!(!baresip.fmtp_flag("usedtx"));
+    assert_eq!(baresip.fmtp_param("UseInbandFec"), Some("1"));
+    baresip.fmtp = Some("usedtx=0; stereo=1".into());
+    assert!(!baresip.fmtp_flag("usedtx"));
+    assert_eq!(baresip.fmtp_param("stereo"), Some("1"));
     assert_eq!(dtmf(&at_bob), Some((110, 48000)));
 }
 
