@@ -21,6 +21,9 @@ step "tests (workspace)"
 # --no-fail-fast: report every failing test binary, still exit non-zero.
 cargo test --workspace --no-fail-fast
 
+step "real-time audio tests, alone (devices: PESQ through the virtual mic/speaker, echo)"
+cargo test -p homeagent-e2e -- --ignored --test-threads=1
+
 step "fuzz smoke (every parser, ${FUZZ_SECONDS:-20} s each)"
 bash scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-20}"
 

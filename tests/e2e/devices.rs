@@ -1,6 +1,10 @@
 //! The real device path (cpal → PulseAudio) in a call: our microphone is the virtual `vmic`
 //! (fed with speech by `paplay`), our speaker the virtual `vspeaker` (recorded by `parec`).
 //! Needs the virtual devices of `shared/scripts/virtual-audio.sh` (`.ci/run` starts them).
+//! The two call tests are real-time audio measurements: CPU contention from the other tests
+//! would skew them (the echo canceller cannot converge when the devices are starved), so they
+//! are `#[ignore]`d in the parallel run and `scripts/test-all.sh` runs them afterwards, alone:
+//! `cargo test -p homeagent-e2e -- --ignored --test-threads=1`.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -55,6 +59,7 @@ fn devices_lists_the_virtual_microphone_and_speaker() {
 }
 
 #[test]
+#[ignore = "real-time audio: run alone, without other load (scripts/test-all.sh does)"]
 fn call_through_the_virtual_microphone_and_speaker() {
     if !virtual_devices() || !require(&["baresip", "stdbuf", "python3"]) {
         return;
@@ -153,6 +158,7 @@ fn call_through_the_virtual_microphone_and_speaker() {
 /// the mic, 60 ms late) while the agent is silent: with echo cancellation the customer hears
 /// (almost) nothing back; without it, their own voice.
 #[test]
+#[ignore = "real-time audio: run alone, without other load (scripts/test-all.sh does)"]
 fn echo_from_the_speaker_is_cancelled() {
     if !virtual_devices() || !require(&["baresip", "stdbuf", "sox"]) {
         return;
