@@ -12,6 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
+/// How long a new TCP connection may take before the request fails.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Largest SIP message accepted on a stream before the connection is dropped.
 const MAX_STREAM_MESSAGE: usize = 64 * 1024;
 
@@ -80,7 +83,10 @@ impl Transports {
                     }
                     self.connections.remove(&to.addr);
                 }
-                let stream = TcpStream::connect(to.addr).await?;
+                // Bounded: the whole phone waits on this send.
+                let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(to.addr))
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TCP connect timed out"))??;
                 let _ = stream.set_nodelay(true);
                 let sender = spawn_connection(stream, to, self.received.clone());
                 sender
