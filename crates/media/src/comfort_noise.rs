@@ -1,4 +1,5 @@
-//! RFC 3389 comfort noise (CN, static payload type 13 at 8 kHz): decoding.
+//! RFC 3389 comfort noise (CN, static payload type 13 at 8 kHz): decoding, and the silence
+//! detector that decides when to send it.
 //!
 //! A CN payload is a noise level (first byte, 0..=127 in −dBov) and optionally reflection
 //! coefficients of a spectral envelope (RFC 3389 §3). The decoder shapes white noise with an
@@ -11,6 +12,70 @@ pub const CN_PAYLOAD_TYPE: u8 = 13;
 const MAX_REFLECTION: f64 = 0.99;
 /// Coefficients beyond this many are ignored (RFC 3389 allows any order; 12 is plenty).
 const MAX_ORDER: usize = 12;
+/// A frame is speech when it is this much louder than the noise floor...
+const SPEECH_ABOVE_FLOOR_DB: f64 = 9.0;
+/// ...and louder than this (anything quieter is silence whatever the floor).
+const SPEECH_MIN_DBOV: f64 = -55.0;
+/// The noise floor follows a quieter frame at once and a louder one by this much per second
+/// (a steady background noise is learnt in seconds; speech does not raise it much).
+const FLOOR_RISE_DB_PER_SEC: f64 = 6.0;
+/// Silence must last this long before it counts (word gaps and plosives stay speech).
+const HANGOVER_MS: u32 = 200;
+
+/// The level of `pcm` in −dBov as an RFC 3389 level byte (0..=127; 127 for digital silence).
+pub fn level_byte(pcm: &[i16]) -> u8 {
+    let dbov = dbov(pcm);
+    // −dBov rounded, within 0..=127 (checked by the clamp).
+    (-dbov).round().clamp(0.0, 127.0) as u8
+}
+
+/// Frame level in dBov (0 for a full-scale square wave; −200 for digital silence).
+fn dbov(pcm: &[i16]) -> f64 {
+    let energy: f64 = pcm.iter().map(|&s| f64::from(s).powi(2)).sum();
+    let rms = (energy / pcm.len().max(1) as f64).sqrt();
+    if rms < 1e-3 {
+        return -200.0;
+    }
+    20.0 * (rms / 32767.0).log10()
+}
+
+/// An energy voice-activity detector with an adaptive noise floor and a hangover: decides,
+/// frame by frame, whether the microphone carries speech.
+#[derive(Debug)]
+pub struct SilenceDetector {
+    floor_dbov: f64,
+    frame_ms: u32,
+    /// Silence so far (ms); a stream starts as speech (the peer hears audio at once).
+    silent_ms: u32,
+}
+
+impl SilenceDetector {
+    /// For frames of `frame_ms`.
+    pub fn new(frame_ms: u32) -> Self {
+        Self {
+            floor_dbov: SPEECH_MIN_DBOV,
+            frame_ms: frame_ms.max(1),
+            silent_ms: 0,
+        }
+    }
+
+    /// Takes one frame; returns whether it is silence (quiet for longer than the hangover).
+    pub fn is_silence(&mut self, pcm: &[i16]) -> bool {
+        let level = dbov(pcm);
+        if level < self.floor_dbov {
+            self.floor_dbov = level.max(-120.0);
+        } else {
+            self.floor_dbov += FLOOR_RISE_DB_PER_SEC * f64::from(self.frame_ms) / 1000.0;
+        }
+        let speech = level > SPEECH_MIN_DBOV && level > self.floor_dbov + SPEECH_ABOVE_FLOOR_DB;
+        if speech {
+            self.silent_ms = 0;
+            return false;
+        }
+        self.silent_ms = self.silent_ms.saturating_add(self.frame_ms);
+        self.silent_ms > HANGOVER_MS
+    }
+}
 
 /// Generates comfort noise from the last CN payload.
 #[derive(Debug)]
@@ -136,6 +201,50 @@ mod tests {
             .sum::<f64>()
             / out.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>();
         assert!(lag1.abs() > 0.5, "lag-1 correlation {lag1}");
+    }
+
+    fn noise(amplitude: f64, samples: usize, seed: u32) -> Vec<i16> {
+        let mut generator = ComfortNoise::new(seed);
+        generator.update(&[0]);
+        let mut out = Vec::new();
+        generator.generate(samples, &mut out);
+        out.iter()
+            .map(|&s| (f64::from(s) / 32767.0 * amplitude) as i16)
+            .collect()
+    }
+
+    #[test]
+    fn level_byte_reads_dbov() {
+        assert_eq!(level_byte(&[0; 160]), 127);
+        // A square wave of half scale: −6 dBov.
+        assert_eq!(level_byte(&[16384; 160]), 6);
+        assert_eq!(level_byte(&[-33; 160]), 60);
+        assert_eq!(level_byte(&[]), 127);
+    }
+
+    #[test]
+    fn silence_detector_follows_speech_with_a_hangover() {
+        let mut detector = SilenceDetector::new(20);
+        let quiet = noise(100.0, 160, 5); // about −50 dBov of background
+        let loud = noise(8000.0, 160, 6); // about −12 dBov
+        // Starts as speech, silent after the hangover on background noise.
+        for frame in 0..10 {
+            assert!(!detector.is_silence(&quiet), "frame {frame}");
+        }
+        for _ in 0..50 {
+            assert!(detector.is_silence(&quiet));
+        }
+        assert!(!detector.is_silence(&loud));
+        // 200 ms of hangover: ten quiet frames are still speech, the eleventh is silence.
+        for frame in 0..10 {
+            assert!(!detector.is_silence(&quiet), "frame {frame}");
+        }
+        assert!(detector.is_silence(&quiet));
+        // A loud steady background is learnt as the floor within seconds.
+        let hum = noise(3000.0, 160, 7);
+        let silent = (0..500).filter(|_| detector.is_silence(&hum)).count();
+        assert!(silent > 300, "{silent}");
+        assert!(!detector.is_silence(&noise(30000.0, 160, 8)));
     }
 
     #[test]

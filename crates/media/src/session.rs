@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::codec::{self, AudioDecoder, AudioEncoder, CodecError};
-use crate::comfort_noise::{CN_PAYLOAD_TYPE, ComfortNoise};
+use crate::comfort_noise::{self, CN_PAYLOAD_TYPE, ComfortNoise, SilenceDetector};
 use crate::dtmf::{DtmfReceiver, DtmfSender, InvalidDigit};
 use crate::jitter::{self, JitterBuffer, JitterStats, Playout};
 use crate::quality::{
@@ -57,6 +57,11 @@ const LOSS_RUN_DECAY: f64 = 0.95;
 /// A loss count must hold for this many pulls (300 ms at 20 ms) to count: reordering delays
 /// packets by less.
 const LOSS_SETTLE_PULLS: usize = 15;
+/// While our microphone is silent, a new RFC 3389 CN packet goes out when the level moves this
+/// much (dB)...
+const CN_LEVEL_STEP_DB: u8 = 2;
+/// ...or this long after the last one.
+const CN_REFRESH: Duration = Duration::from_millis(200);
 /// Decode attempts per pulled frame before giving up and playing silence.
 const MAX_PULLS_PER_FRAME: usize = 8;
 
@@ -150,11 +155,15 @@ pub struct MediaStats {
     pub expected_loss_percent: u8,
     /// Frames of RFC 3389 comfort noise played during the remote's silences.
     pub comfort_noise_frames: u64,
-    /// Frames the remote did not send because it was silent (Opus DTX), played as the
-    /// decoder's comfort noise; neither lost nor concealed.
+    /// Frames the remote did not send because it was silent (Opus DTX, or G.711 after an RFC
+    /// 3389 CN packet: those also count in `comfort_noise_frames`), played as comfort noise;
+    /// neither lost nor concealed.
     pub dtx_frames_received: u64,
-    /// Frames we did not send because the microphone was silent (Opus DTX).
+    /// Frames we did not send because the microphone was silent (Opus DTX, or G.711 replaced
+    /// by RFC 3389 comfort noise).
     pub dtx_frames_sent: u64,
+    /// RFC 3389 comfort-noise packets we sent during our silences.
+    pub comfort_noise_sent: u64,
     /// Datagrams that were neither valid RTP nor RTCP, or had an unknown payload type.
     pub packets_discarded: u64,
     pub dtmf_sent: u64,
@@ -217,6 +226,12 @@ pub struct MediaSession {
     comfort_noise_frames: u64,
     /// Opus DTX frames not sent (see [`MediaStats::dtx_frames_sent`]).
     dtx_frames_sent: u64,
+    /// RFC 3389 CN sending (G.711, when negotiated): its payload type, the silence detector,
+    /// and the level and time of the last CN packet of the current silence.
+    comfort_noise_payload_type: Option<u8>,
+    silence: SilenceDetector,
+    comfort_noise_level: Option<(u8, Instant)>,
+    comfort_noise_sent: u64,
     fec_recovered: u64,
     packets_discarded: u64,
     dtmf_sent: u64,
@@ -296,6 +311,10 @@ impl MediaSession {
             comfort_noise_active: false,
             comfort_noise_frames: 0,
             dtx_frames_sent: 0,
+            comfort_noise_payload_type: None,
+            silence: SilenceDetector::new(config.ptime_ms),
+            comfort_noise_level: None,
+            comfort_noise_sent: 0,
             fec_recovered: 0,
             packets_discarded: 0,
             dtmf_sent: 0,
@@ -341,6 +360,9 @@ impl MediaSession {
         let dtmf_busy = self.dtmf_sender.as_ref().is_some_and(DtmfSender::is_busy);
         if !self.sending || dtmf_busy {
             self.rtp.skip(self.frame_units);
+            return;
+        }
+        if self.send_comfort_noise(now, pcm) {
             return;
         }
         self.payload.clear();
@@ -405,6 +427,17 @@ impl MediaSession {
     /// Received DTX is always handled. No effect on G.711.
     pub fn set_dtx(&mut self, enabled: bool) {
         self.encoder.set_dtx(enabled);
+    }
+
+    /// RFC 3389 comfort noise ([`crate::sdp::Negotiated::comfort_noise`]): with
+    /// `Some(payload_type)`, once the microphone has been quiet for 200 ms (an energy detector
+    /// with an adaptive noise floor) frames are not sent; a CN packet carrying the noise level
+    /// goes out instead when the level moves by 2 dB or every 200 ms; speech resumes with the
+    /// marker bit. `None` (the default): every frame is sent. G.711 only; no effect on Opus.
+    /// Received CN is always played.
+    pub fn set_comfort_noise(&mut self, payload_type: Option<u8>) {
+        self.comfort_noise_payload_type = payload_type.filter(|_| self.clock_rate == 8000);
+        self.comfort_noise_level = None;
     }
 
     /// RFC 2198 redundancy ([`crate::sdp::Negotiated::red`]): with `Some(payload_type)`, packets
@@ -494,6 +527,7 @@ impl MediaSession {
         } else if is_comfort_noise {
             self.comfort_noise.update(packet.payload);
             self.comfort_noise_active = true;
+            self.jitter.set_discontinuous(true);
         } else {
             self.dtmf_receiver.handle(packet.timestamp, packet.payload);
             while let Some(digit) = self.dtmf_receiver.poll_digit() {
@@ -523,6 +557,10 @@ impl MediaSession {
                     FrameOutcome::Decoded
                 }
                 Playout::Lost => self.conceal(),
+                Playout::Dtx if self.comfort_noise_active => {
+                    self.play_comfort_noise(self.packet_samples);
+                    FrameOutcome::Decoded
+                }
                 Playout::Dtx => {
                     // Decoding nothing after a silent frame runs libopus's comfort noise.
                     self.conceal();
@@ -603,6 +641,7 @@ impl MediaSession {
             comfort_noise_frames: self.comfort_noise_frames,
             dtx_frames_received: self.jitter.stats().dtx_frames,
             dtx_frames_sent: self.dtx_frames_sent,
+            comfort_noise_sent: self.comfort_noise_sent,
             packets_discarded: self.packets_discarded,
             dtmf_sent: self.dtmf_sent,
             dtmf_received: self.dtmf_received,
@@ -671,6 +710,37 @@ impl MediaSession {
             let received = i64::from(r.packets_received);
             (received + r.packets_lost, received)
         })
+    }
+
+    /// With CN negotiated and the microphone silent: sends a CN packet if one is due, moves the
+    /// timeline on and returns `true` (the frame is not to be encoded).
+    fn send_comfort_noise(&mut self, now: Instant, pcm: &[i16]) -> bool {
+        let Some(payload_type) = self.comfort_noise_payload_type else {
+            return false;
+        };
+        if !self.silence.is_silence(pcm) {
+            self.comfort_noise_level = None;
+            return false;
+        }
+        let level = comfort_noise::level_byte(pcm);
+        let due = self.comfort_noise_level.is_none_or(|(last, at)| {
+            last.abs_diff(level) >= CN_LEVEL_STEP_DB
+                || now.saturating_duration_since(at) >= CN_REFRESH
+        });
+        if due {
+            let timestamp = self.rtp.next_timestamp();
+            let bytes = self
+                .rtp
+                .send_packet(now, payload_type, false, timestamp, &[level]);
+            self.transmits
+                .push_back(MediaTransmit { rtcp: false, bytes });
+            self.comfort_noise_level = Some((level, now));
+            self.comfort_noise_sent += 1;
+        }
+        self.dtx_frames_sent += 1;
+        // The next speech packet starts a talkspurt (marker bit).
+        self.rtp.skip(self.frame_units);
+        true
     }
 
     /// Opus: keeps one packet of look-ahead in the jitter buffer while the network loses

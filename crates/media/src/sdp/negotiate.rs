@@ -6,7 +6,8 @@
 //!
 //! With Opus we also offer and accept RFC 2198 redundancy (`red/48000/2`, the way WebRTC does
 //! "opus red"); it is used only when both sides list it ([`Negotiated::red`]), so peers without
-//! it (baresip, linphone, most PBXs) get plain Opus.
+//! it (baresip, linphone, most PBXs) get plain Opus. With G.711 we offer and accept RFC 3389
+//! comfort noise (`13 CN/8000`), used only when both sides list it ([`Negotiated::comfort_noise`]).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -27,6 +28,8 @@ const DTMF_EVENTS: &str = "0-16";
 const RED: &str = "red";
 /// Preferred payload type of `red/48000/2` (offered after Opus, as WebRTC does).
 const RED_PAYLOAD_TYPE: u8 = 63;
+/// The RFC 3389 encoding name for comfort noise (static payload type 13 at 8000 Hz).
+const COMFORT_NOISE: &str = "CN";
 /// Used when neither side states a packetisation time.
 const DEFAULT_PTIME_MS: u32 = 20;
 
@@ -78,6 +81,10 @@ pub struct Negotiated {
     /// sides have it: send and expect RED packets with this payload type
     /// ([`crate::MediaSession::set_red`]). `None` for peers without it: plain Opus.
     pub red: Option<CodecSpec>,
+    /// RFC 3389 comfort noise (`CN/8000`, usually payload type 13) with G.711, when both sides
+    /// list it: send CN instead of silent frames
+    /// ([`crate::MediaSession::set_comfort_noise`]). `None`: every frame is sent.
+    pub comfort_noise: Option<CodecSpec>,
 }
 
 /// Why an offer could not be answered or an answer could not be applied.
@@ -147,6 +154,11 @@ pub fn create_offer(local: &LocalMedia) -> SessionDescription {
             specs.push(red_spec(payload_type, opus));
         }
     }
+    if specs.iter().any(|s| is_g711(&s.name)) {
+        let payload_type = allocate_payload_type(crate::comfort_noise::CN_PAYLOAD_TYPE, &used);
+        used.push(payload_type);
+        specs.push(comfort_noise_spec(payload_type));
+    }
     if local.dtmf {
         if specs.iter().any(|s| s.clock_rate == 48000) {
             let payload_type = allocate_payload_type(DTMF_WIDEBAND_PAYLOAD_TYPE, &used);
@@ -190,6 +202,7 @@ pub fn create_answer(
         None
     };
     let red = find_red(offered, kind, codec.payload_type, |_| true);
+    let comfort_noise = find_comfort_noise(offered, kind, |_| true);
     let rtcp_mux = offered.rtcp_mux();
     let (remote_rtp, remote_rtcp) = remote_addresses(offer, offered, rtcp_mux)?;
 
@@ -209,6 +222,11 @@ pub fn create_answer(
     answer_specs.extend(
         red.as_ref()
             .map(|red| red_spec(red.payload_type, codec.payload_type)),
+    );
+    answer_specs.extend(
+        comfort_noise
+            .as_ref()
+            .map(|cn| comfort_noise_spec(cn.payload_type)),
     );
     answer_specs.extend(dtmf.clone());
     let mut media = audio_section(local.port, offered.protocol.clone(), &answer_specs);
@@ -244,6 +262,7 @@ pub fn create_answer(
         direction,
         remote_ssrc: offered.first_ssrc(),
         red,
+        comfort_noise,
     };
     Ok((session(local, sections), negotiated))
 }
@@ -300,6 +319,7 @@ pub fn apply_answer(
         .ok_or(NegotiationError::NoCommonCodec)?;
     let dtmf = find_dtmf(answered, codec.clock_rate, was_offered);
     let red = find_red(answered, kind, codec.payload_type, was_offered);
+    let comfort_noise = find_comfort_noise(answered, kind, was_offered);
     let rtcp_mux = offered.rtcp_mux() && answered.rtcp_mux();
     let (remote_rtp, remote_rtcp) = remote_addresses(answer, answered, rtcp_mux)?;
 
@@ -317,6 +337,7 @@ pub fn apply_answer(
         direction,
         remote_ssrc: answered.first_ssrc(),
         red,
+        comfort_noise,
     })
 }
 
@@ -371,6 +392,39 @@ fn find_red(
                     .all(|block| block.trim().parse::<u8>() == Ok(opus_payload_type))
             })
         })
+}
+
+fn is_g711(encoding: &str) -> bool {
+    matches!(
+        CodecKind::from_name(encoding),
+        Some(CodecKind::Pcmu | CodecKind::Pcma)
+    )
+}
+
+/// The `CN/8000` format in `media` accepted by `allowed`, with G.711 only (RFC 3389 CN at
+/// 8000 Hz goes with 8 kHz codecs; Opus has its own DTX).
+fn find_comfort_noise(
+    media: &MediaDescription,
+    kind: CodecKind,
+    allowed: impl Fn(&RtpMap) -> bool,
+) -> Option<CodecSpec> {
+    if !is_g711(kind.default_spec().name.as_str()) {
+        return None;
+    }
+    rtp_formats(media)
+        .into_iter()
+        .find(|map| map.same_codec(COMFORT_NOISE, 8000) && allowed(map))
+        .map(|map| codec_spec(media, &map))
+}
+
+fn comfort_noise_spec(payload_type: u8) -> CodecSpec {
+    CodecSpec {
+        payload_type,
+        name: COMFORT_NOISE.to_owned(),
+        clock_rate: 8000,
+        channels: 1,
+        fmtp: None,
+    }
 }
 
 /// `red/48000/2` carrying a primary and up to three redundant blocks of `opus_payload_type`.

@@ -978,3 +978,121 @@ fn opus_dtx_gap_keeps_sequence_numbers_and_marks_the_talkspurt() {
     }
     assert!(gaps >= 1);
 }
+
+/// G.711 with RFC 3389 CN negotiated: the pause goes out as a few CN packets (far fewer bytes),
+/// the receiver plays faint comfort noise through it, and the speech after it is intact.
+#[test]
+fn g711_pause_is_sent_as_comfort_noise_and_played_as_such() {
+    let run = |comfort_noise: bool| {
+        let mut pair = Pair::new(CodecKind::Pcmu, Duration::from_millis(30), 0.0);
+        pair.source = talk_pause_talk;
+        if comfort_noise {
+            pair.a.set_comfort_noise(Some(CN_PAYLOAD_TYPE));
+            pair.b.set_comfort_noise(Some(CN_PAYLOAD_TYPE));
+        }
+        pair.run(Duration::from_secs(6));
+        pair
+    };
+    let with = run(true);
+    let without = run(false);
+    let (sent, received, plain) = (with.a.stats(), with.b.stats(), without.a.stats());
+    // 2.17 s of pause (the last syllable ends 1/6 s early): 200 ms of hangover, then ~98
+    // frames replaced by a CN packet every 200 ms (plus level moves).
+    assert!((85..=100).contains(&sent.dtx_frames_sent), "{sent:?}");
+    assert!((8..=30).contains(&sent.comfort_noise_sent), "{sent:?}");
+    assert_eq!(plain.comfort_noise_sent + plain.dtx_frames_sent, 0);
+    assert_eq!(
+        sent.packets_sent,
+        300 - sent.dtx_frames_sent + sent.comfort_noise_sent
+    );
+    assert!(
+        sent.octets_sent < plain.octets_sent * 3 / 4,
+        "{sent:?} {plain:?}"
+    );
+    // Received: CN, not loss; played as noise.
+    assert_eq!((received.packets_lost, received.packets_discarded), (0, 0));
+    assert!(received.comfort_noise_frames >= 80, "{received:?}");
+    assert!(received.jitter_buffer.frames_concealed <= 2, "{received:?}");
+    assert_eq!(received.jitter_buffer.resets, 0);
+    let rate = 8000;
+    let pause = &with.played_by_b[rate * 2 + rate / 2..rate * 4];
+    let level = rms(pause);
+    assert!(
+        pause.iter().filter(|&&s| s != 0).count() > pause.len() / 2,
+        "digital silence"
+    );
+    // The source's pause is about −65 dBov (RMS ≈ 18).
+    assert!((8.0..40.0).contains(&level), "comfort noise rms {level}");
+    let resumed = |pair: &Pair| {
+        let from = rate * 4;
+        best_correlation(&pair.sent_by_a[from..], &pair.played_by_b[from..], rate).0
+    };
+    let (cn_correlation, plain_correlation) = (resumed(&with), resumed(&without));
+    assert!(
+        cn_correlation > 0.9 && cn_correlation > plain_correlation - 0.02,
+        "{cn_correlation} vs {plain_correlation}"
+    );
+}
+
+/// On the wire: CN packets during the silence, speech resumes with the marker bit, sequence
+/// numbers stay continuous; a session without CN negotiated never sends payload type 13.
+#[test]
+fn g711_comfort_noise_on_the_wire_and_never_unnegotiated() {
+    let packets = |comfort_noise: bool| {
+        let mut pair = Pair::new(CodecKind::Pcma, Duration::from_millis(30), 0.0);
+        if comfort_noise {
+            pair.a.set_comfort_noise(Some(CN_PAYLOAD_TYPE));
+        }
+        let t0 = pair.at();
+        let mut packets = Vec::new();
+        for index in 0..150usize {
+            let now = t0 + Duration::from_millis(20 * index as u64);
+            let pcm: Vec<i16> = (index * 160..(index + 1) * 160)
+                .map(|n| {
+                    if (50..100).contains(&index) {
+                        (n % 7) as i16 * 4 - 12
+                    } else {
+                        speech_like(n, 8000)
+                    }
+                })
+                .collect();
+            pair.a.send_audio(now, &pcm);
+            while let Some(transmit) = pair.a.poll_transmit() {
+                let packet = RtpPacket::parse(&transmit.bytes).unwrap();
+                packets.push((
+                    packet.sequence,
+                    packet.timestamp,
+                    packet.marker,
+                    packet.payload_type,
+                    packet.payload.to_vec(),
+                ));
+            }
+        }
+        packets
+    };
+    let with = packets(true);
+    let cn: Vec<_> = with.iter().filter(|p| p.3 == CN_PAYLOAD_TYPE).collect();
+    assert!((4..=12).contains(&cn.len()), "{} CN packets", cn.len());
+    for packet in &cn {
+        // One level byte: the pause is about −70 dBov.
+        assert_eq!(packet.4.len(), 1);
+        assert!((60..=80).contains(&packet.4[0]), "level {}", packet.4[0]);
+        assert!(!packet.2);
+    }
+    for pair in with.windows(2) {
+        assert_eq!(pair[1].0, pair[0].0.wrapping_add(1));
+    }
+    // The first audio packet after the CN carries the marker; its timestamp follows the pause.
+    let last_cn = with.iter().rposition(|p| p.3 == CN_PAYLOAD_TYPE).unwrap();
+    let resumed = &with[last_cn + 1];
+    assert_eq!(resumed.3, 8);
+    assert!(resumed.2);
+    assert_eq!(resumed.1.wrapping_sub(with[0].1), 100 * 160);
+    // The marker: on the first packet of the stream and on the one after the pause only.
+    assert!(with[0].2);
+    assert_eq!(with.iter().filter(|p| p.2).count(), 2);
+
+    let without = packets(false);
+    assert_eq!(without.len(), 150);
+    assert!(without.iter().all(|p| p.3 == 8));
+}

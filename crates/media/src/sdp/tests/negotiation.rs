@@ -51,13 +51,14 @@ fn offer_lists_codecs_in_preference_order_with_dtmf_and_ptime() {
                     s=-\r\n\
                     c=IN IP4 192.0.2.10\r\n\
                     t=0 0\r\n\
-                    m=audio 40000 RTP/AVP 111 63 0 8 110 101\r\n\
+                    m=audio 40000 RTP/AVP 111 63 0 8 13 110 101\r\n\
                     a=rtpmap:111 opus/48000/2\r\n\
                     a=fmtp:111 minptime=10;useinbandfec=1;usedtx=1\r\n\
                     a=rtpmap:63 red/48000/2\r\n\
                     a=fmtp:63 111/111/111/111\r\n\
                     a=rtpmap:0 PCMU/8000\r\n\
                     a=rtpmap:8 PCMA/8000\r\n\
+                    a=rtpmap:13 CN/8000\r\n\
                     a=rtpmap:110 telephone-event/48000\r\n\
                     a=fmtp:110 0-16\r\n\
                     a=rtpmap:101 telephone-event/8000\r\n\
@@ -70,12 +71,62 @@ fn offer_lists_codecs_in_preference_order_with_dtmf_and_ptime() {
     let mut narrow = local(&[CodecKind::Pcma, CodecKind::Pcmu, CodecKind::Pcma]);
     narrow.dtmf = false;
     let offer = create_offer(&narrow);
-    assert_eq!(offer.media[0].formats, ["8", "0"]);
+    assert_eq!(offer.media[0].formats, ["8", "0", "13"]);
     assert!(
         offer.media[0]
             .rtpmaps()
             .all(|m| m.encoding != "telephone-event")
     );
+}
+
+/// RFC 3389 CN: offered with G.711 only, answered only when offered, used only with G.711.
+#[test]
+fn comfort_noise_goes_with_g711_when_both_sides_list_it() {
+    // Opus alone: no CN in the offer.
+    let opus_only = create_offer(&local(&[CodecKind::Opus]));
+    assert!(!opus_only.media[0].formats.contains(&"13".to_owned()));
+
+    // G.711 to G.711 with CN on both sides.
+    let offer = create_offer(&local(&[CodecKind::Pcmu]));
+    assert_eq!(
+        offer.media[0].rtpmap(13).map(|m| m.to_string()),
+        Some("13 CN/8000".into())
+    );
+    let wire_offer = parse(&offer.to_string());
+    let (answer_sdp, at_answerer) =
+        create_answer(&wire_offer, &local(&[CodecKind::Pcmu])).expect("answerable");
+    assert_eq!(answer_sdp.media[0].formats, ["0", "13", "101"]);
+    let at_offerer = apply_answer(&offer, &parse(&answer_sdp.to_string())).expect("applies");
+    for negotiated in [&at_answerer, &at_offerer] {
+        let cn = negotiated.comfort_noise.as_ref().expect("CN negotiated");
+        assert_eq!((cn.payload_type, cn.clock_rate), (13, 8000));
+    }
+
+    // An offer without CN (baresip): our answer has none, and neither side uses it.
+    let (answer_sdp, negotiated) = answer(BARESIP_OFFER, &local(&[CodecKind::Pcmu]));
+    assert!(!answer_sdp.to_string().contains("CN/8000"));
+    assert!(!answer_sdp.media[0].formats.contains(&"13".to_owned()));
+    assert_eq!(negotiated.comfort_noise, None);
+
+    // An answer that drops CN: not used.
+    let (our_answer, _) =
+        create_answer(&wire_offer, &local(&[CodecKind::Pcmu])).expect("answerable");
+    let dropped = our_answer
+        .to_string()
+        .replace(" 0 13 101", " 0 101")
+        .replace("a=rtpmap:13 CN/8000\r\n", "");
+    assert!(!dropped.contains("CN/8000"));
+    let applied = apply_answer(&offer, &parse(&dropped)).expect("applies");
+    assert_eq!(applied.kind, CodecKind::Pcmu);
+    assert_eq!(applied.comfort_noise, None);
+
+    // Opus chosen from an offer with CN: CN is not answered.
+    let both = create_offer(&local(&[CodecKind::Opus, CodecKind::Pcmu]));
+    let (answer_sdp, negotiated) =
+        create_answer(&parse(&both.to_string()), &local(&[CodecKind::Opus])).expect("answerable");
+    assert_eq!(negotiated.kind, CodecKind::Opus);
+    assert_eq!(negotiated.comfort_noise, None);
+    assert!(!answer_sdp.to_string().contains("CN/8000"));
 }
 
 #[test]
@@ -436,7 +487,7 @@ fn our_offer_our_answer_and_apply_agree() {
 #[test]
 fn answers_from_peers_are_applied_with_their_payload_types() {
     let offer = create_offer(&local(&[CodecKind::Opus, CodecKind::Pcmu]));
-    // The peer renumbers opus to 96 and adds CN, which we did not offer (RFC 3264 allows it).
+    // The peer renumbers opus to 96 and lists CN (unused with Opus).
     let answer = "v=0\r\no=- 5 5 IN IP4 198.51.100.9\r\ns=-\r\nc=IN IP4 198.51.100.9\r\nt=0 0\r\n\
                   m=audio 6000 RTP/AVP 13 96 101\r\na=rtpmap:13 CN/8000\r\na=rtpmap:96 opus/48000/2\r\n\
                   a=fmtp:96 useinbandfec=1\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:40\r\n\
@@ -449,6 +500,7 @@ fn answers_from_peers_are_applied_with_their_payload_types() {
     assert_eq!(negotiated.ptime_ms, 40);
     assert_eq!(negotiated.remote_ssrc, Some(777));
     assert_eq!(negotiated.remote_rtp, socket("198.51.100.9:6000"));
+    assert_eq!(negotiated.comfort_noise, None);
 
     // Only codecs we did not offer: nothing usable.
     let g722 = answer.replace("m=audio 6000 RTP/AVP 13 96 101", "m=audio 6000 RTP/AVP 9");
