@@ -114,6 +114,10 @@ pub(crate) fn spawn(
         .as_deref()
         .is_some_and(|f| f.replace(' ', "").contains("useinbandfec=0"));
     session.set_inband_fec(!fec_refused);
+    // Silence suppression when the receiver asked for it: Opus DTX (`usedtx=1`), or RFC 3389
+    // comfort noise for G.711 when both sides listed CN.
+    session.set_dtx(params.codec.fmtp_flag("usedtx"));
+    session.set_comfort_noise(params.comfort_noise.as_ref().map(|cn| cn.payload_type));
     let (control, commands) = mpsc::channel(16);
     let task = CallMedia {
         call,
@@ -502,6 +506,7 @@ mod tests {
             ptime_ms: 20,
             remote_ssrc: None,
             red: None,
+            comfort_noise: None,
         };
         let route = AudioRoute {
             input: SourceSpec::Wav(fifo.clone()),

@@ -86,7 +86,9 @@ impl Transports {
                 // Bounded: the whole phone waits on this send.
                 let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(to.addr))
                     .await
-                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TCP connect timed out"))??;
+                    .map_err(|_| {
+                        io::Error::new(io::ErrorKind::TimedOut, "TCP connect timed out")
+                    })??;
                 let _ = stream.set_nodelay(true);
                 let sender = spawn_connection(stream, to, self.received.clone());
                 sender
