@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use homeagent_core::sip::message::{Message, Method, Request, Response};
 use homeagent_core::sip::transaction::{Peer, Transport};
 use homeagent_core::{
-    Account, AnswerMode, CallId, Command, Direction, EndReason, Input, MediaCommand, Output, Phone,
-    PhoneConfig, PhoneEvent, RegistrationState,
+    Account, AnswerMode, CallId, CodecKind, Command, Direction, EndReason, Input, MediaCommand,
+    Output, Phone, PhoneConfig, PhoneEvent, RegistrationState,
 };
 use homeagent_testkit::netem::{Impairment, NetEmulator};
 
@@ -566,4 +566,80 @@ fn two_calls_at_once_stay_independent() {
         })
         .collect();
     assert_eq!(b_ended, vec![CallId(1)]);
+}
+
+/// An INVITE without SDP (late offer): we offer in the 200 OK and take the answer from the ACK.
+#[test]
+fn late_offer_is_answered_in_the_ack() {
+    use homeagent_core::sip::message::Request;
+    use homeagent_media::sdp::{LocalMedia, SessionDescription, create_answer};
+
+    let mut world = World::new(10, Impairment::default(), two_phones(AnswerMode::Auto));
+    let caller = peer([10, 0, 0, 1]);
+    let invite = "INVITE sip:bob@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKlate1\r\n\
+        From: <sip:pbx@10.0.0.1>;tag=pbx1\r\nTo: <sip:bob@10.0.0.2>\r\nCall-ID: late-offer-1\r\nCSeq: 1 INVITE\r\n\
+        Contact: <sip:pbx@10.0.0.1:5060>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    let now = world.now;
+    world.nodes[1].phone.handle_input(Input::Datagram {
+        now,
+        from: caller,
+        bytes: invite.as_bytes().to_vec(),
+    });
+    let mut ok = None;
+    loop {
+        match world.nodes[1].phone.poll_output() {
+            Output::Transmit(t) => {
+                if let Message::Response(r) = t.message {
+                    if r.status == 200 {
+                        ok = Some(r);
+                    }
+                }
+            }
+            Output::Event(e) => world.nodes[1].events.push(e),
+            Output::Media(m) => world.nodes[1].media.push(m),
+            Output::Timeout(_) => break,
+        }
+    }
+    let ok = ok.expect("a 200 OK");
+    let offer = SessionDescription::parse_bytes(&ok.body).expect("the 200 OK carries our offer");
+    let pbx = LocalMedia {
+        addr: "10.0.0.1".parse().unwrap(),
+        port: 40000,
+        codecs: vec![CodecKind::Pcmu],
+        dtmf: false,
+        direction: Direction::SendRecv,
+        ptime_ms: 20,
+        session_id: 1,
+        session_version: 1,
+    };
+    let (answer, _) = create_answer(&offer, &pbx).expect("answerable");
+    let to = ok.headers.get("To").unwrap().to_owned();
+    let mut ack = Request::new(Method::Ack, "sip:bob@10.0.0.2:5060".parse().unwrap());
+    for (name, value) in [
+        ("Via", "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKlate2"),
+        ("From", "<sip:pbx@10.0.0.1>;tag=pbx1"),
+        ("To", to.as_str()),
+        ("Call-ID", "late-offer-1"),
+        ("CSeq", "1 ACK"),
+        ("Max-Forwards", "70"),
+        ("Content-Type", "application/sdp"),
+    ] {
+        ack.headers.push(name, value);
+    }
+    ack.body = answer.to_string().into_bytes();
+    let now = world.now;
+    world.nodes[1].phone.handle_input(Input::Datagram {
+        now,
+        from: caller,
+        bytes: ack.to_bytes(),
+    });
+    world.run(Duration::from_millis(100), |_| false);
+    assert!(world.established(1), "{:?}", world.events(1));
+    let started = world.nodes[1].media.iter().find_map(|m| match m {
+        MediaCommand::Start { media, .. } => Some(media.clone()),
+        _ => None,
+    });
+    let media = started.expect("media started from the ACK's answer");
+    assert_eq!(media.kind, CodecKind::Pcmu);
+    assert_eq!(media.remote_rtp, "10.0.0.1:40000".parse().unwrap());
 }
