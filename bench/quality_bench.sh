@@ -176,7 +176,8 @@ baresip_caller() {
 newest() { ls -t $1 2>/dev/null | head -n 1; }
 
 # ---------------------------------------------------------------- one cell
-# run_cell N CODEC PAIR PROFILE: appends one JSON line to $RESULTS.
+# run_cell N CODEC PAIR PROFILE: writes one JSON line to $TMP/cellN/row.json (cells run in
+# parallel: each writes its own file, gathered into $RESULTS at the end).
 run_cell() {
   set +e # a failed step is reported in the cell, the other cells go on
   local n="$1" codec="$2" pair="$3" profile="$4"
@@ -211,7 +212,7 @@ run_cell() {
   python3 "$HERE/quality/cell.py" --score "$SCORE" --ref "$TMP/ref-$codec.wav" --mode "$mode" \
     --relay "$d/relay.json" --sender "$caller" --receiver "$callee" --heard "${heard:-/nonexistent}" \
     ${sent:+--sent "$sent"} >"$d/result.json" 2>"$d/result.err" || true
-  python3 - "$d/result.json" "$codec" "$pair" "$profile" >>"$RESULTS" <<'PY'
+  python3 - "$d/result.json" "$codec" "$pair" "$profile" >"$d/row.json" <<'PY'
 import json, sys
 path, codec, pair, profile = sys.argv[1:]
 try:
@@ -241,6 +242,7 @@ for codec in $CODECS; do
   done
 done
 wait
+cat "$TMP"/cell*/row.json >"$RESULTS" 2>/dev/null || true
 python3 "$HERE/quality/table.py" "$RESULTS" "$CODECS" "$PAIRS" $PROFILES
 echo
 echo "seed $SEED; relay base delay subtracted (jitter30: 30 ms, loss5_jitter40: 40 ms, + $EXTRA_DELAY_MS ms)."
