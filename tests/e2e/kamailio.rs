@@ -247,3 +247,32 @@ fn sigterm_unregisters_before_exit() {
         "still bound: {contacts:?}"
     );
 }
+
+/// A registrar that refuses the TCP connection is reported at once (not after timer F), and
+/// the listener exits with status 5.
+#[test]
+fn unreachable_tcp_registrar_fails_fast() {
+    let closed = homeagent_testkit::ports::free_port();
+    let registrar = format!("sip:127.0.0.1:{closed};transport=tcp");
+    let mut ha = Ha::start(
+        &[
+            "listen",
+            "--registrar",
+            &registrar,
+            "--user",
+            "alice",
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+        ],
+        &[("HOMEAGENT_PASSWORD", "alicepw")],
+    );
+    let failed = ha.event("registration_failed", std::time::Duration::from_secs(5));
+    assert!(
+        failed["reason"].as_str().unwrap_or("").contains("reach"),
+        "{failed}"
+    );
+    let (code, _) = ha.finish(WAIT);
+    assert_eq!(code, 5);
+}

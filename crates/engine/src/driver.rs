@@ -176,6 +176,11 @@ impl Driver {
                 message,
             }),
             Received::Connected { from, sender } => self.transports.adopt(from.addr, sender),
+            Received::ConnectFailed { to, reason } => {
+                tracing::warn!(peer = %to.addr, %reason, "cannot connect");
+                self.transports.forget(to.addr);
+                self.input(Input::TransportError { now: now(), to });
+            }
             Received::StreamError { from, reason } => {
                 tracing::info!(peer = %from.addr, %reason, "stream closed on framing error");
             }

@@ -29,6 +29,11 @@ pub(crate) enum Received {
         from: Peer,
         message: Message,
     },
+    /// A stream connection we opened could not be established.
+    ConnectFailed {
+        to: Peer,
+        reason: String,
+    },
     /// A peer opened a stream connection to us.
     Connected {
         from: Peer,
@@ -83,14 +88,9 @@ impl Transports {
                     }
                     self.connections.remove(&to.addr);
                 }
-                // Bounded: the whole phone waits on this send.
-                let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(to.addr))
-                    .await
-                    .map_err(|_| {
-                        io::Error::new(io::ErrorKind::TimedOut, "TCP connect timed out")
-                    })??;
-                let _ = stream.set_nodelay(true);
-                let sender = spawn_connection(stream, to, self.received.clone());
+                // The connection is made in the background: the phone never waits on it.
+                // Messages queue meanwhile; a failure comes back as `Received::ConnectFailed`.
+                let sender = connect(to, self.received.clone());
                 sender
                     .send(bytes)
                     .await
@@ -103,6 +103,11 @@ impl Transports {
                 format!("transport {other:?} is not supported yet"),
             )),
         }
+    }
+
+    /// Drops a connection that failed, so the next send connects again.
+    pub(crate) fn forget(&mut self, addr: SocketAddr) {
+        self.connections.remove(&addr);
     }
 
     /// Registers an accepted connection so replies and requests to that address reuse it.
@@ -185,17 +190,50 @@ async fn accept_tcp(listener: TcpListener, received: mpsc::Sender<Received>) {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         }
-    }
 }
 
 /// Starts the reader and writer of one stream connection; returns the writer's queue.
+/// Connects to `to` in the background; returns the queue of what to write once connected.
+fn connect(to: Peer, received: mpsc::Sender<Received>) -> mpsc::Sender<Vec<u8>> {
+    let (sender, outgoing) = mpsc::channel::<Vec<u8>>(64);
+    tokio::spawn(async move {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(to.addr)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                run_connection(stream, to, received, outgoing);
+            }
+            Ok(Err(error)) => {
+                let reason = error.to_string();
+                let _ = received.send(Received::ConnectFailed { to, reason }).await;
+            }
+            Err(_) => {
+                let reason = "TCP connect timed out".to_owned();
+                let _ = received.send(Received::ConnectFailed { to, reason }).await;
+            }
+        }
+    });
+    sender
+}
+
+/// Starts the reader and writer of one accepted stream connection; returns the writer's queue.
 fn spawn_connection(
     stream: TcpStream,
     from: Peer,
     received: mpsc::Sender<Received>,
 ) -> mpsc::Sender<Vec<u8>> {
+    let (sender, outgoing) = mpsc::channel::<Vec<u8>>(64);
+    run_connection(stream, from, received, outgoing);
+    sender
+}
+
+/// Runs a connection: writes what `outgoing` queues, frames and forwards what arrives.
+fn run_connection(
+    stream: TcpStream,
+    from: Peer,
+    received: mpsc::Sender<Received>,
+    mut outgoing: mpsc::Receiver<Vec<u8>>,
+) {
     let (mut reader, mut writer) = stream.into_split();
-    let (sender, mut outgoing) = mpsc::channel::<Vec<u8>>(64);
     tokio::spawn(async move {
         while let Some(bytes) = outgoing.recv().await {
             if writer.write_all(&bytes).await.is_err() {
@@ -243,5 +281,4 @@ fn spawn_connection(
             }
         }
     });
-    sender
 }
