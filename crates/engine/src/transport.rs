@@ -190,9 +190,9 @@ async fn accept_tcp(listener: TcpListener, received: mpsc::Sender<Received>) {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         }
+    }
 }
 
-/// Starts the reader and writer of one stream connection; returns the writer's queue.
 /// Connects to `to` in the background; returns the queue of what to write once connected.
 fn connect(to: Peer, received: mpsc::Sender<Received>) -> mpsc::Sender<Vec<u8>> {
     let (sender, outgoing) = mpsc::channel::<Vec<u8>>(64);
