@@ -12,6 +12,13 @@
 //! the arrivals. The same rule absorbs clock drift between the sender and the audio device
 //! (±100 ppm: one adjustment every ~3 minutes). It never holds more than 1 s of audio.
 //!
+//! Growing is immediate; shrinking prefers silence. Packets the caller marks as speech
+//! ([`JitterBuffer::insert_classified`]) are not dropped while a shrink is due: the drop waits
+//! for the first frame that is not speech (a silent packet, a hole such as a comfort-noise gap,
+//! or a pull in discontinuous transmission), checked at every pull, and happens anyway after
+//! [`MAX_SHRINK_DEFERRAL`] so that drift and bursts are still absorbed. Unclassified packets
+//! ([`JitterBuffer::insert`]) drop at once.
+//!
 //! Per profile (8 kHz, 20 ms packets, one minute, four clock phases; tested in
 //! `target_delay_converges_per_profile`): clean: target 20 ms (the floor, [`MIN_DELAY`]), lag
 //! ≤ 20 ms; ±30 ms uniform jitter (reordering): target 50..60 ms, lag ≤ 72 ms on average over
@@ -20,12 +27,14 @@
 //! for Opus while the network loses packets (one packet of look-ahead for FEC, as many as the
 //! remote's RED copies), which adds to the target.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// The lowest target delay unless [`JitterBuffer::set_min_delay`] says otherwise.
 pub const MIN_DELAY: Duration = Duration::from_millis(20);
 const MAX_DELAY: Duration = Duration::from_millis(1000);
+/// The longest a due shrink waits for a frame that is not speech before dropping one anyway.
+pub const MAX_SHRINK_DEFERRAL: Duration = Duration::from_millis(1500);
 /// Transit samples the target is computed from (about 5 s of 20 ms packets: enough for a 98th
 /// percentile).
 const WINDOW: usize = 250;
@@ -84,6 +93,10 @@ pub struct JitterBuffer {
     ssrc: Option<u32>,
     /// Payload by extended timestamp, and whether it is a redundant copy.
     packets: BTreeMap<u64, (Vec<u8>, bool)>,
+    /// Extended timestamps of buffered packets the caller marked as speech.
+    speech: BTreeSet<u64>,
+    /// A shrink is due (since then) and waits for a frame that is not speech.
+    shrink_due_since: Option<Instant>,
     highest: Option<u64>,
     /// Timestamp of the next frame to play; `None` while buffering.
     cursor: Option<u64>,
@@ -119,6 +132,8 @@ impl JitterBuffer {
             frame: frame_duration,
             ssrc: None,
             packets: BTreeMap::new(),
+            speech: BTreeSet::new(),
+            shrink_due_since: None,
             highest: None,
             cursor: None,
             played_until: None,
@@ -144,8 +159,22 @@ impl JitterBuffer {
         self.frame = u64::from(duration.max(1));
     }
 
-    /// Takes in one received packet.
+    /// Takes in one received packet, not known to be speech: dropped at once when the buffer
+    /// shrinks.
     pub fn insert(&mut self, now: Instant, ssrc: u32, timestamp: u32, payload: &[u8]) {
+        self.insert_classified(now, ssrc, timestamp, payload, false);
+    }
+
+    /// Takes in one received packet; `speech` says whether it carries speech, which a shrink
+    /// avoids dropping for up to [`MAX_SHRINK_DEFERRAL`].
+    pub fn insert_classified(
+        &mut self,
+        now: Instant,
+        ssrc: u32,
+        timestamp: u32,
+        payload: &[u8],
+        speech: bool,
+    ) {
         if self.ssrc != Some(ssrc) {
             if self.ssrc.is_some() {
                 self.reset();
@@ -173,6 +202,9 @@ impl JitterBuffer {
             if *redundant {
                 // The original after its redundant copy (reordering): it was not lost.
                 *redundant = false;
+                if speech {
+                    self.speech.insert(extended);
+                }
             } else {
                 self.stats.duplicates += 1;
             }
@@ -181,6 +213,9 @@ impl JitterBuffer {
         self.measure_transit(now, extended);
         self.highest = Some(self.highest.map_or(extended, |h| h.max(extended)));
         self.packets.insert(extended, (payload.to_vec(), false));
+        if speech {
+            self.speech.insert(extended);
+        }
         self.enforce_max_delay();
     }
 
@@ -214,7 +249,12 @@ impl JitterBuffer {
             self.empty_pulls += 1;
             if self.discontinuous && self.stalled == 0 && self.empty_pulls <= DTX_IDLE_PULLS {
                 // The remote's timeline moves on without packets: so does the cursor, keeping
-                // the playout lag for the packet that ends the silence.
+                // the playout lag for the packet that ends the silence. A due shrink skips one
+                // frame of the silence.
+                if self.shrink_due_since.take().is_some() {
+                    cursor += self.frame;
+                    self.stats.frames_dropped += 1;
+                }
                 self.cursor = Some(cursor + self.frame);
                 self.stats.dtx_frames += 1;
                 return Playout::Dtx;
@@ -246,12 +286,22 @@ impl JitterBuffer {
             let slack = self.playout_lag_ms(now, cursor) - self.wanted_lag_ms();
             if slack < 0.0 {
                 // Grow: conceal one frame without consuming.
+                self.shrink_due_since = None;
                 self.cursor = Some(cursor);
                 self.stats.frames_concealed += 1;
                 return Playout::Lost;
             }
             if slack >= self.frame_ms() + SHRINK_HYSTERESIS_MS {
-                // Shrink (or sender clock drift): skip one frame.
+                // Shrink (or sender clock drift): skip one frame, preferably not speech.
+                self.shrink_due_since.get_or_insert(now);
+            } else {
+                self.shrink_due_since = None;
+            }
+        }
+        if let Some(since) = self.shrink_due_since {
+            let speech = first < cursor + self.frame && self.speech.contains(&first);
+            if !speech || now.saturating_duration_since(since) >= MAX_SHRINK_DEFERRAL {
+                self.shrink_due_since = None;
                 if first < cursor + self.frame {
                     self.packets.remove(&first);
                 }
@@ -313,6 +363,8 @@ impl JitterBuffer {
         self.stats.resets += 1;
         self.ssrc = None;
         self.packets.clear();
+        self.speech.clear();
+        self.shrink_due_since = None;
         self.highest = None;
         self.cursor = None;
         self.played_until = None;
@@ -333,10 +385,18 @@ impl JitterBuffer {
         }
         self.pulls_since_adjust = 0;
         self.empty_pulls = 0;
+        self.shrink_due_since = None;
         self.play_at(first)
     }
 
     fn play_at(&mut self, cursor: u64) -> Playout {
+        while self
+            .speech
+            .first()
+            .is_some_and(|&timestamp| timestamp < cursor)
+        {
+            self.speech.pop_first();
+        }
         // Packets before the cursor can no longer play.
         while let Some(entry) = self.packets.first_entry() {
             if *entry.key() >= cursor {
@@ -764,6 +824,47 @@ mod tests {
         assert!(outputs[11..30].contains(&Playout::Empty));
     }
 
+    /// The audio clock stalls for 80 ms during a talk spurt, leaving four frames too many; the
+    /// spurt ends with a silent packet and a DTX pause. Told the spurt is speech, the buffer
+    /// plays all of it and drops a frame of the pause instead; not told, it drops speech.
+    #[test]
+    fn due_shrink_waits_for_the_dtx_pause() {
+        let run = |classified: bool| {
+            let t0 = base();
+            let mut buffer = JitterBuffer::new(8000, FRAME);
+            let mut played = Vec::new();
+            for tick in 0..60u32 {
+                let now = at(t0, tick);
+                let talking = !(10..40).contains(&tick);
+                if talking {
+                    buffer.insert_classified(now, 1, tick * FRAME, &payload(tick), classified);
+                    buffer.set_discontinuous(tick == 9);
+                }
+                if (2..6).contains(&tick) {
+                    continue;
+                }
+                if let Playout::Frame(p) = buffer.pull(now) {
+                    played.push(index_of(&p));
+                }
+            }
+            (played, buffer.stats())
+        };
+        // Every frame of both spurts plays, in order and without a gap (the tail of the second
+        // is still buffered at the end).
+        let no_gap = |played: &[u32]| {
+            let last = played.last().copied().unwrap_or_default();
+            played.iter().copied().eq((0..10).chain(40..=last))
+        };
+        let (played, stats) = run(true);
+        assert!(no_gap(&played), "{played:?}");
+        assert!(played.len() >= 25, "{played:?}");
+        assert_eq!(stats.frames_dropped, 1, "{stats:?}");
+        assert!(stats.dtx_frames >= 20, "{stats:?}");
+        let (played, stats) = run(false);
+        assert!(stats.frames_dropped >= 1, "{stats:?}");
+        assert!(!no_gap(&played), "{played:?}");
+    }
+
     #[test]
     fn never_holds_more_than_the_maximum() {
         let t0 = base();
@@ -773,6 +874,96 @@ mod tests {
         }
         assert!(buffer.delay() <= MAX_DELAY);
         assert!(buffer.stats().frames_dropped >= 450);
+    }
+
+    /// What [`simulate_speech`] showed.
+    #[derive(Debug)]
+    struct SpeechRun {
+        /// Frames skipped by the shrink: (index, whether it was speech).
+        dropped: Vec<(u32, bool)>,
+        /// Buffer delay after each pull, ms.
+        delays: Vec<f64>,
+        stats: JitterStats,
+    }
+
+    impl SpeechRun {
+        fn dropped_in_speech(&self) -> usize {
+            self.dropped.iter().filter(|(_, speech)| *speech).count()
+        }
+    }
+
+    /// Sends `count` 20 ms packets on a clean network (30 ms) from a sender whose clock runs
+    /// `ppm` fast, so the buffer must shrink by a frame every `1e6 / ppm` frames. `speech` says
+    /// which packets carry speech; `classified` whether the buffer is told.
+    fn simulate_speech(
+        count: u32,
+        ppm: f64,
+        speech: impl Fn(u32) -> bool,
+        classified: bool,
+    ) -> SpeechRun {
+        let t0 = base();
+        let period_ms = 20.0 / (1.0 + ppm * 1e-6);
+        let mut buffer = JitterBuffer::new(8000, FRAME);
+        let mut run = SpeechRun {
+            dropped: Vec::new(),
+            delays: Vec::new(),
+            stats: JitterStats::default(),
+        };
+        let mut sent = 0;
+        let mut last_played: Option<u32> = None;
+        for tick in 0..count {
+            let now_ms = f64::from(tick) * 20.0 + 7.0;
+            while f64::from(sent) * period_ms + 30.0 <= now_ms {
+                let at = t0 + Duration::from_secs_f64((f64::from(sent) * period_ms + 30.0) / 1e3);
+                let is_speech = classified && speech(sent);
+                buffer.insert_classified(at, 9, sent * FRAME, &payload(sent), is_speech);
+                sent += 1;
+            }
+            if let Playout::Frame(p) = buffer.pull(t0 + Duration::from_secs_f64(now_ms / 1e3)) {
+                let index = index_of(&p);
+                if let Some(last) = last_played {
+                    run.dropped
+                        .extend((last + 1..index).map(|skipped| (skipped, speech(skipped))));
+                }
+                last_played = Some(index);
+            }
+            run.delays.push(buffer.delay().as_secs_f64() * 1000.0);
+        }
+        run.stats = buffer.stats();
+        run
+    }
+
+    /// Speech in 1.2 s talk spurts with 0.6 s pauses, a sender 2000 ppm fast (a frame to drop
+    /// every 10 s): told which frames are speech, the buffer drops only pause frames, as many
+    /// as without the classification; not told, it drops wherever the shrink falls. With
+    /// continuous speech the deferral is bounded: the buffer still shrinks, with a bounded
+    /// delay.
+    #[test]
+    fn shrinks_in_pauses_and_defers_a_bounded_time_in_speech() {
+        const FIVE_MINUTES: u32 = 15_000;
+        let talk_spurts = |index: u32| index % 90 < 60;
+        let told = simulate_speech(FIVE_MINUTES, 2000.0, talk_spurts, true);
+        let blind = simulate_speech(FIVE_MINUTES, 2000.0, talk_spurts, false);
+        let speech = simulate_speech(FIVE_MINUTES, 2000.0, |_| true, true);
+        let settled_max = |run: &SpeechRun| run.delays[500..].iter().copied().fold(0.0, f64::max);
+        // 5 minutes at 2000 ppm: 30 frames of drift.
+        assert!(told.dropped.len() >= 28, "{:?}", told.stats);
+        assert_eq!(told.dropped_in_speech(), 0, "{:?}", told.dropped);
+        assert!(settled_max(&told) <= 40.0, "{}", settled_max(&told));
+        assert_eq!(told.stats.frames_concealed, 0);
+        // Not told: two thirds of the frames are speech, so are most drops.
+        assert!(blind.dropped_in_speech() >= 10, "{:?}", blind.dropped);
+        // Continuous speech: every drop is speech, after at most the deferral.
+        assert!(speech.dropped.len() >= 28, "{:?}", speech.stats);
+        assert!(settled_max(&speech) <= 40.0, "{}", settled_max(&speech));
+        assert_eq!(speech.stats.frames_concealed, 0);
+        // The deferral shows: the shrink waits, so the buffer holds more on average.
+        assert!(
+            mean(&speech.delays[500..]) > mean(&blind.delays[500..]),
+            "deferred {} ms, at once {} ms",
+            mean(&speech.delays[500..]),
+            mean(&blind.delays[500..])
+        );
     }
 
     /// What a long run through [`simulate_clock`] showed.

@@ -230,6 +230,8 @@ pub struct MediaSession {
     /// and the level and time of the last CN packet of the current silence.
     comfort_noise_payload_type: Option<u8>,
     silence: SilenceDetector,
+    /// Judges received G.711 packets speech or silence, so the jitter buffer shrinks in pauses.
+    remote_silence: SilenceDetector,
     comfort_noise_level: Option<(u8, Instant)>,
     comfort_noise_sent: u64,
     fec_recovered: u64,
@@ -313,6 +315,7 @@ impl MediaSession {
             dtx_frames_sent: 0,
             comfort_noise_payload_type: None,
             silence: SilenceDetector::new(config.ptime_ms),
+            remote_silence: SilenceDetector::new(config.ptime_ms),
             comfort_noise_level: None,
             comfort_noise_sent: 0,
             fec_recovered: 0,
@@ -517,10 +520,7 @@ impl MediaSession {
         }
         if is_audio {
             self.comfort_noise_active = false;
-            self.jitter
-                .insert(now, packet.ssrc, packet.timestamp, packet.payload);
-            self.jitter
-                .set_discontinuous(codec::signals_silence(self.kind, packet.payload));
+            self.buffer_audio(now, packet.ssrc, packet.timestamp, packet.payload);
         } else if is_red {
             self.comfort_noise_active = false;
             self.receive_red(now, &packet);
@@ -783,6 +783,29 @@ impl MediaSession {
         }
     }
 
+    /// Puts one audio payload into the jitter buffer, judged speech or silence so that the
+    /// buffer shrinks in the pauses: Opus by its DTX and voice-activity flags, G.711 by its
+    /// level against the noise floor ([`SilenceDetector`], whose hangover keeps the first
+    /// 200 ms of a pause speech).
+    fn buffer_audio(&mut self, now: Instant, ssrc: u32, timestamp: u32, payload: &[u8]) {
+        let silent = codec::signals_silence(self.kind, payload);
+        let speech = match self.kind {
+            CodecKind::Opus => !silent,
+            CodecKind::Pcmu | CodecKind::Pcma => {
+                let to_linear = if self.kind == CodecKind::Pcmu {
+                    codec::ulaw_to_linear
+                } else {
+                    codec::alaw_to_linear
+                };
+                let pcm: Vec<i16> = payload.iter().map(|&byte| to_linear(byte)).collect();
+                !self.remote_silence.is_silence(&pcm)
+            }
+        };
+        self.jitter
+            .insert_classified(now, ssrc, timestamp, payload, speech);
+        self.jitter.set_discontinuous(silent);
+    }
+
     /// Unwraps a RED packet: its primary block goes into the jitter buffer as a packet, its
     /// redundant blocks only fill holes. Blocks of other payload types are ignored.
     fn receive_red(&mut self, now: Instant, packet: &RtpPacket<'_>) {
@@ -799,10 +822,7 @@ impl MediaSession {
             None => return,
         };
         if primary.payload_type == self.payload_type {
-            self.jitter
-                .insert(now, packet.ssrc, packet.timestamp, primary.payload);
-            self.jitter
-                .set_discontinuous(codec::signals_silence(self.kind, primary.payload));
+            self.buffer_audio(now, packet.ssrc, packet.timestamp, primary.payload);
         }
         for block in redundant {
             if block.payload_type != self.payload_type {

@@ -1096,3 +1096,56 @@ fn g711_comfort_noise_on_the_wire_and_never_unnegotiated() {
     assert_eq!(without.len(), 150);
     assert!(without.iter().all(|p| p.3 == 8));
 }
+
+/// 1.2 s talk spurts of [`signal`] and 0.6 s of digital silence.
+fn talk_spurts(n: usize, sample_rate: u32) -> i16 {
+    let ms = n * 1000 / sample_rate as usize;
+    if ms % 1800 < 1200 {
+        signal(n, sample_rate)
+    } else {
+        0
+    }
+}
+
+/// After a 4 s jitter burst (0..100 ms) the network calms and the jitter buffer sheds its extra
+/// delay. G.711 carries no silence flag: the session judges each packet by its level, so with
+/// talk spurts every drop falls in a pause (the frame played in place of the dropped one is
+/// quiet); with a continuous signal the bounded deferral still sheds the delay.
+#[test]
+fn g711_jitter_buffer_shrinks_in_the_pauses() {
+    let run = |source: fn(usize, u32) -> i16| {
+        let mut pair = Pair::new(CodecKind::Pcmu, Duration::from_millis(30), 0.0);
+        pair.source = source;
+        pair.jitter = Duration::from_millis(200);
+        let (mut in_speech, mut in_pause) = (0, 0);
+        let mut dropped = 0;
+        for step in 0..1000 {
+            if step == 200 {
+                pair.jitter = Duration::ZERO;
+            }
+            // One pull per 20 ms step.
+            pair.run(Duration::from_millis(20));
+            let now_dropped = pair.b.stats().jitter_buffer.frames_dropped;
+            if now_dropped > dropped && step >= 200 {
+                let frame = &pair.played_by_b[pair.played_by_b.len() - 160..];
+                if rms(frame) > 300.0 {
+                    in_speech += 1;
+                } else {
+                    in_pause += 1;
+                }
+            }
+            dropped = now_dropped;
+        }
+        (in_speech, in_pause, pair.b.stats())
+    };
+    // 200 ms of jitter to shed: several frames.
+    let (in_speech, in_pause, stats) = run(talk_spurts);
+    assert_eq!(in_speech, 0, "{in_pause} in pauses, {stats:?}");
+    assert!(in_pause >= 5, "{stats:?}");
+    assert!(stats.playout_delay_ms <= 40.0, "{stats:?}");
+    // Without pauses every drop is speech, and the delay is shed all the same.
+    let (in_speech, in_pause, stats) = run(signal);
+    assert_eq!(in_pause, 0);
+    assert!(in_speech >= 5, "{stats:?}");
+    assert!(stats.playout_delay_ms <= 40.0, "{stats:?}");
+}
