@@ -19,6 +19,47 @@ use crate::{
     f32_to_i16, i16_to_f32,
 };
 
+/// Evaluates `$body` with `$t` naming the Rust type of the cpal sample format `$format`
+/// (capture and playback streams are built for every format the same way).
+macro_rules! with_sample_type {
+    ($format:expr, $t:ident => $body:expr) => {
+        match $format {
+            cpal::SampleFormat::I8 => {
+                type $t = i8;
+                $body
+            }
+            cpal::SampleFormat::I16 => {
+                type $t = i16;
+                $body
+            }
+            cpal::SampleFormat::I32 => {
+                type $t = i32;
+                $body
+            }
+            cpal::SampleFormat::U8 => {
+                type $t = u8;
+                $body
+            }
+            cpal::SampleFormat::U16 => {
+                type $t = u16;
+                $body
+            }
+            cpal::SampleFormat::F32 => {
+                type $t = f32;
+                $body
+            }
+            cpal::SampleFormat::F64 => {
+                type $t = f64;
+                $body
+            }
+            other => Err(cpal::Error::with_message(
+                cpal::ErrorKind::UnsupportedConfig,
+                format!("sample format {other} not handled"),
+            )),
+        }
+    };
+}
+
 /// A device as seen by [`list_devices`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceInfo {
@@ -344,26 +385,11 @@ impl DeviceSource {
         });
         let channels = usize::from(plan.config.channels.max(1));
         let format = plan.format;
-        let stream = build_stream(&name, &mut plan, |config| {
-            macro_rules! build {
-                ($t:ty) => {
-                    build_input::<$t>(&device, config, channels, &shared, &name)
-                };
-            }
-            match format {
-                cpal::SampleFormat::I8 => build!(i8),
-                cpal::SampleFormat::I16 => build!(i16),
-                cpal::SampleFormat::I32 => build!(i32),
-                cpal::SampleFormat::U8 => build!(u8),
-                cpal::SampleFormat::U16 => build!(u16),
-                cpal::SampleFormat::F32 => build!(f32),
-                cpal::SampleFormat::F64 => build!(f64),
-                other => Err(cpal::Error::with_message(
-                    cpal::ErrorKind::UnsupportedConfig,
-                    format!("sample format {other} not handled"),
-                )),
-            }
-        })?;
+        let stream = build_stream(
+            &name,
+            &mut plan,
+            |config| with_sample_type!(format, T => build_input::<T>(&device, config, channels, &shared, &name)),
+        )?;
         stream.play().map_err(|e| device_error(&name, e))?;
         tracing::info!(
             device = %name,
@@ -512,26 +538,11 @@ impl DeviceSink {
         });
         let channels = usize::from(plan.config.channels.max(1));
         let format = plan.format;
-        let stream = build_stream(&name, &mut plan, |config| {
-            macro_rules! build {
-                ($t:ty) => {
-                    build_output::<$t>(&device, config, channels, &shared, &name)
-                };
-            }
-            match format {
-                cpal::SampleFormat::I8 => build!(i8),
-                cpal::SampleFormat::I16 => build!(i16),
-                cpal::SampleFormat::I32 => build!(i32),
-                cpal::SampleFormat::U8 => build!(u8),
-                cpal::SampleFormat::U16 => build!(u16),
-                cpal::SampleFormat::F32 => build!(f32),
-                cpal::SampleFormat::F64 => build!(f64),
-                other => Err(cpal::Error::with_message(
-                    cpal::ErrorKind::UnsupportedConfig,
-                    format!("sample format {other} not handled"),
-                )),
-            }
-        })?;
+        let stream = build_stream(
+            &name,
+            &mut plan,
+            |config| with_sample_type!(format, T => build_output::<T>(&device, config, channels, &shared, &name)),
+        )?;
         stream.play().map_err(|e| device_error(&name, e))?;
         tracing::info!(
             device = %name,
