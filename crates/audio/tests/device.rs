@@ -457,7 +457,18 @@ fn a_removed_pulse_device_reroutes_without_error() {
         .expect("pactl runs");
     assert!(unloaded.success());
     let (source_before, sink_before) = run(20);
-    let (source_after, sink_after) = run(50);
+    // PulseAudio moves the streams asynchronously; on a loaded machine that can take a while.
+    let mut after = run(50);
+    for _ in 0..5 {
+        let (source_after, sink_after) = after;
+        if source_after.device_samples > source_before.device_samples
+            && sink_after.device_samples > sink_before.device_samples
+        {
+            break;
+        }
+        after = run(50);
+    }
+    let (source_after, sink_after) = after;
     eprintln!(
         "source {source_before:?} -> {source_after:?}\nsink {sink_before:?} -> {sink_after:?}"
     );
