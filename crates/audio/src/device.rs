@@ -208,6 +208,17 @@ struct Shared {
 }
 
 impl Shared {
+    /// The state of a new stream, its ring sized for the device period and the chunk size.
+    fn new(period: usize, chunk: usize, device_rate: u32) -> Arc<Self> {
+        let (capacity, prefill, max_level) = ring_sizes(period, chunk, device_rate);
+        Arc::new(Self {
+            ring: Mutex::new(SampleRing::new(capacity, prefill, max_level)),
+            fatal: Mutex::new(None),
+            errors: AtomicU64::new(0),
+            callback_samples: AtomicU64::new(0),
+        })
+    }
+
     fn ring(&self) -> MutexGuard<'_, SampleRing> {
         // A panic while holding the lock cannot leave the ring inconsistent in a way that
         // matters (worst case: a few wrong samples), so recover from poisoning.
@@ -376,13 +387,7 @@ impl DeviceSource {
         let chunk = resampler
             .as_ref()
             .map_or(frame_samples, MonoResampler::chunk);
-        let (capacity, prefill, max_level) = ring_sizes(period, chunk, device_rate);
-        let shared = Arc::new(Shared {
-            ring: Mutex::new(SampleRing::new(capacity, prefill, max_level)),
-            fatal: Mutex::new(None),
-            errors: AtomicU64::new(0),
-            callback_samples: AtomicU64::new(0),
-        });
+        let shared = Shared::new(period, chunk, device_rate);
         let channels = usize::from(plan.config.channels.max(1));
         let format = plan.format;
         let stream = build_stream(
@@ -529,13 +534,7 @@ impl DeviceSink {
         let chunk = resampler.as_ref().map_or(frame_samples, |r| {
             r.chunk() * device_rate as usize / sample_rate as usize + 1
         });
-        let (capacity, prefill, max_level) = ring_sizes(period, chunk, device_rate);
-        let shared = Arc::new(Shared {
-            ring: Mutex::new(SampleRing::new(capacity, prefill, max_level)),
-            fatal: Mutex::new(None),
-            errors: AtomicU64::new(0),
-            callback_samples: AtomicU64::new(0),
-        });
+        let shared = Shared::new(period, chunk, device_rate);
         let channels = usize::from(plan.config.channels.max(1));
         let format = plan.format;
         let stream = build_stream(
