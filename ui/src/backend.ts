@@ -1,0 +1,188 @@
+// The only file that talks to the Tauri shell. Command and event names follow the UI <-> shell
+// contract; `fakeBackend` stands in for it in unit tests and in a plain browser (`npm run dev`).
+import { invoke, isTauri } from "@tauri-apps/api/core";
+import { listen } from "@tauri-apps/api/event";
+import type { AppInfo, AudioDevice, Command, Event, HistoryEntry, UserSettings } from "./bindings";
+import type { DeepLink, InputLevel } from "./types";
+
+export type Unsubscribe = () => void;
+
+export interface Backend {
+  appInfo(): Promise<AppInfo>;
+  send(command: Command): Promise<void>;
+  devices(): Promise<AudioDevice[]>;
+  settings(): Promise<UserSettings>;
+  saveSettings(settings: UserSettings): Promise<void>;
+  history(): Promise<HistoryEntry[]>;
+  playTestTone(device: string | null): Promise<void>;
+  setLevelMeter(enabled: boolean): Promise<void>;
+  onPhoneEvent(callback: (event: Event) => void): Unsubscribe;
+  onHistoryChanged(callback: () => void): Unsubscribe;
+  onInputLevel(callback: (level: InputLevel) => void): Unsubscribe;
+  onDeepLink(callback: (link: DeepLink) => void): Unsubscribe;
+}
+
+/** Tauri command names (`invoke`). */
+export const COMMANDS = {
+  appInfo: "app_info",
+  send: "send_command",
+  devices: "list_devices",
+  settings: "settings",
+  saveSettings: "save_settings",
+  history: "history",
+  playTestTone: "play_test_tone",
+  setLevelMeter: "set_level_meter",
+} as const;
+
+/** Tauri event names (`listen`). */
+export const EVENTS = {
+  phone: "phone-event",
+  historyChanged: "history-changed",
+  inputLevel: "input-level",
+  deepLink: "deep-link",
+} as const;
+
+export function runningInTauri(): boolean {
+  try {
+    return isTauri();
+  } catch {
+    return false;
+  }
+}
+
+export function tauriBackend(): Backend {
+  return {
+    appInfo: () => invoke<AppInfo>(COMMANDS.appInfo),
+    send: async (command) => {
+      await invoke<null>(COMMANDS.send, { command });
+    },
+    devices: () => invoke<AudioDevice[]>(COMMANDS.devices),
+    settings: () => invoke<UserSettings>(COMMANDS.settings),
+    saveSettings: async (settings) => {
+      await invoke<null>(COMMANDS.saveSettings, { settings });
+    },
+    history: () => invoke<HistoryEntry[]>(COMMANDS.history),
+    playTestTone: async (device) => {
+      await invoke<null>(COMMANDS.playTestTone, { device });
+    },
+    setLevelMeter: async (enabled) => {
+      await invoke<null>(COMMANDS.setLevelMeter, { enabled });
+    },
+    onPhoneEvent: (callback) => subscribe<Event>(EVENTS.phone, callback),
+    onHistoryChanged: (callback) => subscribe<unknown>(EVENTS.historyChanged, () => callback()),
+    onInputLevel: (callback) => subscribe<InputLevel>(EVENTS.inputLevel, callback),
+    onDeepLink: (callback) => subscribe<DeepLink>(EVENTS.deepLink, callback),
+  };
+}
+
+/** `listen` is asynchronous; the returned function also works before it has resolved. */
+function subscribe<T>(name: string, callback: (payload: T) => void): Unsubscribe {
+  let active = true;
+  const pending = listen<T>(name, (event) => {
+    if (active) callback(event.payload);
+  });
+  return () => {
+    active = false;
+    pending.then((unlisten) => unlisten()).catch(() => undefined);
+  };
+}
+
+export type FakeBackend = Backend & {
+  /** Every command given to `send`, in order. */
+  readonly commands: Command[];
+  readonly savedSettings: UserSettings[];
+  readonly testTones: (string | null)[];
+  /** Every `setLevelMeter` argument, in order. */
+  readonly levelMeterCalls: boolean[];
+  info: AppInfo;
+  deviceList: AudioDevice[];
+  currentSettings: UserSettings;
+  historyEntries: HistoryEntry[];
+  /** When set, `send` rejects with this message (as Tauri does with a string). */
+  failSendWith: string | null;
+  emit(event: Event): void;
+  emitHistoryChanged(): void;
+  emitInputLevel(dbfs: number): void;
+  emitDeepLink(number: string): void;
+  /** Number of live subscriptions per kind (to test that views unsubscribe). */
+  listenerCount(): number;
+};
+
+export function defaultSettings(): UserSettings {
+  return {
+    microphone: null,
+    speaker: null,
+    ringer: null,
+    echo_cancellation: true,
+    noise_suppression: true,
+    gain_control: true,
+    preferred_devices: [],
+    language: null,
+  };
+}
+
+export function fakeBackend(overrides: Partial<AppInfo> = {}): FakeBackend {
+  const phone = new Set<(event: Event) => void>();
+  const history = new Set<() => void>();
+  const level = new Set<(level: InputLevel) => void>();
+  const deepLink = new Set<(link: DeepLink) => void>();
+  const add = <T>(set: Set<T>, callback: T): Unsubscribe => {
+    set.add(callback);
+    return () => {
+      set.delete(callback);
+    };
+  };
+  const fake: FakeBackend = {
+    commands: [],
+    savedSettings: [],
+    testTones: [],
+    levelMeterCalls: [],
+    info: {
+      mode: "demo",
+      version: "0.0.0-dev",
+      account: "agent01@demo.invalid",
+      locale: "fr-FR",
+      deep_link: null,
+      ...overrides,
+    },
+    deviceList: [
+      { name: "Micro-casque USB", input: true, output: true, default_input: true, default_output: false },
+      { name: "Haut-parleurs intégrés", input: false, output: true, default_input: false, default_output: true },
+    ],
+    currentSettings: defaultSettings(),
+    historyEntries: [],
+    failSendWith: null,
+    appInfo: async () => ({ ...fake.info }),
+    send: async (command) => {
+      fake.commands.push(command);
+      if (fake.failSendWith !== null) throw fake.failSendWith;
+    },
+    devices: async () => fake.deviceList.map((device) => ({ ...device })),
+    settings: async () => clone(fake.currentSettings),
+    saveSettings: async (settings) => {
+      fake.savedSettings.push(clone(settings));
+      fake.currentSettings = clone(settings);
+    },
+    history: async () => fake.historyEntries.map((entry) => ({ ...entry })),
+    playTestTone: async (device) => {
+      fake.testTones.push(device);
+    },
+    setLevelMeter: async (enabled) => {
+      fake.levelMeterCalls.push(enabled);
+    },
+    onPhoneEvent: (callback) => add(phone, callback),
+    onHistoryChanged: (callback) => add(history, callback),
+    onInputLevel: (callback) => add(level, callback),
+    onDeepLink: (callback) => add(deepLink, callback),
+    emit: (event) => phone.forEach((callback) => callback(event)),
+    emitHistoryChanged: () => history.forEach((callback) => callback()),
+    emitInputLevel: (dbfs) => level.forEach((callback) => callback({ dbfs })),
+    emitDeepLink: (number) => deepLink.forEach((callback) => callback({ number })),
+    listenerCount: () => phone.size + history.size + level.size + deepLink.size,
+  };
+  return fake;
+}
+
+function clone<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}

@@ -1,0 +1,302 @@
+import { describe, expect, it } from "vitest";
+import type { Event } from "./bindings";
+import {
+  MOS_HISTORY_LENGTH,
+  NOTICE_LIMIT,
+  attendedTransferPair,
+  dismissEnded,
+  focusedCall,
+  initialState,
+  liveCalls,
+  parseParty,
+  qualityWarnings,
+  reduce,
+  ringingIncoming,
+  type PhoneState,
+} from "./state";
+import type { QualityReport } from "./types";
+
+const T0 = 1_700_000_000_000;
+
+function run(events: [Event, number][], start: PhoneState = initialState()): PhoneState {
+  return events.reduce((state, [event, at]) => reduce(state, event, at), start);
+}
+
+function quality(call: number, overrides: Partial<QualityReport> = {}): Event {
+  return {
+    event: "quality",
+    call,
+    mos: 4.2,
+    local_mos: 4.2,
+    remote_mos: 4.1,
+    loss_percent: 0,
+    remote_loss_percent: 0,
+    concealed_percent: 0,
+    jitter_ms: 5,
+    rtt_ms: 40,
+    playout_delay_ms: 60,
+    one_way_delay_ms: 30,
+    fec_recovered: 0,
+    ...overrides,
+  };
+}
+
+function report(overrides: Partial<QualityReport> = {}): QualityReport {
+  const { event: _e, call: _c, ...rest } = quality(1, overrides) as Extract<Event, { event: "quality" }>;
+  return rest;
+}
+
+const incoming: Event = { event: "incoming", call: 7, from: '"Jean Dupont" <sip:+33612345678@sbc.example>', to: "<sip:agent01@sbc.example>" };
+
+describe("registration", () => {
+  it("starts unregistered and follows registering, registered, failed, unregistered", () => {
+    let state = initialState();
+    expect(state.registration).toEqual({ status: "unregistered" });
+    state = reduce(state, { event: "ready", sip: "sip:agent01@sbc.example" }, T0);
+    expect(state.engine).toBe("ready");
+    expect(state.sip).toBe("sip:agent01@sbc.example");
+    state = reduce(state, { event: "registering", registrar: "sip:sbc.example" }, T0);
+    expect(state.registration).toEqual({ status: "connecting", registrar: "sip:sbc.example" });
+    state = reduce(state, { event: "registered", expires: 600 }, T0);
+    expect(state.registration).toEqual({ status: "registered", expires: 600 });
+    state = reduce(state, { event: "registration_failed", code: 403, reason: "Forbidden" }, T0);
+    expect(state.registration).toEqual({ status: "failed", code: 403, reason: "Forbidden" });
+    state = reduce(state, { event: "unregistered" }, T0);
+    expect(state.registration).toEqual({ status: "unregistered" });
+  });
+
+  it("does not mutate the previous state", () => {
+    const before = initialState();
+    const after = reduce(before, { event: "registered", expires: 60 }, T0);
+    expect(before.registration.status).toBe("unregistered");
+    expect(after).not.toBe(before);
+  });
+});
+
+describe("calls", () => {
+  it("an incoming call rings, is answered, established and ended", () => {
+    let state = reduce(initialState(), incoming, T0);
+    const ringing = state.calls[7]!;
+    expect(ringing.status).toBe("incoming");
+    expect(ringing.direction).toBe("incoming");
+    expect(ringing.remote).toEqual({ name: "Jean Dupont", number: "+33612345678" });
+    expect(ringing.startedAtMs).toBe(T0);
+    expect(ringingIncoming(state)?.id).toBe(7);
+    // A 180 for an incoming call does not change it.
+    state = reduce(state, { event: "ringing", call: 7 }, T0 + 10);
+    expect(state.calls[7]!.status).toBe("incoming");
+
+    state = reduce(state, { event: "answered", call: 7, auto: false }, T0 + 3000);
+    expect(state.calls[7]!.status).toBe("active");
+    expect(state.calls[7]!.answeredAtMs).toBe(T0 + 3000);
+    expect(ringingIncoming(state)).toBeNull();
+
+    state = reduce(state, { event: "established", call: 7, codec: "opus", remote_rtp: "192.0.2.1:4000" }, T0 + 3200);
+    expect(state.calls[7]!.codec).toBe("opus");
+    // The answer time is the first of answered / established.
+    expect(state.calls[7]!.answeredAtMs).toBe(T0 + 3000);
+
+    state = reduce(
+      state,
+      {
+        event: "ended",
+        call: 7,
+        reason: "remote_hangup",
+        normal: true,
+        code: null,
+        detail: "BYE",
+        stats: { codec: "opus", duration_s: 12, packets_sent: 600, packets_received: 598, packets_lost: 2, jitter_ms: 4, rtt_ms: 30, mos: 4.3 },
+      },
+      T0 + 15000,
+    );
+    const ended = state.calls[7]!;
+    expect(ended.status).toBe("ended");
+    expect(ended.endedAtMs).toBe(T0 + 15000);
+    expect(ended.end).toEqual({ reason: "remote_hangup", normal: true, code: null, detail: "BYE", mos: 4.3 });
+    expect(liveCalls(state)).toHaveLength(0);
+    expect(dismissEnded(state).calls).toEqual({});
+  });
+
+  it("an outgoing call goes calling -> ringing -> active via established alone", () => {
+    let state = reduce(initialState(), { event: "calling", call: 1, to: "sip:0612345678@sbc.example" }, T0);
+    expect(state.calls[1]!.status).toBe("calling");
+    expect(state.calls[1]!.direction).toBe("outgoing");
+    expect(state.calls[1]!.remote).toEqual({ name: null, number: "0612345678" });
+    expect(focusedCall(state)?.id).toBe(1);
+    state = reduce(state, { event: "ringing", call: 1 }, T0 + 500);
+    expect(state.calls[1]!.status).toBe("ringing");
+    state = reduce(state, { event: "established", call: 1, codec: "PCMA", remote_rtp: "x" }, T0 + 4000);
+    expect(state.calls[1]!.status).toBe("active");
+    expect(state.calls[1]!.answeredAtMs).toBe(T0 + 4000);
+  });
+
+  it("remembers an auto-answer", () => {
+    const state = run([
+      [incoming, T0],
+      [{ event: "answered", call: 7, auto: true }, T0 + 1],
+    ]);
+    expect(state.calls[7]!.autoAnswered).toBe(true);
+  });
+
+  it("local and remote hold are tracked separately", () => {
+    let state = run([
+      [incoming, T0],
+      [{ event: "answered", call: 7, auto: false }, T0 + 1],
+      [{ event: "hold", call: 7, local: true }, T0 + 2],
+    ]);
+    expect(state.calls[7]!.status).toBe("held");
+    expect(state.calls[7]!.localHold).toBe(true);
+    state = reduce(state, { event: "hold", call: 7, local: false }, T0 + 3);
+    state = reduce(state, { event: "resume", call: 7, local: true }, T0 + 4);
+    expect(state.calls[7]!.status).toBe("held");
+    expect(state.calls[7]!.localHold).toBe(false);
+    expect(state.calls[7]!.remoteHold).toBe(true);
+    state = reduce(state, { event: "resume", call: 7, local: false }, T0 + 5);
+    expect(state.calls[7]!.status).toBe("active");
+  });
+
+  it("tracks mute, DTMF both ways, end of audio input and transfers", () => {
+    let state = run([
+      [incoming, T0],
+      [{ event: "answered", call: 7, auto: false }, T0 + 1],
+      [{ event: "muted", call: 7, muted: true }, T0 + 2],
+      [{ event: "dtmf", call: 7, digit: "4" }, T0 + 3],
+      [{ event: "dtmf", call: 7, digit: "#" }, T0 + 4],
+      [{ event: "dtmf_sent", call: 7, digits: "12" }, T0 + 5],
+      [{ event: "dtmf_sent", call: 7, digits: "*" }, T0 + 6],
+      [{ event: "audio_input_ended", call: 7 }, T0 + 7],
+    ]);
+    const call = state.calls[7]!;
+    expect(call.muted).toBe(true);
+    expect(call.dtmfReceived).toBe("4#");
+    expect(call.dtmfSent).toBe("12*");
+    expect(call.inputEnded).toBe(true);
+    state = reduce(state, { event: "muted", call: 7, muted: false }, T0 + 8);
+    expect(state.calls[7]!.muted).toBe(false);
+    state = reduce(state, { event: "transfer_failed", call: 7, reason: "486 Busy" }, T0 + 9);
+    expect(state.calls[7]!.transfer).toEqual({ status: "failed", reason: "486 Busy" });
+    state = reduce(state, { event: "transferred", call: 7, target: "sip:2000@sbc" }, T0 + 10);
+    expect(state.calls[7]!.transfer).toEqual({ status: "done", target: "sip:2000@sbc" });
+  });
+
+  it("ignores events for unknown or ended calls", () => {
+    const state = run([
+      [incoming, T0],
+      [{ event: "ended", call: 7, reason: "cancelled", normal: true, code: 487, detail: "", stats: { codec: null, duration_s: 0, packets_sent: 0, packets_received: 0, packets_lost: 0, jitter_ms: 0, rtt_ms: null, mos: null } }, T0 + 1],
+    ]);
+    expect(reduce(state, { event: "answered", call: 7, auto: false }, T0 + 2)).toBe(state);
+    expect(reduce(state, { event: "muted", call: 99, muted: true }, T0 + 2)).toBe(state);
+    expect(reduce(state, quality(99), T0 + 2)).toBe(state);
+  });
+
+  it("a new call clears the ended ones but keeps the live ones", () => {
+    const ended: Event = { event: "ended", call: 1, reason: "local_hangup", normal: true, code: null, detail: "", stats: { codec: null, duration_s: 3, packets_sent: 0, packets_received: 0, packets_lost: 0, jitter_ms: 0, rtt_ms: null, mos: null } };
+    const state = run([
+      [{ event: "calling", call: 1, to: "sip:1@h" }, T0],
+      [{ event: "calling", call: 2, to: "sip:2@h" }, T0 + 1],
+      [ended, T0 + 2],
+      [incoming, T0 + 3],
+    ]);
+    expect(Object.keys(state.calls).sort()).toEqual(["2", "7"]);
+  });
+
+  it("stopped ends every live call and the registration", () => {
+    const state = run([
+      [{ event: "registered", expires: 60 }, T0],
+      [incoming, T0],
+      [{ event: "stopped" }, T0 + 9],
+    ]);
+    expect(state.engine).toBe("stopped");
+    expect(state.registration.status).toBe("unregistered");
+    expect(state.calls[7]!.status).toBe("ended");
+    expect(state.calls[7]!.endedAtMs).toBe(T0 + 9);
+  });
+
+  it("focuses the active call over a held one and picks the transfer direction by age", () => {
+    const state = run([
+      [incoming, T0],
+      [{ event: "answered", call: 7, auto: false }, T0 + 1],
+      [{ event: "hold", call: 7, local: true }, T0 + 2],
+      [{ event: "calling", call: 8, to: "sip:2000@h" }, T0 + 3],
+    ]);
+    expect(focusedCall(state)?.id).toBe(8);
+    const next = reduce(state, { event: "established", call: 8, codec: "opus", remote_rtp: "x" }, T0 + 4);
+    expect(focusedCall(next)?.id).toBe(8);
+    expect(attendedTransferPair(next.calls[8]!, next.calls[7]!)).toEqual({ call: 7, consultation: 8 });
+    expect(attendedTransferPair(next.calls[7]!, next.calls[8]!)).toEqual({ call: 7, consultation: 8 });
+    const onlyHeld = reduce(next, { event: "ended", call: 8, reason: "x", normal: true, code: null, detail: "", stats: { codec: null, duration_s: 0, packets_sent: 0, packets_received: 0, packets_lost: 0, jitter_ms: 0, rtt_ms: null, mos: null } }, T0 + 5);
+    expect(focusedCall(onlyHeld)?.id).toBe(7);
+  });
+});
+
+describe("quality", () => {
+  it("stores the last report and a rolling MOS history", () => {
+    let state = run([
+      [incoming, T0],
+      [{ event: "answered", call: 7, auto: false }, T0 + 1],
+    ]);
+    for (let i = 0; i < MOS_HISTORY_LENGTH + 6; i++) {
+      state = reduce(state, quality(7, { mos: 1 + i / 10 }), T0 + 5000 * i);
+    }
+    const call = state.calls[7]!;
+    expect(call.mosHistory).toHaveLength(MOS_HISTORY_LENGTH);
+    expect(call.mosHistory[0]).toBeCloseTo(1.6);
+    expect(call.mosHistory.at(-1)).toBeCloseTo(1 + (MOS_HISTORY_LENGTH + 5) / 10);
+    expect(call.quality?.mos).toBeCloseTo(1 + (MOS_HISTORY_LENGTH + 5) / 10);
+    expect(call.warnings).toEqual([]);
+  });
+
+  it("warns strictly beyond each Twilio threshold", () => {
+    expect(qualityWarnings(report())).toEqual([]);
+    // At the thresholds: no warning.
+    expect(qualityWarnings(report({ rtt_ms: 400, jitter_ms: 30, loss_percent: 3, mos: 3.5 }))).toEqual([]);
+    expect(qualityWarnings(report({ rtt_ms: 401 }))).toEqual(["rtt"]);
+    expect(qualityWarnings(report({ jitter_ms: 30.5 }))).toEqual(["jitter"]);
+    expect(qualityWarnings(report({ loss_percent: 3.1 }))).toEqual(["loss"]);
+    expect(qualityWarnings(report({ remote_loss_percent: 5 }))).toEqual(["loss"]);
+    expect(qualityWarnings(report({ mos: 3.49 }))).toEqual(["mos"]);
+    expect(qualityWarnings(report({ rtt_ms: null, remote_loss_percent: null }))).toEqual([]);
+    expect(qualityWarnings(report({ rtt_ms: 800, jitter_ms: 80, loss_percent: 10, mos: 2 }))).toEqual(["rtt", "jitter", "loss", "mos"]);
+  });
+
+  it("the reducer sets the warnings of the latest report", () => {
+    const state = run([
+      [incoming, T0],
+      [quality(7, { jitter_ms: 45, mos: 3.1 }), T0 + 5000],
+    ]);
+    expect(state.calls[7]!.warnings).toEqual(["jitter", "mos"]);
+    const better = reduce(state, quality(7), T0 + 10000);
+    expect(better.calls[7]!.warnings).toEqual([]);
+  });
+});
+
+describe("notices", () => {
+  it("keeps the last warnings and errors", () => {
+    let state = initialState();
+    for (let i = 0; i < NOTICE_LIMIT + 2; i++) state = reduce(state, { event: "warning", message: `w${i}` }, T0 + i);
+    state = reduce(state, { event: "error", code: "audio_device", message: "no microphone" }, T0 + 100);
+    expect(state.notices).toHaveLength(NOTICE_LIMIT);
+    expect(state.notices.at(-1)).toEqual({ kind: "error", code: "audio_device", message: "no microphone", atMs: T0 + 100 });
+    expect(state.notices[0]!.message).toBe(`w${3}`);
+  });
+});
+
+describe("parseParty", () => {
+  it.each([
+    ['"Jean Dupont" <sip:+33612345678@sbc.example>', { name: "Jean Dupont", number: "+33612345678" }],
+    ["Jean <sip:1001@pbx;user=phone>", { name: "Jean", number: "1001" }],
+    ["<sips:0612345678@pbx:5061;transport=tls>", { name: null, number: "0612345678" }],
+    ["sip:alice@example.com", { name: null, number: "alice" }],
+    ["sip:alice:secret@example.com", { name: null, number: "alice" }],
+    ["sip:1001;phone-context=x@pbx", { name: null, number: "1001" }],
+    ["tel:+33612345678;ext=12", { name: null, number: "+33612345678" }],
+    ["sip:%2B33612345678@pbx?subject=x", { name: null, number: "+33612345678" }],
+    ["sip:pbx.example", { name: null, number: "pbx.example" }],
+    ["+33 6 12 34 56 78", { name: null, number: "+33 6 12 34 56 78" }],
+    ['"\\"Dr\\" Martin" <sip:42@h>', { name: '"Dr" Martin', number: "42" }],
+    ['"1001" <sip:1001@h>', { name: null, number: "1001" }],
+    ["sip:%E0%A4%A@pbx", { name: null, number: "%E0%A4%A" }],
+  ])("%s", (input, expected) => {
+    expect(parseParty(input)).toEqual(expected);
+  });
+});

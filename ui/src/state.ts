@@ -1,0 +1,323 @@
+// Pure UI state: `reduce(state, event, nowMs)` folds phone events into what the views show.
+// Time is an argument (no clock read here), so tests are deterministic.
+import type { Event } from "./bindings";
+import type { CallDirection, CallId, ErrorCode, QualityReport } from "./types";
+
+export type Registration =
+  | { status: "unregistered" }
+  | { status: "connecting"; registrar: string | null }
+  | { status: "registered"; expires: number }
+  | { status: "failed"; code: number | null; reason: string };
+
+export type CallStatus = "calling" | "ringing" | "incoming" | "active" | "held" | "ended";
+
+/** The other side of a call, parsed from a SIP `From`/`To` value. */
+export type Party = { name: string | null; number: string };
+
+/** Twilio's voice-insights thresholds. */
+export const THRESHOLDS = { rttMs: 400, jitterMs: 30, lossPercent: 3, mos: 3.5 } as const;
+export const MOS_HISTORY_LENGTH = 24;
+export const NOTICE_LIMIT = 5;
+
+export type QualityWarning = "rtt" | "jitter" | "loss" | "mos";
+
+export type Transfer =
+  | { status: "done"; target: string }
+  | { status: "failed"; reason: string };
+
+export type EndInfo = { reason: string; normal: boolean; code: number | null; detail: string; mos: number | null };
+
+export type Call = {
+  id: CallId;
+  direction: CallDirection;
+  remote: Party;
+  status: CallStatus;
+  startedAtMs: number;
+  answeredAtMs: number | null;
+  endedAtMs: number | null;
+  autoAnswered: boolean;
+  muted: boolean;
+  localHold: boolean;
+  remoteHold: boolean;
+  codec: string | null;
+  quality: QualityReport | null;
+  mosHistory: number[];
+  warnings: QualityWarning[];
+  dtmfReceived: string;
+  dtmfSent: string;
+  inputEnded: boolean;
+  transfer: Transfer | null;
+  end: EndInfo | null;
+};
+
+export type Notice = { kind: "warning" | "error"; code: ErrorCode | null; message: string; atMs: number };
+
+export type Engine = "starting" | "ready" | "stopped";
+
+export type PhoneState = {
+  engine: Engine;
+  /** Our own SIP address from `ready`. */
+  sip: string | null;
+  registration: Registration;
+  calls: Record<CallId, Call>;
+  notices: Notice[];
+};
+
+export function initialState(): PhoneState {
+  return { engine: "starting", sip: null, registration: { status: "unregistered" }, calls: {}, notices: [] };
+}
+
+export function reduce(state: PhoneState, event: Event, nowMs: number): PhoneState {
+  switch (event.event) {
+    case "ready":
+      return { ...state, engine: "ready", sip: event.sip };
+    case "registering":
+      return { ...state, registration: { status: "connecting", registrar: event.registrar } };
+    case "registered":
+      return { ...state, registration: { status: "registered", expires: event.expires } };
+    case "registration_failed":
+      return { ...state, registration: { status: "failed", code: event.code, reason: event.reason } };
+    case "unregistered":
+      return { ...state, registration: { status: "unregistered" } };
+    case "calling":
+      return addCall(state, newCall(event.call, "outgoing", parseParty(event.to), "calling", nowMs));
+    case "incoming":
+      return addCall(state, newCall(event.call, "incoming", parseParty(event.from), "incoming", nowMs));
+    case "ringing":
+      return updateCall(state, event.call, (call) =>
+        call.status === "calling" ? { ...call, status: "ringing" } : call,
+      );
+    case "answered":
+      return updateCall(state, event.call, (call) => ({
+        ...answer(call, nowMs),
+        autoAnswered: call.autoAnswered || event.auto,
+      }));
+    case "established":
+      return updateCall(state, event.call, (call) => ({ ...answer(call, nowMs), codec: event.codec }));
+    case "hold":
+      return updateCall(state, event.call, (call) =>
+        withHold(call, event.local ? { localHold: true } : { remoteHold: true }),
+      );
+    case "resume":
+      return updateCall(state, event.call, (call) =>
+        withHold(call, event.local ? { localHold: false } : { remoteHold: false }),
+      );
+    case "muted":
+      return updateCall(state, event.call, (call) => ({ ...call, muted: event.muted }));
+    case "dtmf":
+      return updateCall(state, event.call, (call) => ({ ...call, dtmfReceived: call.dtmfReceived + event.digit }));
+    case "dtmf_sent":
+      return updateCall(state, event.call, (call) => ({ ...call, dtmfSent: call.dtmfSent + event.digits }));
+    case "audio_input_ended":
+      return updateCall(state, event.call, (call) => ({ ...call, inputEnded: true }));
+    case "transferred":
+      return updateCall(state, event.call, (call) => ({ ...call, transfer: { status: "done", target: event.target } }));
+    case "transfer_failed":
+      return updateCall(state, event.call, (call) => ({ ...call, transfer: { status: "failed", reason: event.reason } }));
+    case "quality": {
+      const { event: _kind, call: id, ...report } = event;
+      return updateCall(state, id, (call) => ({
+        ...call,
+        quality: report,
+        mosHistory: [...call.mosHistory, report.mos].slice(-MOS_HISTORY_LENGTH),
+        warnings: qualityWarnings(report),
+      }));
+    }
+    case "ended":
+      return updateCall(state, event.call, (call) => ({
+        ...call,
+        status: "ended",
+        endedAtMs: nowMs,
+        end: {
+          reason: event.reason,
+          normal: event.normal,
+          code: event.code,
+          detail: event.detail,
+          mos: event.stats.mos,
+        },
+      }));
+    case "warning":
+      return addNotice(state, { kind: "warning", code: null, message: event.message, atMs: nowMs });
+    case "error":
+      return addNotice(state, { kind: "error", code: event.code, message: event.message, atMs: nowMs });
+    case "stopped":
+      return {
+        ...state,
+        engine: "stopped",
+        registration: { status: "unregistered" },
+        calls: mapCalls(state.calls, (call) =>
+          call.status === "ended" ? call : { ...call, status: "ended", endedAtMs: nowMs },
+        ),
+      };
+  }
+}
+
+/** The warnings for one quality report, by Twilio's thresholds (strictly above / below). */
+export function qualityWarnings(report: QualityReport): QualityWarning[] {
+  const warnings: QualityWarning[] = [];
+  if (report.rtt_ms !== null && report.rtt_ms > THRESHOLDS.rttMs) warnings.push("rtt");
+  if (report.jitter_ms > THRESHOLDS.jitterMs) warnings.push("jitter");
+  if (Math.max(report.loss_percent, report.remote_loss_percent ?? 0) > THRESHOLDS.lossPercent) warnings.push("loss");
+  if (report.mos < THRESHOLDS.mos) warnings.push("mos");
+  return warnings;
+}
+
+/**
+ * Parses `"Jean Dupont" <sip:+33612345678@host>`, `Jean <sip:1001@host;user=phone>`,
+ * `sip:1001@host`, `tel:+33612345678` or a bare number.
+ */
+export function parseParty(value: string): Party {
+  const text = value.trim();
+  const open = text.indexOf("<");
+  const close = text.lastIndexOf(">");
+  let name: string | null = null;
+  let uri = text;
+  if (open >= 0 && close > open) {
+    uri = text.slice(open + 1, close);
+    name = unquote(text.slice(0, open).trim()) || null;
+  }
+  const number = uriUser(uri.trim());
+  if (name === number) name = null;
+  return { name, number };
+}
+
+function unquote(text: string): string {
+  if (text.length >= 2 && text.startsWith('"') && text.endsWith('"')) {
+    return text.slice(1, -1).replace(/\\(.)/g, "$1").trim();
+  }
+  return text;
+}
+
+function uriUser(uri: string): string {
+  const scheme = /^(sips?|tel):/i.exec(uri);
+  if (!scheme) return uri;
+  let rest = uri.slice(scheme[0].length);
+  rest = rest.split("?")[0] ?? rest;
+  let user: string;
+  if (scheme[1]?.toLowerCase() === "tel") {
+    user = rest.split(";")[0] ?? rest;
+  } else {
+    const at = rest.lastIndexOf("@");
+    // `sip:host` has no user part: show the host.
+    user = at >= 0 ? (rest.slice(0, at).split(":")[0] ?? "") : (rest.split(";")[0] ?? rest);
+    user = user.split(";")[0] ?? user;
+  }
+  try {
+    return decodeURIComponent(user);
+  } catch {
+    return user;
+  }
+}
+
+function newCall(id: CallId, direction: CallDirection, remote: Party, status: CallStatus, nowMs: number): Call {
+  return {
+    id,
+    direction,
+    remote,
+    status,
+    startedAtMs: nowMs,
+    answeredAtMs: null,
+    endedAtMs: null,
+    autoAnswered: false,
+    muted: false,
+    localHold: false,
+    remoteHold: false,
+    codec: null,
+    quality: null,
+    mosHistory: [],
+    warnings: [],
+    dtmfReceived: "",
+    dtmfSent: "",
+    inputEnded: false,
+    transfer: null,
+    end: null,
+  };
+}
+
+/** A new call clears the calls that had ended (their summary has been seen). */
+function addCall(state: PhoneState, call: Call): PhoneState {
+  const calls: Record<CallId, Call> = {};
+  for (const existing of Object.values(state.calls)) {
+    if (existing.status !== "ended" && existing.id !== call.id) calls[existing.id] = existing;
+  }
+  calls[call.id] = call;
+  return { ...state, calls };
+}
+
+function updateCall(state: PhoneState, id: CallId, update: (call: Call) => Call): PhoneState {
+  const call = state.calls[id];
+  if (call === undefined || call.status === "ended") return state;
+  return { ...state, calls: { ...state.calls, [id]: update(call) } };
+}
+
+function mapCalls(calls: Record<CallId, Call>, update: (call: Call) => Call): Record<CallId, Call> {
+  const result: Record<CallId, Call> = {};
+  for (const call of Object.values(calls)) result[call.id] = update(call);
+  return result;
+}
+
+function answer(call: Call, nowMs: number): Call {
+  const held = call.localHold || call.remoteHold;
+  return { ...call, status: held ? "held" : "active", answeredAtMs: call.answeredAtMs ?? nowMs };
+}
+
+function withHold(call: Call, change: Partial<Pick<Call, "localHold" | "remoteHold">>): Call {
+  const next = { ...call, ...change };
+  if (next.answeredAtMs === null) return next;
+  return { ...next, status: next.localHold || next.remoteHold ? "held" : "active" };
+}
+
+function addNotice(state: PhoneState, notice: Notice): PhoneState {
+  return { ...state, notices: [...state.notices, notice].slice(-NOTICE_LIMIT) };
+}
+
+/** Removes the ended calls (the agent dismissed their summary). */
+export function dismissEnded(state: PhoneState): PhoneState {
+  const calls: Record<CallId, Call> = {};
+  for (const call of Object.values(state.calls)) if (call.status !== "ended") calls[call.id] = call;
+  return { ...state, calls };
+}
+
+export function dismissNotices(state: PhoneState): PhoneState {
+  return { ...state, notices: [] };
+}
+
+// ---- Selectors ----
+
+export function liveCalls(state: PhoneState): Call[] {
+  return Object.values(state.calls)
+    .filter((call) => call.status !== "ended")
+    .sort((a, b) => a.startedAtMs - b.startedAtMs || a.id - b.id);
+}
+
+/** The oldest incoming call still ringing: the one the incoming panel shows. */
+export function ringingIncoming(state: PhoneState): Call | null {
+  return liveCalls(state).find((call) => call.status === "incoming") ?? null;
+}
+
+/**
+ * The call the main controls act on: the active call, else an outgoing call being set up,
+ * else a held call; the most recent of its kind.
+ */
+export function focusedCall(state: PhoneState): Call | null {
+  const calls = liveCalls(state).reverse();
+  return (
+    calls.find((call) => call.status === "active") ??
+    calls.find((call) => call.status === "calling" || call.status === "ringing") ??
+    calls.find((call) => call.status === "held") ??
+    null
+  );
+}
+
+export function endedCalls(state: PhoneState): Call[] {
+  return Object.values(state.calls).filter((call) => call.status === "ended");
+}
+
+/**
+ * For an attended transfer between two calls: the older call is the one transferred (the
+ * customer), the newer one is the consultation (the colleague).
+ */
+export function attendedTransferPair(a: Call, b: Call): { call: CallId; consultation: CallId } {
+  const [first, second] = a.startedAtMs < b.startedAtMs || (a.startedAtMs === b.startedAtMs && a.id < b.id) ? [a, b] : [b, a];
+  return { call: first.id, consultation: second.id };
+}
