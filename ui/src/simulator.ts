@@ -1,0 +1,146 @@
+// A scripted training line for `npm run dev` in a plain browser (no Tauri): it answers the
+// commands with the events the Rust engine would send. Not used inside the app.
+import type { Command, Event } from "./bindings";
+import type { FakeBackend } from "./backend";
+import type { CallResult } from "./types";
+
+type SimCall = { id: number; direction: "incoming" | "outgoing"; number: string; answeredAt: number | null; startedAt: number };
+
+export function simulate(fake: FakeBackend): FakeBackend {
+  const calls = new Map<number, SimCall>();
+  const timers = new Map<number, ReturnType<typeof setInterval>>();
+  let nextId = 1;
+  let tick = 0;
+  let meter: ReturnType<typeof setInterval> | null = null;
+  const later = (ms: number, event: Event) => setTimeout(() => fake.emit(event), ms);
+
+  const startQuality = (id: number) => {
+    timers.set(
+      id,
+      setInterval(() => {
+        tick++;
+        const bad = tick % 6 === 5;
+        fake.emit({
+          event: "quality",
+          call: id,
+          mos: bad ? 3.2 : 4.1 + 0.2 * Math.sin(tick),
+          local_mos: 4.1,
+          remote_mos: 4.0,
+          loss_percent: bad ? 4.5 : 0.3,
+          remote_loss_percent: 0.2,
+          concealed_percent: 0.4,
+          jitter_ms: bad ? 42 : 6,
+          rtt_ms: 60,
+          playout_delay_ms: 80,
+          one_way_delay_ms: 40,
+          fec_recovered: 0,
+        });
+      }, 5000),
+    );
+  };
+  const end = (id: number, reason: string, result: CallResult) => {
+    const call = calls.get(id);
+    if (!call) return;
+    clearInterval(timers.get(id));
+    timers.delete(id);
+    calls.delete(id);
+    const duration = call.answeredAt === null ? 0 : Math.round((Date.now() - call.answeredAt) / 1000);
+    fake.emit({
+      event: "ended",
+      call: id,
+      reason,
+      normal: true,
+      code: null,
+      detail: "",
+      stats: { codec: "opus", duration_s: duration, packets_sent: 0, packets_received: 0, packets_lost: 0, jitter_ms: 5, rtt_ms: 60, mos: 4.2 },
+    });
+    fake.historyEntries.unshift({
+      id: fake.historyEntries.length + 1,
+      started_at_ms: call.startedAt,
+      direction: call.direction,
+      number: call.number.replace(/\d(?=\d{4})/g, "•"),
+      duration_s: duration,
+      result,
+    });
+    fake.emitHistoryChanged();
+  };
+  const ringIn = () => {
+    const id = nextId++;
+    calls.set(id, { id, direction: "incoming", number: "+33612345678", answeredAt: null, startedAt: Date.now() });
+    fake.emit({ event: "incoming", call: id, from: '"Client Formation" <sip:+33612345678@formation.invalid>', to: "<sip:agent01@formation.invalid>" });
+  };
+
+  const send = fake.send;
+  fake.send = async (command: Command) => {
+    await send(command);
+    switch (command.command) {
+      case "call": {
+        const id = nextId++;
+        calls.set(id, { id, direction: "outgoing", number: command.uri, answeredAt: null, startedAt: Date.now() });
+        later(0, { event: "calling", call: id, to: `sip:${command.uri}@formation.invalid` });
+        later(800, { event: "ringing", call: id });
+        setTimeout(() => {
+          const call = calls.get(id);
+          if (!call) return;
+          call.answeredAt = Date.now();
+          fake.emit({ event: "established", call: id, codec: "opus", remote_rtp: "127.0.0.1:40000" });
+          startQuality(id);
+        }, 2500);
+        break;
+      }
+      case "answer": {
+        const call = calls.get(command.call);
+        if (!call) break;
+        call.answeredAt = Date.now();
+        fake.emit({ event: "answered", call: call.id, auto: false });
+        later(100, { event: "established", call: call.id, codec: "opus", remote_rtp: "127.0.0.1:40000" });
+        startQuality(call.id);
+        break;
+      }
+      case "decline":
+        end(command.call, "declined", "declined");
+        break;
+      case "hangup":
+        end(command.call, "local_hangup", calls.get(command.call)?.answeredAt ? "answered" : "cancelled");
+        break;
+      case "hold":
+        later(50, { event: "hold", call: command.call, local: true });
+        break;
+      case "resume":
+        later(50, { event: "resume", call: command.call, local: true });
+        break;
+      case "mute":
+        later(0, { event: "muted", call: command.call, muted: command.muted });
+        break;
+      case "send_dtmf":
+        later(0, { event: "dtmf_sent", call: command.call, digits: command.digits });
+        break;
+      case "transfer":
+        later(300, { event: "transferred", call: command.call, target: command.target });
+        setTimeout(() => end(command.call, "transferred", "answered"), 400);
+        break;
+      case "attended_transfer":
+        later(300, { event: "transferred", call: command.call, target: String(command.consultation) });
+        setTimeout(() => {
+          end(command.call, "transferred", "answered");
+          end(command.consultation, "transferred", "answered");
+        }, 400);
+        break;
+      case "shutdown":
+        later(0, { event: "stopped" });
+        break;
+    }
+  };
+  const setLevelMeter = fake.setLevelMeter;
+  fake.setLevelMeter = async (enabled) => {
+    await setLevelMeter(enabled);
+    if (meter !== null) clearInterval(meter);
+    meter = enabled ? setInterval(() => fake.emitInputLevel(-45 + 25 * Math.random()), 100) : null;
+  };
+
+  later(200, { event: "ready", sip: "sip:agent01@formation.invalid" });
+  later(400, { event: "registering", registrar: "sip:formation.invalid" });
+  later(1200, { event: "registered", expires: 600 });
+  setTimeout(ringIn, 3000);
+  return fake;
+}
