@@ -1,9 +1,10 @@
-//! RTCP (RFC 3550 §6): compound packets with SR, RR, SDES, BYE; other types are skipped.
+//! RTCP (RFC 3550 §6): compound packets with SR, RR, SDES, BYE, APP; other types are skipped.
 
 const SR: u8 = 200;
 const RR: u8 = 201;
 const SDES: u8 = 202;
 const BYE: u8 = 203;
+const APP: u8 = 204;
 const SDES_CNAME: u8 = 1;
 
 /// One packet of an RTCP compound packet.
@@ -25,7 +26,15 @@ pub enum RtcpPacket {
         ssrcs: Vec<u32>,
         reason: Option<String>,
     },
-    /// A packet type this crate does not interpret (APP, feedback, XR …).
+    /// Application-defined (RFC 3550 §6.7): `data` is a whole number of 32-bit words (the
+    /// writer pads it with zeros).
+    App {
+        subtype: u8,
+        ssrc: u32,
+        name: [u8; 4],
+        data: Vec<u8>,
+    },
+    /// A packet type this crate does not interpret (feedback, XR …).
     Other { packet_type: u8 },
 }
 
@@ -143,6 +152,18 @@ fn parse_one(packet_type: u8, count: usize, body: &[u8]) -> Result<RtcpPacket, R
             };
             RtcpPacket::Bye { ssrcs, reason }
         }
+        APP => {
+            let ssrc = reader.u32().ok_or_else(malformed)?;
+            let name = reader.take(4).ok_or_else(malformed)?;
+            let name = [name[0], name[1], name[2], name[3]];
+            // `count` is 5 bits, so it fits the subtype.
+            RtcpPacket::App {
+                subtype: count as u8,
+                ssrc,
+                name,
+                data: reader.0.to_vec(),
+            }
+        }
         _ => RtcpPacket::Other { packet_type },
     })
 }
@@ -259,6 +280,18 @@ impl RtcpPacket {
                     pad_to_word(out, start);
                 }
             }
+            RtcpPacket::App {
+                subtype,
+                ssrc,
+                name,
+                data,
+            } => {
+                write_header(out, usize::from(*subtype & 0x1F), APP);
+                out.extend_from_slice(&ssrc.to_be_bytes());
+                out.extend_from_slice(name);
+                out.extend_from_slice(data);
+                pad_to_word(out, start);
+            }
             RtcpPacket::Other { packet_type } => write_header(out, 0, *packet_type),
         }
         // Length in 32-bit words minus one; every branch wrote whole words.
@@ -330,6 +363,12 @@ mod tests {
                 reports: vec![block(4), block(5)],
             },
             RtcpPacket::SourceDescription(vec![(1, Some("agent@host".into())), (6, None)]),
+            RtcpPacket::App {
+                subtype: 3,
+                ssrc: 1,
+                name: *b"TEST",
+                data: vec![1, 2, 3, 4],
+            },
             RtcpPacket::Bye {
                 ssrcs: vec![1],
                 reason: Some("bye".into()),

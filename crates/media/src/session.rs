@@ -19,7 +19,7 @@ use crate::quality::{
     self, EModelInput, FrameOutcome, QualityMonitor, QualityReport, WindowFigures,
 };
 use crate::red::{self, RedHistory};
-use crate::rtcp;
+use crate::rtcp::{self, RtcpPacket};
 use crate::rtp::{self, RtpPacket};
 use crate::rtp_session::{RtpSession, SequenceStatus};
 use crate::{CodecKind, CodecSpec};
@@ -52,6 +52,12 @@ const RED_MIN_LOSS_PERCENT: u8 = 2;
 /// Mean loss-run length (packets) from which loss counts as bursty; random loss at 10 % gives
 /// 1.1, a Gilbert channel with mean burst 3 about 3.
 const BURSTY_MEAN_RUN: f64 = 1.6;
+/// With RED negotiated, each RTCP report carries an APP packet (RFC 3550 §6.7) with this name
+/// and subtype telling the sender how our losses of its stream come (mean run length in 1/256
+/// packets, then the number of runs seen, 16 bits each): the loss that matters for its RED
+/// choice is on its stream, which only we see. Peers that don't know the name ignore it.
+const LOSS_RUNS_APP_NAME: [u8; 4] = *b"HALR";
+const LOSS_RUNS_APP_SUBTYPE: u8 = 0;
 /// Weight of the past per loss run in [`LossRuns`] (about the last 20 runs count).
 const LOSS_RUN_DECAY: f64 = 0.95;
 /// A loss count must hold for this many pulls (300 ms at 20 ms) to count: reordering delays
@@ -216,6 +222,8 @@ pub struct MediaSession {
     red_copies: u8,
     /// How the remote's packets are lost: in runs or one at a time.
     loss_runs: LossRuns,
+    /// The mean loss run the remote reports about our stream (its APP packet), when it does.
+    remote_mean_run: Option<f64>,
     /// The remote's last two loss reports (percent): RED follows the higher.
     red_reports: [u8; 2],
     remote_red_distance: u32,
@@ -307,6 +315,7 @@ impl MediaSession {
             red_payload: Vec::with_capacity(1500),
             red_copies: 0,
             loss_runs: LossRuns::default(),
+            remote_mean_run: None,
             red_reports: [0; 2],
             remote_red_distance: 0,
             comfort_noise: ComfortNoise::new(config.ssrc.rotate_left(16)),
@@ -588,7 +597,8 @@ impl MediaSession {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.drive_dtmf(now);
         self.snapshot_quality(now);
-        if let Some(bytes) = self.rtp.handle_timeout(now) {
+        if let Some(mut bytes) = self.rtp.handle_timeout(now) {
+            self.write_loss_runs(&mut bytes);
             self.transmits
                 .push_back(MediaTransmit { rtcp: true, bytes });
         }
@@ -838,11 +848,34 @@ impl MediaSession {
         }
     }
 
-    /// How many earlier frames each packet repeats: three while the remote reports loss and the
-    /// loss we see comes in bursts, else none (see [`RED_MIN_LOSS_PERCENT`]).
+    /// With RED negotiated and loss seen, appends our [`LOSS_RUNS_APP_NAME`] packet to a report.
+    fn write_loss_runs(&self, report: &mut Vec<u8>) {
+        if self.red_payload_type.is_none() || self.loss_runs.runs < 1.0 {
+            return;
+        }
+        let mean = (self.loss_runs.mean_run() * 256.0).min(f64::from(u16::MAX)) as u16;
+        let runs = self.loss_runs.runs.min(f64::from(u16::MAX)) as u16;
+        let mut data = mean.to_be_bytes().to_vec();
+        data.extend_from_slice(&runs.to_be_bytes());
+        RtcpPacket::App {
+            subtype: LOSS_RUNS_APP_SUBTYPE,
+            ssrc: self.rtp.ssrc(),
+            name: LOSS_RUNS_APP_NAME,
+            data,
+        }
+        .write(report);
+    }
+
+    /// How many earlier frames each packet repeats: three while the remote reports loss that
+    /// comes in bursts, else none (see [`RED_MIN_LOSS_PERCENT`]). How it comes is what the
+    /// remote says of our stream when it does, else what we see of its stream (often the same
+    /// link).
     fn update_red_copies(&mut self) {
         let percent = self.red_reports[0].max(self.red_reports[1]);
-        let bursty = self.loss_runs.mean_run() >= BURSTY_MEAN_RUN;
+        let mean_run = self
+            .remote_mean_run
+            .unwrap_or_else(|| self.loss_runs.mean_run());
+        let bursty = mean_run >= BURSTY_MEAN_RUN;
         let copies = match self.red_payload_type {
             Some(_) if bursty && percent >= RED_MIN_LOSS_PERCENT => red::MAX_DISTANCE as u8,
             _ => 0,
@@ -868,6 +901,20 @@ impl MediaSession {
                 return;
             }
         };
+        let remote_ssrc = self.rtp.remote_ssrc();
+        for packet in &packets {
+            if let RtcpPacket::App {
+                subtype: LOSS_RUNS_APP_SUBTYPE,
+                ssrc,
+                name: LOSS_RUNS_APP_NAME,
+                data,
+            } = packet
+                && Some(*ssrc) == remote_ssrc
+                && let Some(mean) = data.first_chunk::<2>()
+            {
+                self.remote_mean_run = Some(f64::from(u16::from_be_bytes(*mean)) / 256.0);
+            }
+        }
         let update = self.rtp.handle_rtcp(now, &packets);
         if let Some(report) = update.report {
             if let Some(percent) = self.expected_loss.report(now, report.fraction_lost) {

@@ -71,6 +71,8 @@ struct Pair {
     loss: f64,
     /// Bursty loss (Gilbert model) instead of `loss`: (p good→bad, r bad→good, in bad).
     burst: Option<(f64, f64, bool)>,
+    /// Whether the impairment also applies from b to a (else only a's stream suffers).
+    impair_both_ways: bool,
     /// Speech to send instead of `source` (silence after its end).
     speech: Option<Vec<i16>>,
     rng: SmallRng,
@@ -97,6 +99,7 @@ impl Pair {
             jitter: Duration::ZERO,
             loss,
             burst: None,
+            impair_both_ways: true,
             speech: None,
             rng: SmallRng::seed_from_u64(5),
             in_flight: Vec::new(),
@@ -141,6 +144,7 @@ impl Pair {
                 }
                 while let Some(transmit) = session.poll_transmit() {
                     let lost = match &mut self.burst {
+                        _ if !to_b && !self.impair_both_ways => false,
                         Some((p, r, bad)) => {
                             *bad = self.rng.gen_bool(if *bad { 1.0 - *r } else { *p });
                             *bad
@@ -752,6 +756,35 @@ fn plain_packets_still_play_where_red_is_accepted() {
     let mut pcmu = Pair::new(CodecKind::Pcmu, Duration::from_millis(30), 0.0);
     pcmu.a.set_red(Some(100));
     assert_eq!(pcmu.a.red_payload_type, None);
+}
+
+#[test]
+fn red_follows_the_loss_pattern_the_remote_reports_on_our_stream() {
+    // Only a's stream is impaired: a sees no loss on b's stream, so the pattern of its own
+    // losses can only come from b's reports.
+    let copies_after = |burst: Option<(f64, f64, bool)>, loss: f64| {
+        let mut pair = Pair::new(CodecKind::Opus, Duration::from_millis(30), loss);
+        pair.rng = SmallRng::seed_from_u64(3);
+        pair.burst = burst;
+        pair.impair_both_ways = false;
+        pair.a.set_red(Some(63));
+        pair.b.set_red(Some(63));
+        pair.run(Duration::from_secs(20));
+        assert_eq!(pair.a.stats().packets_lost, 0);
+        (pair.a.red_copies, pair.a.remote_mean_run)
+    };
+    let (clean_copies, clean_run) = copies_after(None, 0.0);
+    assert_eq!(clean_copies, 0, "mean run {clean_run:?}");
+    let (bursty_copies, bursty_run) = copies_after(gilbert(0.10, 3.0), 0.0);
+    assert_eq!(
+        bursty_copies,
+        red::MAX_DISTANCE as u8,
+        "mean run {bursty_run:?}"
+    );
+    assert!(bursty_run.is_some_and(|run| run > 2.0), "{bursty_run:?}");
+    let (random_copies, random_run) = copies_after(None, 0.10);
+    assert_eq!(random_copies, 0, "mean run {random_run:?}");
+    assert!(random_run.is_some_and(|run| run < 1.4), "{random_run:?}");
 }
 
 /// Gilbert loss with mean `loss` and mean burst length `mean_burst` (packets).
