@@ -44,7 +44,10 @@ export const EVENTS = {
 
 export function runningInTauri(): boolean {
   try {
-    return isTauri();
+    if (isTauri()) return true;
+    // Tauri's IPC bridge (also what `@tauri-apps/api/mocks` installs).
+    const internals = (globalThis as { __TAURI_INTERNALS__?: { invoke?: unknown } }).__TAURI_INTERNALS__;
+    return typeof internals?.invoke === "function";
   } catch {
     return false;
   }

@@ -2,6 +2,7 @@ import { useEffect, useState } from "preact/hooks";
 import type { AudioDevice, UserSettings } from "../bindings";
 import type { Backend } from "../backend";
 import { useI18n } from "../context";
+import type { MessageKey, Params } from "../i18n";
 import type { Language } from "../types";
 
 type Props = { backend: Backend; onSaved: (settings: UserSettings) => void };
@@ -15,13 +16,14 @@ export function Settings({ backend, onSaved }: Props) {
   const [devices, setDevices] = useState<AudioDevice[]>([]);
   const [draft, setDraft] = useState<UserSettings | null>(null);
   const [pattern, setPattern] = useState("");
-  const [status, setStatus] = useState<{ ok: boolean; text: string } | null>(null);
+  // A message key, not a text: it re-translates when the saved language applies.
+  const [status, setStatus] = useState<{ ok: boolean; key: MessageKey; params?: Params } | null>(null);
   const [level, setLevel] = useState(-100);
 
   useEffect(() => {
     let live = true;
-    backend.devices().then((list) => live && setDevices(list)).catch((error) => live && setStatus({ ok: false, text: String(error) }));
-    backend.settings().then((settings) => live && setDraft(settings)).catch((error) => live && setStatus({ ok: false, text: String(error) }));
+    backend.devices().then((list) => live && setDevices(list)).catch((error) => live && setStatus({ ok: false, key: "error.command", params: { error: String(error) } }));
+    backend.settings().then((settings) => live && setDraft(settings)).catch((error) => live && setStatus({ ok: false, key: "error.command", params: { error: String(error) } }));
     const unsubscribe = backend.onInputLevel(({ dbfs }) => setLevel(Math.max(-100, Math.min(0, dbfs))));
     backend.setLevelMeter(true).catch(() => undefined);
     return () => {
@@ -35,7 +37,7 @@ export function Settings({ backend, onSaved }: Props) {
     return (
       <section class="settings" aria-busy="true">
         <p class="muted">{t("settings.loading")}</p>
-        {status && <p class="warn">{status.text}</p>}
+        {status && <p class="warn">{t(status.key, status.params)}</p>}
       </section>
     );
   }
@@ -48,10 +50,10 @@ export function Settings({ backend, onSaved }: Props) {
     event.preventDefault();
     try {
       await backend.saveSettings(draft);
-      setStatus({ ok: true, text: t("settings.saved") });
+      setStatus({ ok: true, key: "settings.saved" });
       onSaved(draft);
     } catch (error) {
-      setStatus({ ok: false, text: t("settings.saveFailed", { error: String(error) }) });
+      setStatus({ ok: false, key: "settings.saveFailed", params: { error: String(error) } });
     }
   };
   const addPattern = () => {
@@ -113,7 +115,7 @@ export function Settings({ backend, onSaved }: Props) {
             </div>
             {deviceSelect("speaker", t("settings.speaker"), false)}
             {deviceSelect("ringer", t("settings.ringer"), false)}
-            <button type="button" class="btn" data-testid="test-tone" onClick={() => backend.playTestTone(draft.speaker).catch((error) => setStatus({ ok: false, text: String(error) }))}>
+            <button type="button" class="btn" data-testid="test-tone" onClick={() => backend.playTestTone(draft.speaker).catch((error) => setStatus({ ok: false, key: "error.command", params: { error: String(error) } }))}>
               {t("settings.testTone")}
             </button>
           </div>
@@ -176,7 +178,7 @@ export function Settings({ backend, onSaved }: Props) {
           </button>
           {status && (
             <span class={status.ok ? "ok" : "warn"} role="status" data-testid="settings-status">
-              {status.text}
+              {t(status.key, status.params)}
             </span>
           )}
         </div>

@@ -1,0 +1,379 @@
+import { act, cleanup, fireEvent, render, screen, waitFor, within } from "@testing-library/preact";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { AppInfo, Event, HistoryEntry } from "./bindings";
+import { fakeBackend, type FakeBackend } from "./backend";
+import { App } from "./app";
+import type { QualityReport } from "./types";
+
+const T0 = 1_750_000_000_000;
+
+type Setup = { fake: FakeBackend; clock: { now: number } };
+
+async function setup(info: Partial<AppInfo> = {}, prepare: (fake: FakeBackend) => void = () => undefined): Promise<Setup> {
+  const fake = fakeBackend(info);
+  prepare(fake);
+  const clock = { now: T0 };
+  render(<App backend={fake} clock={() => clock.now} browserLanguage="fr-FR" />);
+  // Wait for app_info to land (the account shows).
+  await screen.findByText(fake.info.account ?? "Aucun compte");
+  return { fake, clock };
+}
+
+function emit(fake: FakeBackend, ...events: Event[]) {
+  act(() => {
+    for (const event of events) fake.emit(event);
+  });
+}
+
+function quality(call: number, overrides: Partial<QualityReport> = {}): Event {
+  return {
+    event: "quality",
+    call,
+    mos: 4.3,
+    local_mos: 4.3,
+    remote_mos: null,
+    loss_percent: 0.5,
+    remote_loss_percent: null,
+    concealed_percent: 0,
+    jitter_ms: 8,
+    rtt_ms: 50,
+    playout_delay_ms: 60,
+    one_way_delay_ms: 30,
+    fec_recovered: 0,
+    ...overrides,
+  };
+}
+
+const incoming: Event = { event: "incoming", call: 7, from: '"Jeanne Martin" <sip:+33612345678@sbc.example>', to: "<sip:agent01@sbc.example>" };
+
+beforeEach(() => {
+  vi.unstubAllGlobals();
+});
+afterEach(() => {
+  cleanup();
+  vi.unstubAllGlobals();
+});
+
+describe("header", () => {
+  it("shows the training banner in demo mode, the account and the registration state", async () => {
+    const { fake } = await setup({ mode: "demo", account: "agent01@sbc.example" });
+    expect(screen.getByTestId("demo-banner").textContent).toContain("MODE FORMATION");
+    expect(screen.getByTestId("account-name").textContent).toBe("agent01@sbc.example");
+    const pill = screen.getByTestId("registration-status");
+    expect(pill.dataset.status).toBe("unregistered");
+    emit(fake, { event: "registering", registrar: "sip:sbc.example" });
+    expect(pill.dataset.status).toBe("connecting");
+    expect(pill.textContent).toContain("Connexion");
+    emit(fake, { event: "registered", expires: 600 });
+    expect(pill.dataset.status).toBe("registered");
+    expect(pill.textContent).toContain("Connecté");
+    emit(fake, { event: "registration_failed", code: 403, reason: "Forbidden" });
+    expect(pill.dataset.status).toBe("failed");
+    expect(pill.textContent).toContain("403 Forbidden");
+  });
+
+  it("has no training banner in live mode and speaks English on an English OS", async () => {
+    await setup({ mode: "live", locale: "en-US", account: "agent7" });
+    expect(screen.queryByTestId("demo-banner")).toBeNull();
+    expect(screen.getByTestId("tab-phone").textContent).toBe("Phone");
+    await waitFor(() => expect(document.documentElement.lang).toBe("en"));
+  });
+});
+
+describe("incoming call", () => {
+  it("shows the caller and sends answer / decline for that call", async () => {
+    const { fake } = await setup();
+    expect(screen.queryByTestId("incoming-call")).toBeNull();
+    emit(fake, incoming);
+    expect(screen.getByTestId("incoming-caller-name").textContent).toBe("Jeanne Martin");
+    expect(screen.getByTestId("incoming-caller-number").textContent).toBe("+33612345678");
+    fireEvent.click(screen.getByTestId("answer-button"));
+    await waitFor(() => expect(fake.commands).toEqual([{ command: "answer", call: 7 }]));
+    fireEvent.click(screen.getByTestId("decline-button"));
+    await waitFor(() => expect(fake.commands.at(-1)).toEqual({ command: "decline", call: 7 }));
+  });
+
+  it("stays on top when another tab is open", async () => {
+    const { fake } = await setup();
+    fireEvent.click(screen.getByTestId("tab-history"));
+    emit(fake, incoming);
+    expect(screen.getByTestId("answer-button")).toBeTruthy();
+    expect(screen.getByTestId("panel-history")).toBeTruthy();
+  });
+
+  it("fires one desktop notification when allowed", async () => {
+    const shown: { title: string; body: string | undefined }[] = [];
+    class FakeNotification {
+      static permission = "granted";
+      static requestPermission = vi.fn(async () => "granted");
+      constructor(title: string, options?: NotificationOptions) {
+        shown.push({ title, body: options?.body });
+      }
+    }
+    vi.stubGlobal("Notification", FakeNotification);
+    const { fake } = await setup();
+    emit(fake, incoming);
+    emit(fake, { event: "ringing", call: 7 });
+    expect(shown).toEqual([{ title: "Appel entrant", body: "Jeanne Martin — +33612345678" }]);
+  });
+});
+
+describe("active call", () => {
+  async function activeCall(): Promise<Setup> {
+    const context = await setup();
+    emit(context.fake, incoming, { event: "answered", call: 7, auto: false });
+    return context;
+  }
+
+  it("shows the caller, the status and a timer from the answer", async () => {
+    const { fake, clock } = await activeCall();
+    expect(screen.queryByTestId("incoming-call")).toBeNull();
+    expect(screen.getByTestId("call-remote-name").textContent).toBe("Jeanne Martin");
+    expect(screen.getByTestId("call-status").textContent).toBe("En communication");
+    expect(screen.getByTestId("call-timer").textContent).toBe("00:00");
+    clock.now = T0 + 65_000;
+    emit(fake, quality(7));
+    expect(screen.getByTestId("call-timer").textContent).toBe("01:05");
+  });
+
+  it("shows quality with warnings beyond the thresholds and a MOS sparkline", async () => {
+    const { fake } = await activeCall();
+    expect(screen.getByTestId("quality-panel").textContent).toContain("En attente de mesure");
+    emit(fake, quality(7));
+    expect(screen.getByTestId("quality-mos").textContent).toContain("4.3");
+    expect(screen.getByTestId("quality-panel").dataset.poor).toBe("false");
+    emit(fake, quality(7, { mos: 3.1, jitter_ms: 45, rtt_ms: 120, loss_percent: 1 }));
+    expect(screen.getByTestId("quality-mos").dataset.warning).toBe("true");
+    expect(screen.getByTestId("quality-jitter").dataset.warning).toBe("true");
+    expect(screen.getByTestId("quality-rtt").dataset.warning).toBe("false");
+    expect(screen.getByTestId("quality-loss").dataset.warning).toBe("false");
+    expect(screen.getByTestId("quality-jitter").textContent).toContain("45 ms");
+    expect(screen.getByTestId("quality-summary").textContent).toContain("Gigue élevée");
+    const line = screen.getByTestId("mos-sparkline").querySelector("polyline");
+    expect(line?.getAttribute("points")?.split(" ")).toHaveLength(2);
+  });
+
+  it("hold, resume, mute, DTMF and hang up send the right commands", async () => {
+    const { fake } = await activeCall();
+    fireEvent.click(screen.getByTestId("hold-button"));
+    emit(fake, { event: "hold", call: 7, local: true });
+    expect(screen.getByTestId("call-status").textContent).toBe("En attente");
+    expect(screen.getByTestId("hold-button").textContent).toBe("Reprendre");
+    fireEvent.click(screen.getByTestId("hold-button"));
+    fireEvent.click(screen.getByTestId("mute-button"));
+    emit(fake, { event: "muted", call: 7, muted: true });
+    expect(screen.getByTestId("mute-button").getAttribute("aria-pressed")).toBe("true");
+    fireEvent.click(screen.getByTestId("dtmf-key-star"));
+    fireEvent.click(screen.getByTestId("dtmf-key-5"));
+    fireEvent.click(screen.getByTestId("dtmf-key-hash"));
+    fireEvent.click(screen.getByTestId("hangup-button"));
+    await waitFor(() =>
+      expect(fake.commands).toEqual([
+        { command: "hold", call: 7 },
+        { command: "resume", call: 7 },
+        { command: "mute", call: 7, muted: true },
+        { command: "send_dtmf", call: 7, digits: "*" },
+        { command: "send_dtmf", call: 7, digits: "5" },
+        { command: "send_dtmf", call: 7, digits: "#" },
+        { command: "hangup", call: 7 },
+      ]),
+    );
+  });
+
+  it("blind transfer sends the typed target", async () => {
+    const { fake } = await activeCall();
+    const button = screen.getByTestId("transfer-button") as HTMLButtonElement;
+    expect(button.disabled).toBe(true);
+    fireEvent.input(screen.getByTestId("transfer-input"), { target: { value: " 01 23 45 67 89" } });
+    fireEvent.click(button);
+    await waitFor(() => expect(fake.commands).toEqual([{ command: "transfer", call: 7, target: "0123456789" }]));
+    emit(fake, { event: "transferred", call: 7, target: "0123456789" });
+    expect(screen.getByTestId("transfer-status").textContent).toContain("0123456789");
+  });
+
+  it("attended transfer connects the held customer with the consultation call", async () => {
+    const { fake } = await activeCall();
+    emit(fake, { event: "hold", call: 7, local: true }, { event: "calling", call: 8, to: "sip:2000@sbc.example" }, { event: "established", call: 8, codec: "opus", remote_rtp: "x" });
+    expect(screen.getByTestId("active-call").dataset.callId).toBe("8");
+    const other = screen.getByTestId("other-call");
+    expect(other.dataset.callId).toBe("7");
+    expect(within(other).getByTestId("other-call-resume")).toBeTruthy();
+    fireEvent.click(screen.getByTestId("attended-transfer-button"));
+    await waitFor(() => expect(fake.commands).toEqual([{ command: "attended_transfer", call: 7, consultation: 8 }]));
+  });
+
+  it("shows the end of the call and lets the agent dismiss it", async () => {
+    const { fake } = await activeCall();
+    emit(fake, {
+      event: "ended",
+      call: 7,
+      reason: "remote_hangup",
+      normal: true,
+      code: null,
+      detail: "",
+      stats: { codec: "opus", duration_s: 1, packets_sent: 1, packets_received: 1, packets_lost: 0, jitter_ms: 1, rtt_ms: null, mos: 4.2 },
+    });
+    expect(screen.queryByTestId("active-call")).toBeNull();
+    expect(screen.getByTestId("call-ended").textContent).toContain("remote_hangup");
+    fireEvent.click(screen.getByTestId("dismiss-ended"));
+    expect(screen.queryByTestId("call-ended")).toBeNull();
+  });
+
+  it("a failing command shows an error notice", async () => {
+    const { fake } = await activeCall();
+    fake.failSendWith = "no such call";
+    fireEvent.click(screen.getByTestId("hangup-button"));
+    expect((await screen.findByTestId("notice")).textContent).toContain("no such call");
+    fireEvent.click(screen.getByTestId("dismiss-notices"));
+    expect(screen.queryByTestId("notice")).toBeNull();
+  });
+});
+
+describe("dial pad", () => {
+  it("calls the typed number", async () => {
+    const { fake } = await setup();
+    const call = screen.getByTestId("call-button") as HTMLButtonElement;
+    expect(call.disabled).toBe(true);
+    fireEvent.input(screen.getByTestId("dial-input"), { target: { value: "06 12" } });
+    fireEvent.click(screen.getByTestId("dial-key-3"));
+    expect((screen.getByTestId("dial-input") as HTMLInputElement).value).toBe("06 123");
+    fireEvent.click(call);
+    await waitFor(() => expect(fake.commands).toEqual([{ command: "call", uri: "06123" }]));
+  });
+
+  it("is pre-filled from the start deep link and from deep-link events", async () => {
+    const { fake } = await setup({ deep_link: "+33198765432" });
+    await waitFor(() => expect((screen.getByTestId("dial-input") as HTMLInputElement).value).toBe("+33198765432"));
+    fireEvent.click(screen.getByTestId("tab-settings"));
+    act(() => fake.emitDeepLink("0611223344"));
+    expect(screen.getByTestId("tab-phone").getAttribute("aria-selected")).toBe("true");
+    expect((screen.getByTestId("dial-input") as HTMLInputElement).value).toBe("0611223344");
+  });
+});
+
+describe("history", () => {
+  const entries: HistoryEntry[] = [
+    { id: 2, started_at_ms: T0 - 60_000, direction: "incoming", number: "+33612345678", duration_s: 125, result: "answered" },
+    { id: 1, started_at_ms: T0 - 3_600_000, direction: "outgoing", number: "••••••5678", duration_s: 0, result: "busy" },
+  ];
+
+  it("renders one row per entry with the masked number and refreshes on history-changed", async () => {
+    const { fake } = await setup({}, (f) => {
+      f.historyEntries = [...entries];
+    });
+    fireEvent.click(screen.getByTestId("tab-history"));
+    const rows = await screen.findAllByTestId("history-row");
+    expect(rows).toHaveLength(2);
+    expect(within(rows[0]!).getByTestId("history-number").textContent).toBe("+•••••••5678");
+    expect(within(rows[0]!).getByTestId("history-duration").textContent).toBe("02:05");
+    expect(within(rows[0]!).getByTestId("history-result").textContent).toBe("Répondu");
+    expect(within(rows[0]!).getByTestId("history-direction").textContent).toContain("Entrant");
+    expect(within(rows[1]!).getByTestId("history-result").textContent).toBe("Occupé");
+    fake.historyEntries = [{ id: 3, started_at_ms: T0, direction: "outgoing", number: "0699887766", duration_s: 3, result: "failed" }, ...entries];
+    act(() => fake.emitHistoryChanged());
+    await waitFor(() => expect(screen.getAllByTestId("history-row")).toHaveLength(3));
+    expect(within(screen.getAllByTestId("history-row")[0]!).getByTestId("history-number").textContent).toBe("••••••7766");
+  });
+
+  it("says so when there is no call", async () => {
+    await setup();
+    fireEvent.click(screen.getByTestId("tab-history"));
+    expect(screen.getByTestId("history-empty")).toBeTruthy();
+  });
+});
+
+describe("settings", () => {
+  it("edits and saves the audio settings, runs the level meter only while open", async () => {
+    const { fake } = await setup();
+    fireEvent.click(screen.getByTestId("tab-settings"));
+    const mic = (await screen.findByTestId("settings-microphone")) as HTMLSelectElement;
+    expect(fake.levelMeterCalls).toEqual([true]);
+    // Inputs only for the microphone, outputs for the speaker.
+    expect(Array.from(mic.options).map((o) => o.value)).toEqual(["", "Micro-casque USB"]);
+    const speaker = screen.getByTestId("settings-speaker") as HTMLSelectElement;
+    expect(Array.from(speaker.options).map((o) => o.value)).toEqual(["", "Micro-casque USB", "Haut-parleurs intégrés"]);
+
+    act(() => fake.emitInputLevel(-23.4));
+    expect((screen.getByTestId("input-level") as HTMLMeterElement).value).toBeCloseTo(-23.4);
+    expect(screen.getByTestId("input-level-value").textContent).toBe("-23 dBFS");
+
+    fireEvent.change(mic, { target: { value: "Micro-casque USB" } });
+    fireEvent.change(speaker, { target: { value: "Haut-parleurs intégrés" } });
+    fireEvent.click(screen.getByTestId("settings-echo"));
+    fireEvent.input(screen.getByTestId("preferred-device-input"), { target: { value: "Jabra" } });
+    fireEvent.click(screen.getByTestId("preferred-device-add"));
+    fireEvent.input(screen.getByTestId("preferred-device-input"), { target: { value: "USB" } });
+    fireEvent.click(screen.getByTestId("preferred-device-add"));
+    fireEvent.click(screen.getAllByTestId("preferred-device-up")[1]!);
+    expect(screen.getAllByTestId("preferred-device-row").map((row) => row.textContent)).toEqual(["USB↑✕", "Jabra↑✕"]);
+    fireEvent.change(screen.getByTestId("settings-language"), { target: { value: "en" } });
+    fireEvent.click(screen.getByTestId("test-tone"));
+    expect(fake.testTones).toEqual(["Haut-parleurs intégrés"]);
+    fireEvent.click(screen.getByTestId("save-settings"));
+
+    await waitFor(() => expect(fake.savedSettings).toHaveLength(1));
+    expect(fake.savedSettings[0]).toEqual({
+      microphone: "Micro-casque USB",
+      speaker: "Haut-parleurs intégrés",
+      ringer: null,
+      echo_cancellation: false,
+      noise_suppression: true,
+      gain_control: true,
+      preferred_devices: ["USB", "Jabra"],
+      language: "en",
+    });
+    // The saved language applies at once.
+    await waitFor(() => expect(screen.getByTestId("tab-phone").textContent).toBe("Phone"));
+    expect(screen.getByTestId("settings-status").textContent).toBe("Settings saved.");
+
+    fireEvent.click(screen.getByTestId("tab-phone"));
+    expect(fake.levelMeterCalls).toEqual([true, false]);
+  });
+});
+
+describe("keyboard shortcuts", () => {
+  const press = (key: string, mods: { shiftKey?: boolean } = {}) =>
+    fireEvent.keyDown(window, { key, ctrlKey: true, code: `Key${key.toUpperCase()}`, ...mods });
+
+  it("answer, mute, hold and hang up from the keyboard", async () => {
+    const { fake } = await setup();
+    emit(fake, incoming);
+    press("Enter");
+    emit(fake, { event: "answered", call: 7, auto: false });
+    press("m");
+    press("h");
+    press("E", { shiftKey: true });
+    await waitFor(() =>
+      expect(fake.commands).toEqual([
+        { command: "answer", call: 7 },
+        { command: "mute", call: 7, muted: true },
+        { command: "hold", call: 7 },
+        { command: "hangup", call: 7 },
+      ]),
+    );
+  });
+
+  it("Ctrl+Enter calls the dialled number when idle and Ctrl+Shift+E declines a ringing call", async () => {
+    const { fake } = await setup();
+    fireEvent.input(screen.getByTestId("dial-input"), { target: { value: "3000" } });
+    press("Enter");
+    emit(fake, { event: "incoming", call: 9, from: "sip:555@h", to: "sip:agent@h" });
+    press("E", { shiftKey: true });
+    await waitFor(() =>
+      expect(fake.commands).toEqual([
+        { command: "call", uri: "3000" },
+        { command: "decline", call: 9 },
+      ]),
+    );
+    expect(screen.getByTestId("shortcuts-help").textContent).toContain("Ctrl+M");
+  });
+});
+
+describe("lifecycle", () => {
+  it("unsubscribes from every event when unmounted", async () => {
+    const { fake } = await setup();
+    expect(fake.listenerCount()).toBeGreaterThan(0);
+    cleanup();
+    expect(fake.listenerCount()).toBe(0);
+  });
+});
