@@ -13,7 +13,7 @@ import { IncomingCall } from "./views/IncomingCall";
 import { Settings } from "./views/Settings";
 
 export type Tab = "phone" | "history" | "settings";
-const TABS: Tab[] = ["phone", "history", "settings"];
+export const TABS: Tab[] = ["phone", "history", "settings"];
 
 type Props = {
   backend: Backend;
@@ -21,13 +21,14 @@ type Props = {
   clock?: () => number;
   /** `navigator.language` unless given. */
   browserLanguage?: string;
+  initialTab?: Tab;
 };
 
-export function App({ backend, clock = Date.now, browserLanguage }: Props) {
+export function App({ backend, clock = Date.now, browserLanguage, initialTab = "phone" }: Props) {
   const [info, setInfo] = useState<AppInfo | null>(null);
   const [userSettings, setUserSettings] = useState<UserSettings | null>(null);
   const [phone, setPhone] = useState<PhoneState>(initialState);
-  const [tab, setTab] = useState<Tab>("phone");
+  const [tab, setTab] = useState<Tab>(initialTab);
   const [dial, setDial] = useState("");
   const [history, setHistory] = useState<HistoryEntry[]>([]);
   const [commandError, setCommandError] = useState<string | null>(null);

@@ -84,3 +84,12 @@ describe("format", () => {
     expect(normalizeDialString(" 1001 ")).toBe("1001");
   });
 });
+
+describe("sparklinePoints", () => {
+  it("spreads values over the width and maps MOS 1..5 to the height, clamped", async () => {
+    const { sparklinePoints } = await import("./views/Quality");
+    expect(sparklinePoints([], 100, 40)).toBe("");
+    expect(sparklinePoints([5, 1, 3], 100, 40)).toBe("0.0,0.0 50.0,40.0 100.0,20.0");
+    expect(sparklinePoints([9, -2], 10, 40)).toBe("0.0,0.0 10.0,40.0");
+  });
+});

@@ -6,7 +6,12 @@ import type { CallResult } from "./types";
 
 type SimCall = { id: number; direction: "incoming" | "outgoing"; number: string; answeredAt: number | null; startedAt: number };
 
-export function simulate(fake: FakeBackend): FakeBackend {
+export type SimulationOptions = {
+  /** Answer the training call automatically, as an ACD auto-answer would (`#auto-answer`). */
+  autoAnswer?: boolean;
+};
+
+export function simulate(fake: FakeBackend, options: SimulationOptions = {}): FakeBackend {
   const calls = new Map<number, SimCall>();
   const timers = new Map<number, ReturnType<typeof setInterval>>();
   let nextId = 1;
@@ -64,10 +69,19 @@ export function simulate(fake: FakeBackend): FakeBackend {
     });
     fake.emitHistoryChanged();
   };
+  const answer = (id: number, auto: boolean) => {
+    const call = calls.get(id);
+    if (!call || call.answeredAt !== null) return;
+    call.answeredAt = Date.now();
+    fake.emit({ event: "answered", call: id, auto });
+    later(100, { event: "established", call: id, codec: "opus", remote_rtp: "127.0.0.1:40000" });
+    startQuality(id);
+  };
   const ringIn = () => {
     const id = nextId++;
     calls.set(id, { id, direction: "incoming", number: "+33612345678", answeredAt: null, startedAt: Date.now() });
     fake.emit({ event: "incoming", call: id, from: '"Client Formation" <sip:+33612345678@formation.invalid>', to: "<sip:agent01@formation.invalid>" });
+    if (options.autoAnswer) setTimeout(() => answer(id, true), 500);
   };
 
   const send = fake.send;
@@ -88,15 +102,9 @@ export function simulate(fake: FakeBackend): FakeBackend {
         }, 2500);
         break;
       }
-      case "answer": {
-        const call = calls.get(command.call);
-        if (!call) break;
-        call.answeredAt = Date.now();
-        fake.emit({ event: "answered", call: call.id, auto: false });
-        later(100, { event: "established", call: call.id, codec: "opus", remote_rtp: "127.0.0.1:40000" });
-        startQuality(call.id);
+      case "answer":
+        answer(command.call, false);
         break;
-      }
       case "decline":
         end(command.call, "declined", "declined");
         break;

@@ -44,7 +44,8 @@ export function DialPad({ value, onChange, onCall, busy }: Props) {
           {t("dial.call")}
         </button>
       </form>
-      <Keypad prefix="dial-key" label={t("dial.title")} onKey={(key) => onChange(value + key)} />
+      {/* In a call, the call's own keypad sends DTMF: a second keypad here would confuse. */}
+      {!busy && <Keypad prefix="dial-key" label={t("dial.title")} onKey={(key) => onChange(value + key)} />}
     </section>
   );
 }

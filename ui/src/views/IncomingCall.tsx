@@ -29,7 +29,6 @@ export function IncomingCall({ call, waiting, send }: Props) {
           class="btn btn-answer"
           data-testid="answer-button"
           aria-label={t("incoming.answerLabel", { caller })}
-          autoFocus
           onClick={() => send({ command: "answer", call: call.id })}
         >
           {t("incoming.answer")}

@@ -2,8 +2,8 @@ import { useI18n } from "../context";
 import type { MessageKey } from "../i18n";
 import { THRESHOLDS, type Call, type QualityWarning } from "../state";
 
-const SPARK_WIDTH = 120;
-const SPARK_HEIGHT = 32;
+const SPARK_WIDTH = 240;
+const SPARK_HEIGHT = 40;
 const MOS_MIN = 1;
 const MOS_MAX = 5;
 
