@@ -60,7 +60,7 @@ export function simulate(fake: FakeBackend, options: SimulationOptions = {}): Fa
       stats: { codec: "opus", duration_s: duration, packets_sent: 0, packets_received: 0, packets_lost: 0, jitter_ms: 5, rtt_ms: 60, mos: 4.2 },
     });
     fake.historyEntries.unshift({
-      id: fake.historyEntries.length + 1,
+      id: Math.max(0, ...fake.historyEntries.map((entry) => entry.id)) + 1,
       started_at_ms: call.startedAt,
       direction: call.direction,
       number: call.number.replace(/\d(?=\d{4})/g, "•"),
@@ -146,6 +146,11 @@ export function simulate(fake: FakeBackend, options: SimulationOptions = {}): Fa
     meter = enabled ? setInterval(() => fake.emitInputLevel(-45 + 25 * Math.random()), 100) : null;
   };
 
+  const now = Date.now();
+  fake.historyEntries = [
+    { id: 2, started_at_ms: now - 25 * 60_000, direction: "incoming", number: "+•••••••4521", duration_s: 312, result: "answered" },
+    { id: 1, started_at_ms: now - 26 * 3_600_000, direction: "outgoing", number: "••••••0199", duration_s: 0, result: "busy" },
+  ];
   later(200, { event: "ready", sip: "sip:agent01@formation.invalid" });
   later(400, { event: "registering", registrar: "sip:formation.invalid" });
   later(1200, { event: "registered", expires: 600 });
