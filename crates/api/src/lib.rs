@@ -6,12 +6,14 @@
 #![forbid(unsafe_code)]
 
 mod dto;
+mod training;
 
 pub use dto::{CallStats, Command, ErrorCode, Event};
 pub use homeagent_engine::core::AnswerMode;
 pub use homeagent_engine::{
     AudioDevice, PhoneSettings, SettingsError, SinkSpec, SourceSpec, list_audio_devices,
 };
+pub use training::{TrainingLine, TrainingSettings};
 
 use homeagent_engine::{Engine, EngineCommand};
 use tokio::sync::mpsc;

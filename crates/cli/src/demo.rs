@@ -3,46 +3,32 @@
 //! into the chosen microphone. No registrar, no network beyond 127.0.0.1.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use homeagent_api::{AnswerMode, Command, Event, Phone, PhoneSettings};
+use homeagent_api::{
+    AnswerMode, Command, Event, Phone, PhoneSettings, TrainingLine, TrainingSettings,
+};
 
 use crate::options::Resolved;
 use crate::run::{EXIT_FAILED, EXIT_OK};
 
 /// What the training customer says: the bundled reference speech when the repository's
 /// shared folder is there, else a tone.
-fn customer_voice() -> String {
-    let speech = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/audio/speech16k.wav");
-    if speech.is_file() {
-        speech.display().to_string()
-    } else {
-        "tone:440".to_owned()
-    }
+fn customer_voice() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/audio/speech16k.wav")
 }
 
 pub async fn run(settings: &Resolved, every: Duration, length: Duration) -> u8 {
-    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let agent = PhoneSettings {
-        bind: loopback,
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         answer: AnswerMode::Auto,
         registrar: None,
         ..settings.phone.clone()
     };
-    let customer = PhoneSettings {
-        bind: loopback,
-        registrar: None,
-        audio_in: customer_voice()
-            .parse()
-            .unwrap_or(homeagent_api::SourceSpec::Silence),
-        audio_out: homeagent_api::SinkSpec::Null,
-        ..PhoneSettings::default()
-    };
-    let (mut agent, mut customer) = match (Phone::start(agent).await, Phone::start(customer).await)
-    {
-        (Ok(a), Ok(c)) => (a, c),
-        (Err(e), _) | (_, Err(e)) => {
+    let mut agent = match Phone::start(agent).await {
+        Ok(agent) => agent,
+        Err(e) => {
             eprintln!("homeagent demo: {e}");
             return EXIT_FAILED;
         }
@@ -52,6 +38,23 @@ pub async fn run(settings: &Resolved, every: Duration, length: Duration) -> u8 {
         return EXIT_FAILED;
     };
     print_event(settings.json, &Event::Ready { sip: sip.clone() });
+    let Ok(address) = sip.parse::<SocketAddr>() else {
+        eprintln!("homeagent demo: unexpected agent address {sip}");
+        return EXIT_FAILED;
+    };
+    let training = TrainingSettings {
+        every,
+        length,
+        voice: Some(customer_voice()),
+        ..TrainingSettings::default()
+    };
+    let customer = match TrainingLine::start(address, training).await {
+        Ok(line) => line,
+        Err(e) => {
+            eprintln!("homeagent demo: {e}");
+            return EXIT_FAILED;
+        }
+    };
     let banner = format!(
         "DEMO / TRAINING LINE — simulated customers on {sip}, nothing leaves this computer. Ctrl-C to stop."
     );
@@ -61,15 +64,6 @@ pub async fn run(settings: &Resolved, every: Duration, length: Duration) -> u8 {
     } else {
         println!("{banner}")
     }
-    let dial = customer.commander();
-    let target = format!("sip:agent@{sip}");
-    later(
-        &dial,
-        Duration::from_secs(2),
-        Command::Call {
-            uri: target.clone(),
-        },
-    );
     let mut stop = Box::pin(tokio::signal::ctrl_c());
     loop {
         tokio::select! {
@@ -78,26 +72,11 @@ pub async fn run(settings: &Resolved, every: Duration, length: Duration) -> u8 {
                 Some(event) => print_event(settings.json, &event),
                 None => break,
             },
-            event = customer.next_event() => match event {
-                // The customer hangs up after a while if the agent has not.
-                Some(Event::Established { call, .. }) => later(&dial, length, Command::Hangup { call }),
-                Some(Event::Ended { .. }) => later(&dial, every, Command::Call { uri: target.clone() }),
-                Some(_) => {}
-                None => break,
-            },
         }
     }
+    customer.stop().await;
     let _ = agent.send(Command::Shutdown).await;
-    let _ = customer.send(Command::Shutdown).await;
     EXIT_OK
-}
-
-fn later(commander: &homeagent_api::Commander, after: Duration, command: Command) {
-    let commander = commander.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(after).await;
-        commander.send(command).await;
-    });
 }
 
 fn print_event(json: bool, event: &Event) {

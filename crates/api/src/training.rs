@@ -1,0 +1,116 @@
+//! The training line (demo mode): a simulated customer, a second phone in this process, calls
+//! the agent's phone over loopback every so often, talks, and hangs up if the agent has not.
+//! No registrar and no network beyond 127.0.0.1: nothing leaves the computer.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::{Command, Commander, Event, Phone, PhoneSettings, SinkSpec, SourceSpec, StartError};
+
+/// How often and how long the training customer calls.
+#[derive(Debug, Clone)]
+pub struct TrainingSettings {
+    /// Delay before the first call.
+    pub first_call: Duration,
+    /// Pause between the end of a call and the next one.
+    pub every: Duration,
+    /// The customer hangs up after this long if the agent has not.
+    pub length: Duration,
+    /// What the customer says (a WAV file); a tone when `None` or missing.
+    pub voice: Option<PathBuf>,
+}
+
+impl Default for TrainingSettings {
+    fn default() -> Self {
+        Self {
+            first_call: Duration::from_secs(2),
+            every: Duration::from_secs(10),
+            length: Duration::from_secs(20),
+            voice: None,
+        }
+    }
+}
+
+/// The running simulated customer. Dropping it stops the calls (a call in progress ends when
+/// the agent's phone notices the customer has gone).
+#[derive(Debug)]
+pub struct TrainingLine {
+    task: JoinHandle<()>,
+    commander: Commander,
+}
+
+impl TrainingLine {
+    /// Starts the customer's phone on loopback; it first calls `agent` (the agent phone's SIP
+    /// address, from its [`Event::Ready`]) after [`TrainingSettings::first_call`].
+    pub async fn start(agent: SocketAddr, settings: TrainingSettings) -> Result<Self, StartError> {
+        let voice = settings
+            .voice
+            .as_ref()
+            .filter(|path| path.is_file())
+            .map_or(SourceSpec::Tone { hz: 440.0 }, |path| {
+                SourceSpec::Wav(path.clone())
+            });
+        let customer = PhoneSettings {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            registrar: None,
+            audio_in: voice,
+            audio_out: SinkSpec::Null,
+            ..PhoneSettings::default()
+        };
+        let customer = Phone::start(customer).await?;
+        let commander = customer.commander();
+        let target = format!("sip:agent@{agent}");
+        let task = tokio::spawn(drive(customer, target, settings));
+        Ok(Self { task, commander })
+    }
+
+    /// Hangs up and stops calling.
+    pub async fn stop(mut self) {
+        self.commander.send(Command::Shutdown).await;
+        let _ = tokio::time::timeout(Duration::from_secs(3), &mut self.task).await;
+    }
+}
+
+impl Drop for TrainingLine {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn drive(mut customer: Phone, target: String, settings: TrainingSettings) {
+    let dial = customer.commander();
+    later(
+        &dial,
+        settings.first_call,
+        Command::Call {
+            uri: target.clone(),
+        },
+    );
+    while let Some(event) = customer.next_event().await {
+        match event {
+            Event::Established { call, .. } => {
+                later(&dial, settings.length, Command::Hangup { call })
+            }
+            Event::Ended { .. } => later(
+                &dial,
+                settings.every,
+                Command::Call {
+                    uri: target.clone(),
+                },
+            ),
+            Event::Stopped => break,
+            _ => {}
+        }
+    }
+}
+
+fn later(commander: &Commander, after: Duration, command: Command) {
+    let commander = commander.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        commander.send(command).await;
+    });
+}
