@@ -377,3 +377,60 @@ describe("lifecycle", () => {
     expect(fake.listenerCount()).toBe(0);
   });
 });
+
+describe("more states", () => {
+  it("arrow keys move between tabs", async () => {
+    await setup();
+    const phoneTab = screen.getByTestId("tab-phone");
+    fireEvent.keyDown(phoneTab, { key: "ArrowRight" });
+    expect(screen.getByTestId("tab-history").getAttribute("aria-selected")).toBe("true");
+    expect(screen.getByTestId("panel-history")).toBeTruthy();
+    fireEvent.keyDown(screen.getByTestId("tab-history"), { key: "ArrowLeft" });
+    fireEvent.keyDown(screen.getByTestId("tab-phone"), { key: "ArrowLeft" });
+    expect(screen.getByTestId("tab-settings").getAttribute("aria-selected")).toBe("true");
+  });
+
+  it("hides the dial keys and disables Call during a call, not while it is on hold", async () => {
+    const { fake } = await setup();
+    expect(screen.getByTestId("dial-key-1")).toBeTruthy();
+    emit(fake, incoming, { event: "answered", call: 7, auto: false });
+    expect(screen.queryByTestId("dial-key-1")).toBeNull();
+    fireEvent.input(screen.getByTestId("dial-input"), { target: { value: "2000" } });
+    expect((screen.getByTestId("call-button") as HTMLButtonElement).disabled).toBe(true);
+    emit(fake, { event: "hold", call: 7, local: true });
+    expect((screen.getByTestId("call-button") as HTMLButtonElement).disabled).toBe(false);
+  });
+
+  it("shows engine errors with a translated label, and a stopped phone", async () => {
+    const { fake } = await setup();
+    emit(fake, { event: "error", code: "audio_device", message: "no capture device" }, { event: "warning", message: "clock skew" });
+    const notices = screen.getAllByTestId("notice").map((n) => n.textContent);
+    expect(notices).toEqual(["Problème d'appareil audio : no capture device", "clock skew"]);
+    emit(fake, { event: "stopped" });
+    expect(screen.getByTestId("registration-status").dataset.status).toBe("stopped");
+  });
+
+  it("counts the other calls waiting and titles the window while ringing", async () => {
+    const { fake } = await setup();
+    emit(fake, incoming, { event: "incoming", call: 8, from: "sip:0700000000@h", to: "sip:agent@h" });
+    expect(screen.getByTestId("incoming-call").dataset.callId).toBe("7");
+    expect(screen.getByTestId("incoming-call").textContent).toContain("1 autre(s) appel(s) en attente");
+    await waitFor(() => expect(document.title).toBe("Appel entrant — Jeanne Martin"));
+    emit(fake, { event: "answered", call: 7, auto: false });
+    expect(screen.getByTestId("incoming-call").dataset.callId).toBe("8");
+    emit(fake, { event: "answered", call: 8, auto: false });
+    await waitFor(() => expect(document.title).toBe("Homeagent"));
+  });
+
+  it("an outgoing call being set up can be cancelled but not held", async () => {
+    const { fake } = await setup();
+    emit(fake, { event: "calling", call: 4, to: '"Support" <sip:3000@h>' });
+    expect(screen.getByTestId("call-status").textContent).toBe("Appel en cours de numérotation…");
+    emit(fake, { event: "ringing", call: 4 });
+    expect(screen.getByTestId("call-status").dataset.status).toBe("ringing");
+    expect((screen.getByTestId("hold-button") as HTMLButtonElement).disabled).toBe(true);
+    expect(screen.getByTestId("hangup-button").textContent).toBe("Annuler l'appel");
+    fireEvent.click(screen.getByTestId("hangup-button"));
+    await waitFor(() => expect(fake.commands).toEqual([{ command: "hangup", call: 4 }]));
+  });
+});

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks"
 import type { AppInfo, Command, HistoryEntry, UserSettings } from "./bindings";
 import type { Backend } from "./backend";
 import { I18n } from "./context";
-import { resolveLanguage, translator, type Translate } from "./i18n";
+import { isMessageKey, resolveLanguage, translator, type Translate } from "./i18n";
 import { shortcutCommand, shortcutFor } from "./shortcuts";
 import { dismissEnded, dismissNotices, endedCalls, focusedCall, initialState, liveCalls, reduce, ringingIncoming, type Call, type PhoneState } from "./state";
 import { ActiveCall, EndedCall, OtherCalls } from "./views/ActiveCall";
@@ -90,6 +90,15 @@ export function App({ backend, clock = Date.now, browserLanguage, initialTab = "
   const ended = endedCalls(phone);
   const busy = live.some((call) => call.status !== "held" && call.status !== "incoming");
 
+  // The window title tells a ringing call even when the window is behind others.
+  useEffect(() => {
+    document.title = incoming ? `${t("incoming.title")} — ${incoming.remote.name ?? incoming.remote.number}` : t("app.title");
+  }, [incoming, t]);
+
+  useEffect(() => {
+    if (tab === "history") refreshHistory();
+  }, [tab, refreshHistory]);
+
   // A desktop notification for each new incoming call.
   const notified = useRef(new Set<number>());
   useEffect(() => {
@@ -142,7 +151,7 @@ export function App({ backend, clock = Date.now, browserLanguage, initialTab = "
               )}
               {notices.map((notice) => (
                 <li class={`notice notice-${notice.kind}`} data-testid="notice" key={`${notice.atMs}-${notice.message}`}>
-                  {notice.code ? `${t(`error.engine.${notice.code}`)} : ${notice.message}` : notice.message}
+                  {noticeText(notice.code, notice.message, t)}
                 </li>
               ))}
             </ul>
@@ -201,6 +210,11 @@ export function App({ backend, clock = Date.now, browserLanguage, initialTab = "
       </div>
     </I18n.Provider>
   );
+}
+
+function noticeText(code: string | null, message: string, t: Translate): string {
+  const key = `error.engine.${code}`;
+  return code !== null && isMessageKey(key) ? t("error.withCode", { label: t(key), message }) : message;
 }
 
 function requestNotificationPermission(): void {

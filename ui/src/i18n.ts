@@ -20,6 +20,7 @@ const fr = {
   "incoming.title": "Appel entrant",
   "incoming.others": "{count} autre(s) appel(s) en attente",
   "incoming.unknown": "Numéro inconnu",
+  "incoming.announce": "Appel entrant : {caller}",
   "incoming.answer": "Répondre",
   "incoming.decline": "Refuser",
   "incoming.answerLabel": "Répondre à {caller}",
@@ -70,6 +71,7 @@ const fr = {
   "quality.none": "En attente de mesure…",
   "quality.good": "Bonne qualité",
   "quality.poor": "Qualité dégradée",
+  "quality.poorList": "Qualité dégradée : {list}",
   "quality.warn.mos": "Qualité perçue faible",
   "quality.warn.loss": "Perte de paquets élevée",
   "quality.warn.jitter": "Gigue élevée",
@@ -130,6 +132,7 @@ const fr = {
   "error.engine.stopped": "Le téléphone est arrêté",
   "error.engine.internal": "Erreur interne",
   "error.dismiss": "Masquer les messages",
+  "error.withCode": "{label} : {message}",
   "footer.version": "Version {version}",
 } as const;
 
@@ -153,6 +156,7 @@ const en: Record<MessageKey, string> = {
   "incoming.title": "Incoming call",
   "incoming.others": "{count} more call(s) waiting",
   "incoming.unknown": "Unknown number",
+  "incoming.announce": "Incoming call: {caller}",
   "incoming.answer": "Answer",
   "incoming.decline": "Decline",
   "incoming.answerLabel": "Answer {caller}",
@@ -203,6 +207,7 @@ const en: Record<MessageKey, string> = {
   "quality.none": "Waiting for a measurement…",
   "quality.good": "Good quality",
   "quality.poor": "Degraded quality",
+  "quality.poorList": "Degraded quality: {list}",
   "quality.warn.mos": "Low perceived quality",
   "quality.warn.loss": "High packet loss",
   "quality.warn.jitter": "High jitter",
@@ -263,6 +268,7 @@ const en: Record<MessageKey, string> = {
   "error.engine.stopped": "The phone is stopped",
   "error.engine.internal": "Internal error",
   "error.dismiss": "Hide messages",
+  "error.withCode": "{label}: {message}",
   "footer.version": "Version {version}",
 };
 
@@ -281,6 +287,10 @@ export function resolveLanguage(
   const locale = appLocale || browserLanguage;
   if (!locale) return "fr";
   return /^fr(\b|[-_])/i.test(locale) ? "fr" : "en";
+}
+
+export function isMessageKey(key: string): key is MessageKey {
+  return Object.prototype.hasOwnProperty.call(MESSAGES.fr, key);
 }
 
 export function translator(language: Language): Translate {

@@ -8,7 +8,11 @@ export function IncomingCall({ call, waiting, send }: Props) {
   const { t } = useI18n();
   const caller = call.remote.name ?? call.remote.number;
   return (
-    <section class="incoming-call" role="alertdialog" aria-labelledby="incoming-title" aria-describedby="incoming-caller" data-testid="incoming-call" data-call-id={call.id}>
+    <section class="incoming-call" aria-labelledby="incoming-title" aria-describedby="incoming-caller" data-testid="incoming-call" data-call-id={call.id}>
+      {/* Announced once by screen readers without moving the focus (no accidental answer). */}
+      <p class="visually-hidden" role="alert">
+        {t("incoming.announce", { caller })}
+      </p>
       <h2 id="incoming-title" class="incoming-title">
         {t("incoming.title")}
       </h2>

@@ -61,7 +61,7 @@ export function QualityPanel({ call }: { call: Call }) {
       ) : (
         <>
           <p class={poor ? "quality-summary warn" : "quality-summary ok"} role="status" aria-live="polite" data-testid="quality-summary">
-            {poor ? `${t("quality.poor")} : ${call.warnings.map((w) => t(`quality.warn.${w}`)).join(", ")}` : t("quality.good")}
+            {poor ? t("quality.poorList", { list: call.warnings.map((w) => t(`quality.warn.${w}`)).join(", ") }) : t("quality.good")}
           </p>
           <dl class="metrics">
             {metrics.map((metric) => {
