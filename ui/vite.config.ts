@@ -22,6 +22,11 @@ export default defineConfig({
     port: 1420,
     strictPort: true,
   },
+  // `vite preview` serves the build under the strict CSP the shell will use, to catch regressions.
+  preview: {
+    port: 4173,
+    headers: { "Content-Security-Policy": "default-src 'self'; img-src 'self' data:" },
+  },
   test: {
     environment: "jsdom",
     include: ["src/**/*.test.ts", "src/**/*.test.tsx"],
