@@ -5,6 +5,7 @@ use homeagent_engine::{EngineCommand, EngineError, EngineEvent};
 use serde::{Deserialize, Serialize};
 
 /// What a front end asks of the phone.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
@@ -61,6 +62,7 @@ impl Command {
 }
 
 /// Error codes front ends branch on (never on message strings).
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -84,6 +86,7 @@ impl ErrorCode {
 }
 
 /// Media figures of one call, as in the CLI's `--json` summary.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CallStats {
     pub codec: Option<String>,
@@ -101,6 +104,7 @@ pub struct CallStats {
 }
 
 /// What the phone tells the front ends. Serialised as `{"event":"<name>", ...}`.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {

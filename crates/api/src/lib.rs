@@ -5,10 +5,16 @@
 //! `--json` and the desktop shell forwards them to the UI unchanged.
 #![forbid(unsafe_code)]
 
+mod app_config;
 mod dto;
+mod history;
 mod training;
 
+pub use app_config::{
+    AppConfig, ConfigError, ConfigPaths, UserSettings, choose_device, save_user_settings,
+};
 pub use dto::{CallStats, Command, ErrorCode, Event};
+pub use history::{CallHistory, CallResult, Direction, HistoryEntry, mask_number, party_number};
 pub use homeagent_engine::core::AnswerMode;
 pub use homeagent_engine::{
     AudioDevice, PhoneSettings, SettingsError, SinkSpec, SourceSpec, list_audio_devices,
