@@ -10,8 +10,17 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n== %s (%ss)\n' "$*" "$SECONDS"; }
 
+step "UI: install, unit tests, build (ui/dist is embedded in the desktop app)"
+(cd ui && npm ci --no-audit --no-fund && npm test && npm run build)
+
 step "build (workspace, all targets)"
 cargo build --workspace --all-targets
+
+step "TypeScript bindings generated from Rust are up to date"
+target_dir="${CARGO_TARGET_DIR:-target}"
+"$target_dir/debug/homeagent-desktop" --export-bindings "$target_dir/bindings.ts"
+diff -u ui/src/generated/bindings.ts "$target_dir/bindings.ts" \
+  || { echo "ui/src/generated/bindings.ts is stale: run scripts/export-bindings.sh"; exit 1; }
 
 step "lints (clippy, warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
@@ -23,6 +32,9 @@ cargo test --workspace --no-fail-fast
 
 step "real-time audio tests, alone (devices: PESQ through the virtual mic/speaker, echo)"
 cargo test -p homeagent-e2e -- --ignored --test-threads=1
+
+step "desktop package (.deb)"
+bash scripts/build-deb.sh
 
 step "fuzz smoke (every parser, ${FUZZ_SECONDS:-20} s each)"
 bash scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-20}"

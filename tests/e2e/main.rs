@@ -7,6 +7,7 @@
 mod baresip;
 mod common;
 mod demo;
+mod desktop;
 mod devices;
 mod kamailio;
 mod linphone;

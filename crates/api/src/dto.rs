@@ -14,22 +14,22 @@ pub enum Command {
         uri: String,
     },
     Answer {
-        call: u64,
+        call: u32,
     },
     Decline {
-        call: u64,
+        call: u32,
     },
     Hangup {
-        call: u64,
+        call: u32,
     },
     Hold {
-        call: u64,
+        call: u32,
     },
     Resume {
-        call: u64,
+        call: u32,
     },
     SendDtmf {
-        call: u64,
+        call: u32,
         digits: String,
     },
     /// Hang up every call, unregister, then stop ([`Event::Stopped`]).
@@ -44,15 +44,25 @@ impl Command {
                 uri,
                 next_hop: None,
             },
-            Self::Answer { call } => C::Answer { call: CallId(call) },
-            Self::Decline { call } => C::Decline { call: CallId(call) },
-            Self::Hangup { call } => C::Hangup { call: CallId(call) },
-            Self::Hold { call } => C::Hold { call: CallId(call) },
-            Self::Resume { call } => C::Resume { call: CallId(call) },
+            Self::Answer { call } => C::Answer {
+                call: CallId(u64::from(call)),
+            },
+            Self::Decline { call } => C::Decline {
+                call: CallId(u64::from(call)),
+            },
+            Self::Hangup { call } => C::Hangup {
+                call: CallId(u64::from(call)),
+            },
+            Self::Hold { call } => C::Hold {
+                call: CallId(u64::from(call)),
+            },
+            Self::Resume { call } => C::Resume {
+                call: CallId(u64::from(call)),
+            },
             Self::Shutdown => C::Shutdown,
             Self::SendDtmf { call, digits } => {
                 return EngineCommand::SendDtmf {
-                    call: CallId(call),
+                    call: CallId(u64::from(call)),
                     digits,
                 };
             }
@@ -92,9 +102,9 @@ pub struct CallStats {
     pub codec: Option<String>,
     /// Seconds from answer to end (0 if never answered).
     pub duration_s: f64,
-    pub packets_sent: u64,
-    pub packets_received: u64,
-    pub packets_lost: u64,
+    pub packets_sent: u32,
+    pub packets_received: u32,
+    pub packets_lost: u32,
     /// Interarrival jitter of the received stream, ms (RFC 3550).
     pub jitter_ms: f64,
     /// Round-trip time from RTCP, ms (when the peer sent reports).
@@ -124,49 +134,49 @@ pub enum Event {
     },
     Unregistered,
     Calling {
-        call: u64,
+        call: u32,
         to: String,
     },
     Incoming {
-        call: u64,
+        call: u32,
         from: String,
         to: String,
     },
     Ringing {
-        call: u64,
+        call: u32,
     },
     Answered {
-        call: u64,
+        call: u32,
         auto: bool,
     },
     Established {
-        call: u64,
+        call: u32,
         codec: String,
         remote_rtp: String,
     },
     Hold {
-        call: u64,
+        call: u32,
         local: bool,
     },
     Resume {
-        call: u64,
+        call: u32,
         local: bool,
     },
     Dtmf {
-        call: u64,
+        call: u32,
         digit: String,
     },
     DtmfSent {
-        call: u64,
+        call: u32,
         digits: String,
     },
     /// The WAV given as audio input has been played to the end.
     AudioInputEnded {
-        call: u64,
+        call: u32,
     },
     /// Live call quality over the last few seconds (every 5 s during a call).
     Quality {
-        call: u64,
+        call: u32,
         /// E-model MOS of the call (the worse direction), 1.0-4.5.
         mos: f64,
         /// MOS of what we hear.
@@ -186,10 +196,10 @@ pub enum Event {
         /// Mouth-to-ear estimate without the sound devices, ms.
         one_way_delay_ms: f64,
         /// Lost frames rebuilt from Opus in-band FEC, over the window.
-        fec_recovered: u64,
+        fec_recovered: u32,
     },
     Ended {
-        call: u64,
+        call: u32,
         reason: String,
         /// True when the call was answered and ended by a hang-up.
         normal: bool,
@@ -215,16 +225,16 @@ impl From<EngineEvent> for Event {
             },
             EngineEvent::Phone(event) => from_phone(event),
             EngineEvent::Dtmf { call, digit } => Self::Dtmf {
-                call: call.0,
+                call: id(call),
                 digit: digit.to_string(),
             },
             EngineEvent::DtmfSent { call, digits } => Self::DtmfSent {
-                call: call.0,
+                call: id(call),
                 digits,
             },
-            EngineEvent::AudioInputEnded { call } => Self::AudioInputEnded { call: call.0 },
+            EngineEvent::AudioInputEnded { call } => Self::AudioInputEnded { call: id(call) },
             EngineEvent::Quality { call, report } => Self::Quality {
-                call: call.0,
+                call: id(call),
                 mos: round2(report.mos),
                 local_mos: round2(report.local_mos),
                 remote_mos: report.remote_mos.map(round2),
@@ -235,7 +245,7 @@ impl From<EngineEvent> for Event {
                 rtt_ms: report.rtt_ms.map(round2),
                 playout_delay_ms: round2(report.playout_delay_ms),
                 one_way_delay_ms: round2(report.one_way_delay_ms),
-                fec_recovered: report.fec_recovered,
+                fec_recovered: count(report.fec_recovered),
             },
             EngineEvent::Ended {
                 call,
@@ -244,7 +254,7 @@ impl From<EngineEvent> for Event {
                 detail,
                 stats,
             } => Self::Ended {
-                call: call.0,
+                call: id(call),
                 reason: reason.as_str().to_owned(),
                 normal: reason.is_normal(),
                 code,
@@ -252,9 +262,9 @@ impl From<EngineEvent> for Event {
                 stats: CallStats {
                     codec: stats.codec.map(|c| c.to_string()),
                     duration_s: stats.duration.as_secs_f64(),
-                    packets_sent: stats.packets_sent,
-                    packets_received: stats.packets_received,
-                    packets_lost: stats.packets_lost,
+                    packets_sent: count(stats.packets_sent),
+                    packets_received: count(stats.packets_received),
+                    packets_lost: count(stats.packets_lost),
                     jitter_ms: stats.jitter_ms,
                     rtt_ms: stats.rtt_ms,
                     mos: stats.mos.map(round2),
@@ -267,6 +277,16 @@ impl From<EngineEvent> for Event {
             },
         }
     }
+}
+
+/// Call ids are small sequential numbers; u32 keeps them exact in JavaScript.
+fn id(call: CallId) -> u32 {
+    u32::try_from(call.0).unwrap_or(u32::MAX)
+}
+
+/// Counters as u32 (exact in JavaScript; a call never sends 2^32 packets).
+fn count(value: u64) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX)
 }
 
 fn round2(value: f64) -> f64 {
@@ -285,20 +305,23 @@ fn from_phone(event: PhoneEvent) -> Event {
             }
             RegistrationState::Unregistered => Event::Unregistered,
         },
-        PhoneEvent::Calling { call, to } => Event::Calling { call: call.0, to },
+        PhoneEvent::Calling { call, to } => Event::Calling { call: id(call), to },
         PhoneEvent::Incoming { call, from, to } => Event::Incoming {
-            call: call.0,
+            call: id(call),
             from,
             to,
         },
-        PhoneEvent::Ringing { call } => Event::Ringing { call: call.0 },
-        PhoneEvent::Answered { call, auto } => Event::Answered { call: call.0, auto },
+        PhoneEvent::Ringing { call } => Event::Ringing { call: id(call) },
+        PhoneEvent::Answered { call, auto } => Event::Answered {
+            call: id(call),
+            auto,
+        },
         PhoneEvent::Established {
             call,
             codec,
             remote_rtp,
         } => Event::Established {
-            call: call.0,
+            call: id(call),
             codec: codec.to_string(),
             remote_rtp: remote_rtp.to_string(),
         },
@@ -307,7 +330,7 @@ fn from_phone(event: PhoneEvent) -> Event {
             local,
             on: true,
         } => Event::Hold {
-            call: call.0,
+            call: id(call),
             local,
         },
         PhoneEvent::Hold {
@@ -315,7 +338,7 @@ fn from_phone(event: PhoneEvent) -> Event {
             local,
             on: false,
         } => Event::Resume {
-            call: call.0,
+            call: id(call),
             local,
         },
         // The engine turns `Ended` into `EngineEvent::Ended` with the media figures.
@@ -325,7 +348,7 @@ fn from_phone(event: PhoneEvent) -> Event {
             code,
             detail,
         } => Event::Ended {
-            call: call.0,
+            call: id(call),
             reason: reason.as_str().to_owned(),
             normal: reason.is_normal(),
             code,

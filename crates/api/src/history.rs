@@ -49,7 +49,7 @@ pub struct HistoryEntry {
 
 #[derive(Debug, Default)]
 pub struct CallHistory {
-    ongoing: HashMap<u64, Ongoing>,
+    ongoing: HashMap<u32, Ongoing>,
     ended: Vec<HistoryEntry>,
 }
 
@@ -90,7 +90,7 @@ impl CallHistory {
                     (false, Direction::Outgoing, _) => CallResult::Failed,
                 };
                 self.ended.push(HistoryEntry {
-                    id: (*call).min(u64::from(u32::MAX)) as u32,
+                    id: *call,
                     started_at_ms: ongoing.started_at_ms,
                     direction: ongoing.direction,
                     number: ongoing.number,
@@ -108,7 +108,7 @@ impl CallHistory {
     }
 
     /// Notes that the agent declined `call` (the phone reports it as an ordinary end).
-    pub fn declined(&mut self, call: u64) {
+    pub fn declined(&mut self, call: u32) {
         if let Some(ongoing) = self.ongoing.get_mut(&call) {
             ongoing.declined = true;
         }
@@ -119,7 +119,7 @@ impl CallHistory {
         self.ended.iter().rev().cloned().collect()
     }
 
-    fn start(&mut self, call: u64, now_ms: f64, direction: Direction, party: &str) {
+    fn start(&mut self, call: u32, now_ms: f64, direction: Direction, party: &str) {
         self.ongoing.insert(
             call,
             Ongoing {
@@ -164,7 +164,7 @@ mod tests {
     use super::*;
     use crate::CallStats;
 
-    fn ended(call: u64, code: Option<u16>, duration_s: f64) -> Event {
+    fn ended(call: u32, code: Option<u16>, duration_s: f64) -> Event {
         Event::Ended {
             call,
             reason: "x".into(),

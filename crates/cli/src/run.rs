@@ -124,7 +124,7 @@ async fn read_stdin_commands(commander: homeagent_api::Commander) {
     }
 }
 
-fn hang_up_later(commander: &homeagent_api::Commander, call: u64, after: Duration) {
+fn hang_up_later(commander: &homeagent_api::Commander, call: u32, after: Duration) {
     let commander = commander.clone();
     tokio::spawn(async move {
         tokio::time::sleep(after).await;

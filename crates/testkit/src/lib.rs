@@ -20,6 +20,7 @@ pub mod ports;
 pub mod process;
 pub mod tempdir;
 pub mod wav;
+pub mod webdriver;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,0 +1,355 @@
+//! Starting the phone, holding it for the commands, and forwarding its events to the window.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use homeagent_api::{
+    AnswerMode, AppConfig, CallHistory, Command, Commander, ConfigPaths, Event, HistoryEntry,
+    Phone, PhoneSettings, TrainingLine, TrainingSettings, UserSettings,
+};
+use tauri::{AppHandle, Emitter, Manager};
+use tauri_plugin_notification::NotificationExt;
+
+use crate::commands::{self, AppInfo, Mode};
+
+/// What the commands reach through `State<Shell>`.
+pub struct Shell {
+    pub info: AppInfo,
+    commander: Commander,
+    history: Arc<Mutex<CallHistory>>,
+    paths: ConfigPaths,
+    config: Mutex<AppConfig>,
+    pub meter: Mutex<Option<Arc<AtomicBool>>>,
+    /// Kept alive for the app's lifetime in demo mode.
+    _training: Option<TrainingLine>,
+}
+
+impl Shell {
+    pub async fn send(&self, command: Command) -> Result<(), String> {
+        if let Command::Decline { call } = command {
+            self.history
+                .lock()
+                .map_err(|_| "history lock poisoned")?
+                .declined(call);
+        }
+        if self.commander.send(command).await {
+            Ok(())
+        } else {
+            Err("the phone engine has stopped".to_owned())
+        }
+    }
+
+    pub fn user_settings(&self) -> UserSettings {
+        self.config
+            .lock()
+            .map(|c| c.user_settings())
+            .unwrap_or_else(|_| AppConfig::default().user_settings())
+    }
+
+    /// Writes the user layer and reloads the merged configuration. Device and processing
+    /// choices apply to the next call.
+    pub fn save_settings(&self, settings: &UserSettings) -> Result<(), String> {
+        homeagent_api::save_user_settings(&self.paths.user, settings).map_err(|e| e.to_string())?;
+        let config = AppConfig::load(&self.paths).map_err(|e| e.to_string())?;
+        *self.config.lock().map_err(|_| "settings lock poisoned")? = config;
+        Ok(())
+    }
+
+    pub fn history(&self) -> Vec<HistoryEntry> {
+        self.history.lock().map(|h| h.entries()).unwrap_or_default()
+    }
+}
+
+pub fn run() {
+    init_logging();
+    let builder = commands::builder();
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_notification::init())
+        .invoke_handler(builder.invoke_handler())
+        .setup(move |app| {
+            builder.mount_events(app);
+            let shell = tauri::async_runtime::block_on(start(app.handle().clone()))?;
+            app.manage(shell);
+            tray(app)?;
+            Ok(())
+        })
+        .build(tauri::generate_context!());
+    let app = match app {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("homeagent-desktop: cannot start: {error}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|handle, event| {
+        if let tauri::RunEvent::ExitRequested { .. } = event
+            && let Some(shell) = handle.try_state::<Shell>()
+        {
+            // Unregister and hang up before the process ends (bounded).
+            let commander = shell.commander.clone();
+            tauri::async_runtime::block_on(async {
+                commander.send(Command::Shutdown).await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            });
+        }
+    });
+}
+
+fn init_logging() {
+    let filter = std::env::var("HOMEAGENT_LOG").unwrap_or_else(|_| "warn".to_owned());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Starts the phone from the layered configuration: live when a registrar is configured,
+/// else on the training line.
+async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
+    let paths = ConfigPaths::from_env();
+    let config = match AppConfig::load(&paths) {
+        Ok(config) => config,
+        Err(error) => {
+            // A broken file must not leave the agent without a window: say why, run the demo.
+            tracing::error!(%error, "configuration");
+            warn_later(&app, format!("configuration ignored: {error}"));
+            AppConfig::default()
+        }
+    };
+    let demo = config.is_demo();
+    let (inputs, outputs) = device_names().await;
+    let mut phone = config.phone_settings(&inputs, &outputs)?;
+    phone.password = std::env::var("HOMEAGENT_PASSWORD").ok();
+    if demo {
+        phone = PhoneSettings {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            registrar: None,
+            ..phone
+        };
+    }
+    phone.answer = AnswerMode::Manual;
+    let mut agent = Phone::start(phone).await?;
+    let commander = agent.commander();
+    let mut training = None;
+    if demo {
+        // The first event is Ready with the bound address.
+        if let Some(Event::Ready { sip }) = agent.next_event().await {
+            let address: SocketAddr = sip.parse()?;
+            let settings = TrainingSettings {
+                first_call: env_seconds("HOMEAGENT_DEMO_FIRST_CALL", 3.0),
+                every: env_seconds("HOMEAGENT_DEMO_EVERY", 15.0),
+                length: env_seconds("HOMEAGENT_DEMO_LENGTH", 30.0),
+                voice: Some(training_voice()),
+            };
+            training = Some(TrainingLine::start(address, settings).await?);
+        }
+    }
+    let history = Arc::new(Mutex::new(CallHistory::default()));
+    tauri::async_runtime::spawn(forward_events(app.clone(), agent, history.clone()));
+    let account = (!demo).then(|| {
+        let host = config.registrar.as_deref().map(homeagent_api::party_number);
+        match (config.user.as_deref(), host) {
+            (Some(user), Some(host)) => format!("{user}@{host}"),
+            (Some(user), None) => user.to_owned(),
+            (None, host) => host.unwrap_or_default(),
+        }
+    });
+    let info = AppInfo {
+        mode: if demo { Mode::Demo } else { Mode::Live },
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        account,
+        locale: os_locale(),
+        deep_link: std::env::args()
+            .skip(1)
+            .find_map(|arg| deep_link_number(&arg)),
+    };
+    Ok(Shell {
+        info,
+        commander,
+        history,
+        paths,
+        config: Mutex::new(config),
+        meter: Mutex::new(None),
+        _training: training,
+    })
+}
+
+/// A warning for the window once it has loaded and listens.
+fn warn_later(app: &AppHandle, message: String) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let _ = app.emit(commands::PHONE_EVENT, Event::Warning { message });
+    });
+}
+
+async fn forward_events(app: AppHandle, mut phone: Phone, history: Arc<Mutex<CallHistory>>) {
+    while let Some(event) = phone.next_event().await {
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        let added = history
+            .lock()
+            .map(|mut h| h.observe(&event, now_ms))
+            .unwrap_or(false);
+        if let Event::Incoming { from, .. } = &event {
+            alert_incoming(&app, from);
+        }
+        if let Err(error) = app.emit(commands::PHONE_EVENT, &event) {
+            tracing::warn!(%error, "cannot forward a phone event");
+        }
+        if added {
+            let _ = app.emit(commands::HISTORY_CHANGED, ());
+        }
+        if let Event::Ended { .. } = &event {
+            set_tray_tooltip(&app, "Homeagent");
+        }
+    }
+}
+
+/// A call rings: bring the window forward, notify, mark the tray.
+fn alert_incoming(app: &AppHandle, from: &str) {
+    let caller = homeagent_api::mask_number(&homeagent_api::party_number(from));
+    if let Some(window) = app.get_webview_window("main") {
+        let _ = window.unminimize();
+        let _ = window.show();
+        let _ = window.request_user_attention(Some(tauri::UserAttentionType::Critical));
+    }
+    let shown = app
+        .notification()
+        .builder()
+        .title("Appel entrant / Incoming call")
+        .body(caller)
+        .show();
+    if let Err(error) = shown {
+        tracing::debug!(%error, "no desktop notification");
+    }
+    set_tray_tooltip(app, "Homeagent — appel entrant");
+}
+
+const TRAY_ID: &str = "main";
+
+fn tray(app: &mut tauri::App) -> tauri::Result<()> {
+    let mut tray = tauri::tray::TrayIconBuilder::with_id(TRAY_ID).tooltip("Homeagent");
+    if let Some(icon) = app.default_window_icon() {
+        tray = tray.icon(icon.clone());
+    }
+    tray.on_tray_icon_event(|tray, event| {
+        if let tauri::tray::TrayIconEvent::Click { .. } = event
+            && let Some(window) = tray.app_handle().get_webview_window("main")
+        {
+            let _ = window.unminimize();
+            let _ = window.show();
+            let _ = window.set_focus();
+        }
+    })
+    .build(app)?;
+    Ok(())
+}
+
+fn set_tray_tooltip(app: &AppHandle, text: &str) {
+    if let Some(tray) = app.tray_by_id(TRAY_ID) {
+        let _ = tray.set_tooltip(Some(text));
+    }
+}
+
+/// A `tel:`, `callto:` or `sip:` link: the number (or SIP URI) to pre-fill the dial pad with.
+fn deep_link_number(arg: &str) -> Option<String> {
+    let lower = arg.to_ascii_lowercase();
+    if lower.starts_with("sip:") || lower.starts_with("sips:") {
+        return Some(arg.to_owned());
+    }
+    let rest = ["tel:", "callto:"]
+        .iter()
+        .find_map(|scheme| lower.starts_with(scheme).then(|| &arg[scheme.len()..]))?;
+    let number: String = rest
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_digit() || matches!(c, '+' | '*' | '#'))
+        .collect();
+    (!number.is_empty()).then_some(number)
+}
+
+/// `LC_ALL`, `LC_MESSAGES` or `LANG` (`fr_FR.UTF-8` gives `fr-FR`); French when unset.
+fn os_locale() -> String {
+    ["LC_ALL", "LC_MESSAGES", "LANG"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|value| !value.is_empty() && value != "C" && value != "POSIX")
+        .map(|value| {
+            value
+                .split('.')
+                .next()
+                .unwrap_or_default()
+                .replace('_', "-")
+        })
+        .unwrap_or_else(|| "fr-FR".to_owned())
+}
+
+async fn device_names() -> (Vec<String>, Vec<String>) {
+    let devices = tauri::async_runtime::spawn_blocking(homeagent_api::list_audio_devices)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let names = |pick: fn(&homeagent_api::AudioDevice) -> bool| {
+        devices
+            .iter()
+            .filter(|d| pick(d))
+            .map(|d| d.name.clone())
+            .collect()
+    };
+    (names(|d| d.input), names(|d| d.output))
+}
+
+/// The training customer's voice: `HOMEAGENT_TRAINING_VOICE`, else the bundled resource when
+/// installed, else the repository's reference speech (a tone if none is there).
+fn training_voice() -> PathBuf {
+    if let Some(path) = std::env::var_os("HOMEAGENT_TRAINING_VOICE") {
+        return PathBuf::from(path);
+    }
+    let installed = Path::new("/usr/share/homeagent/training-voice.wav");
+    if installed.is_file() {
+        return installed.to_owned();
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/audio/speech16k.wav")
+}
+
+fn env_seconds(name: &str, default: f64) -> Duration {
+    let seconds = std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .unwrap_or(default);
+    Duration::from_secs_f64(seconds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deep_links_give_the_number_to_dial() {
+        assert_eq!(
+            deep_link_number("tel:+33-6-12-34-56-78").as_deref(),
+            Some("+33612345678")
+        );
+        assert_eq!(
+            deep_link_number("TEL:0612345678;phone-context=x").as_deref(),
+            Some("0612345678")
+        );
+        assert_eq!(deep_link_number("callto:0612").as_deref(), Some("0612"));
+        assert_eq!(
+            deep_link_number("sip:alice@pbx.example.com").as_deref(),
+            Some("sip:alice@pbx.example.com")
+        );
+        assert_eq!(deep_link_number("tel:"), None);
+        assert_eq!(deep_link_number("--verbose"), None);
+        assert_eq!(deep_link_number("https://example.com"), None);
+    }
+}
