@@ -95,6 +95,13 @@ pub fn save_settings(shell: State<'_, Shell>, settings: UserSettings) -> Result<
     shell.save_settings(&settings)
 }
 
+/// Stores the account's SIP password in the OS keychain (never in a file or a log).
+#[tauri::command]
+#[specta::specta]
+pub async fn save_password(shell: State<'_, Shell>, password: String) -> Result<(), String> {
+    shell.save_password(&password).await
+}
+
 #[tauri::command]
 #[specta::specta]
 pub fn history(shell: State<'_, Shell>) -> Vec<HistoryEntry> {
@@ -160,6 +167,7 @@ pub fn builder() -> tauri_specta::Builder<tauri::Wry> {
             list_devices,
             settings,
             save_settings,
+            save_password,
             history,
             play_test_tone,
             set_level_meter,

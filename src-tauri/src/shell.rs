@@ -58,6 +58,22 @@ impl Shell {
         Ok(())
     }
 
+    /// Saves the SIP password of the configured account in the OS keychain (used from the
+    /// next start).
+    pub async fn save_password(&self, password: &str) -> Result<(), String> {
+        let (user, registrar) = {
+            let config = self.config.lock().map_err(|_| "settings lock poisoned")?;
+            (config.user.clone(), config.registrar.clone())
+        };
+        let (Some(user), Some(registrar)) = (user, registrar) else {
+            return Err("no account is configured (training mode)".to_owned());
+        };
+        let account = homeagent_api::account_key(&user, &registrar);
+        homeagent_api::store_password(&account, password)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     pub fn history(&self) -> Vec<HistoryEntry> {
         self.history.lock().map(|h| h.entries()).unwrap_or_default()
     }
@@ -122,7 +138,11 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
     let demo = config.is_demo();
     let (inputs, outputs) = device_names().await;
     let mut phone = config.phone_settings(&inputs, &outputs)?;
-    phone.password = std::env::var("HOMEAGENT_PASSWORD").ok();
+    phone.password = match std::env::var("HOMEAGENT_PASSWORD") {
+        Ok(password) => Some(password),
+        Err(_) if !demo => keychain_password(&app, &config).await,
+        Err(_) => None,
+    };
     if demo {
         phone = PhoneSettings {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -175,6 +195,29 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
         meter: Mutex::new(None),
         _training: training,
     })
+}
+
+/// The account's password from the OS keychain; on failure the agent is told why (the phone
+/// still starts and registration then fails with the platform's answer).
+async fn keychain_password(app: &AppHandle, config: &AppConfig) -> Option<String> {
+    let account = homeagent_api::account_key(
+        config.user.as_deref().unwrap_or_default(),
+        config.registrar.as_deref().unwrap_or_default(),
+    );
+    match homeagent_api::load_password(&account).await {
+        Ok(Some(password)) => Some(password),
+        Ok(None) => {
+            warn_later(
+                app,
+                "no SIP password saved for this account: enter it in the settings".to_owned(),
+            );
+            None
+        }
+        Err(error) => {
+            warn_later(app, error.to_string());
+            None
+        }
+    }
 }
 
 /// A warning for the window once it has loaded and listens.

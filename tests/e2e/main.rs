@@ -6,6 +6,7 @@
 
 mod baresip;
 mod common;
+mod controls;
 mod demo;
 mod desktop;
 mod devices;

@@ -32,6 +32,11 @@ pub enum Command {
         call: u32,
         digits: String,
     },
+    /// Mute (send silence) or unmute the microphone on a call.
+    Mute {
+        call: u32,
+        muted: bool,
+    },
     /// Hang up every call, unregister, then stop ([`Event::Stopped`]).
     Shutdown,
 }
@@ -60,6 +65,12 @@ impl Command {
                 call: CallId(u64::from(call)),
             },
             Self::Shutdown => C::Shutdown,
+            Self::Mute { call, muted } => {
+                return EngineCommand::Mute {
+                    call: CallId(u64::from(call)),
+                    muted,
+                };
+            }
             Self::SendDtmf { call, digits } => {
                 return EngineCommand::SendDtmf {
                     call: CallId(u64::from(call)),
@@ -170,6 +181,10 @@ pub enum Event {
         call: u32,
         digits: String,
     },
+    Muted {
+        call: u32,
+        muted: bool,
+    },
     /// The WAV given as audio input has been played to the end.
     AudioInputEnded {
         call: u32,
@@ -233,6 +248,10 @@ impl From<EngineEvent> for Event {
                 digits,
             },
             EngineEvent::AudioInputEnded { call } => Self::AudioInputEnded { call: id(call) },
+            EngineEvent::Muted { call, muted } => Self::Muted {
+                call: id(call),
+                muted,
+            },
             EngineEvent::Quality { call, report } => Self::Quality {
                 call: id(call),
                 mos: round2(report.mos),

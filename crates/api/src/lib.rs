@@ -9,6 +9,7 @@ mod app_config;
 mod device_check;
 mod dto;
 mod history;
+mod secrets;
 mod training;
 
 pub use app_config::{
@@ -21,6 +22,7 @@ pub use homeagent_engine::core::AnswerMode;
 pub use homeagent_engine::{
     AudioDevice, PhoneSettings, SettingsError, SinkSpec, SourceSpec, list_audio_devices,
 };
+pub use secrets::{KEYCHAIN_SERVICE, SecretError, account_key, load_password, store_password};
 pub use training::{TrainingLine, TrainingSettings};
 
 use homeagent_engine::{Engine, EngineCommand};

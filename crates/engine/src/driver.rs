@@ -151,6 +151,12 @@ impl Driver {
                 self.input(Input::Command(now(), Command::Call { uri, next_hop }));
             }
             EngineCommand::Phone(command) => self.input(Input::Command(now(), command)),
+            EngineCommand::Mute { call, muted } => match self.calls.get(&call) {
+                Some(media) => {
+                    let _ = media.control.send(MediaControl::Mute(muted)).await;
+                }
+                None => self.warn(format!("no active call {call} to mute")).await,
+            },
             EngineCommand::SendDtmf { call, digits } => match self.calls.get(&call) {
                 Some(media) => {
                     let _ = media.control.send(MediaControl::SendDtmf(digits)).await;

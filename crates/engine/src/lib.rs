@@ -24,7 +24,15 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone)]
 pub enum EngineCommand {
     Phone(homeagent_core::Command),
-    SendDtmf { call: CallId, digits: String },
+    SendDtmf {
+        call: CallId,
+        digits: String,
+    },
+    /// Microphone muted (silence is sent) or live again; the call stays up.
+    Mute {
+        call: CallId,
+        muted: bool,
+    },
 }
 
 /// Events to the front ends.
@@ -45,6 +53,10 @@ pub enum EngineEvent {
     },
     AudioInputEnded {
         call: CallId,
+    },
+    Muted {
+        call: CallId,
+        muted: bool,
     },
     /// Live quality of a call, every few seconds.
     Quality {

@@ -63,6 +63,7 @@ impl MediaSockets {
 pub(crate) enum MediaControl {
     Update(MediaParams),
     SendDtmf(String),
+    Mute(bool),
     /// Stop, answer with the final figures (the driver fills in the duration).
     Stop(oneshot::Sender<CallStats>),
 }
@@ -184,6 +185,7 @@ impl CallMedia {
             tokio::time::interval_at(Instant::now() + QUALITY_EVERY, QUALITY_EVERY);
         quality_clock.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut quality = QualityLog::default();
+        let mut muted = false;
         let mut rtp_buf = vec![0u8; 2048];
         let mut rtcp_buf = vec![0u8; 2048];
         let stats = loop {
@@ -192,6 +194,10 @@ impl CallMedia {
                 biased;
                 command = self.commands.recv() => match command {
                     Some(MediaControl::Update(params)) => self.apply(&params),
+                    Some(MediaControl::Mute(on)) => {
+                        muted = on;
+                        let _ = self.events.send(EngineEvent::Muted { call: self.call, muted }).await;
+                    }
                     Some(MediaControl::SendDtmf(digits)) => {
                         let event = match self.session.send_dtmf(Instant::now().into_std(), &digits) {
                             Ok(()) => EngineEvent::DtmfSent { call: self.call, digits },
@@ -245,6 +251,10 @@ impl CallMedia {
                     }
                     if let Some(processor) = processor.as_mut() {
                         processor.process_capture(&mut mic);
+                    }
+                    // Muted: the processing still runs (the echo canceller stays converged).
+                    if muted {
+                        mic.fill(0);
                     }
                     self.session.send_audio(now, &mic);
                     self.session.pull_audio(now, &mut speaker);

@@ -194,8 +194,30 @@ impl DesktopApp {
         self.request(method, &format!("/session/{}{path}", self.session), body)
     }
 
+    /// One WebDriver call. The proxy sometimes closes a connection without answering (seen
+    /// with tauri-driver 2.1): an empty reply is retried, a few times.
     fn request(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.exchange(method, path, &body) {
+                Err(Exchange::Empty) if attempts < 4 => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(Exchange::Empty) => return Err(fail(format!("{method} {path}: no reply"))),
+                Err(Exchange::Failed(error)) => return Err(error),
+                Ok(value) => return Ok(value),
+            }
+        }
+    }
+
+    fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> std::result::Result<Value, Exchange> {
         let mut stream =
             TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| fail(e.to_string()))?;
         stream
@@ -213,6 +235,9 @@ impl DesktopApp {
         stream
             .read_to_end(&mut response)
             .map_err(|e| fail(format!("{method} {path}: {e}")))?;
+        if response.is_empty() {
+            return Err(Exchange::Empty);
+        }
         let split = response
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
@@ -230,9 +255,21 @@ impl DesktopApp {
                 .get("message")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            return Err(fail(format!("{method} {path}: {error}: {message}")));
+            return Err(fail(format!("{method} {path}: {error}: {message}")).into());
         }
         Ok(value)
+    }
+}
+
+enum Exchange {
+    /// The connection closed without a byte of reply.
+    Empty,
+    Failed(WebDriverError),
+}
+
+impl From<WebDriverError> for Exchange {
+    fn from(error: WebDriverError) -> Self {
+        Self::Failed(error)
     }
 }
 

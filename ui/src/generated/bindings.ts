@@ -11,6 +11,8 @@ export const commands = {
 	listDevices: () => typedError<AudioDevice[], string>(__TAURI_INVOKE("list_devices")),
 	settings: () => __TAURI_INVOKE<UserSettings_Serialize>("settings"),
 	saveSettings: (settings: UserSettings_Deserialize) => typedError<null, string>(__TAURI_INVOKE("save_settings", { settings })),
+	/**  Stores the account's SIP password in the OS keychain (never in a file or a log). */
+	savePassword: (password: string) => typedError<null, string>(__TAURI_INVOKE("save_password", { password })),
 	history: () => __TAURI_INVOKE<HistoryEntry[]>("history"),
 	playTestTone: (device: string | null) => typedError<null, string>(__TAURI_INVOKE("play_test_tone", { device })),
 	setLevelMeter: (enabled: boolean) => typedError<null, string>(__TAURI_INVOKE("set_level_meter", { enabled })),
@@ -94,6 +96,8 @@ export type CallStats_Serialize = {
 export type Command = 
 /**  Place a call to a SIP URI (or a bare number/user, completed with the account's domain). */
 { command: "call"; uri: string } | { command: "answer"; call: number } | { command: "decline"; call: number } | { command: "hangup"; call: number } | { command: "hold"; call: number } | { command: "resume"; call: number } | { command: "send_dtmf"; call: number; digits: string } | 
+/**  Mute (send silence) or unmute the microphone on a call. */
+{ command: "mute"; call: number; muted: boolean } | 
 /**  Hang up every call, unregister, then stop ([`Event::Stopped`]). */
 { command: "shutdown" };
 
@@ -112,7 +116,7 @@ export type Event = Event_Serialize | Event_Deserialize;
 /**  What the phone tells the front ends. Serialised as `{"event":"<name>", ...}`. */
 export type Event_Deserialize = 
 /**  Sockets bound; the phone is ready. */
-{ event: "ready"; sip: string } | { event: "registering"; registrar: string } | { event: "registered"; expires: number } | { event: "registration_failed"; code?: number | null; reason: string } | { event: "unregistered" } | { event: "calling"; call: number; to: string } | { event: "incoming"; call: number; from: string; to: string } | { event: "ringing"; call: number } | { event: "answered"; call: number; auto: boolean } | { event: "established"; call: number; codec: string; remote_rtp: string } | { event: "hold"; call: number; local: boolean } | { event: "resume"; call: number; local: boolean } | { event: "dtmf"; call: number; digit: string } | { event: "dtmf_sent"; call: number; digits: string } | 
+{ event: "ready"; sip: string } | { event: "registering"; registrar: string } | { event: "registered"; expires: number } | { event: "registration_failed"; code?: number | null; reason: string } | { event: "unregistered" } | { event: "calling"; call: number; to: string } | { event: "incoming"; call: number; from: string; to: string } | { event: "ringing"; call: number } | { event: "answered"; call: number; auto: boolean } | { event: "established"; call: number; codec: string; remote_rtp: string } | { event: "hold"; call: number; local: boolean } | { event: "resume"; call: number; local: boolean } | { event: "dtmf"; call: number; digit: string } | { event: "dtmf_sent"; call: number; digits: string } | { event: "muted"; call: number; muted: boolean } | 
 /**  The WAV given as audio input has been played to the end. */
 { event: "audio_input_ended"; call: number } | 
 /**  Live call quality over the last few seconds (every 5 s during a call). */
@@ -141,7 +145,7 @@ normal: boolean; code?: number | null; detail: string; stats: CallStats_Deserial
 /**  What the phone tells the front ends. Serialised as `{"event":"<name>", ...}`. */
 export type Event_Serialize = 
 /**  Sockets bound; the phone is ready. */
-{ event: "ready"; sip: string } | { event: "registering"; registrar: string } | { event: "registered"; expires: number } | { event: "registration_failed"; code: number | null; reason: string } | { event: "unregistered" } | { event: "calling"; call: number; to: string } | { event: "incoming"; call: number; from: string; to: string } | { event: "ringing"; call: number } | { event: "answered"; call: number; auto: boolean } | { event: "established"; call: number; codec: string; remote_rtp: string } | { event: "hold"; call: number; local: boolean } | { event: "resume"; call: number; local: boolean } | { event: "dtmf"; call: number; digit: string } | { event: "dtmf_sent"; call: number; digits: string } | 
+{ event: "ready"; sip: string } | { event: "registering"; registrar: string } | { event: "registered"; expires: number } | { event: "registration_failed"; code: number | null; reason: string } | { event: "unregistered" } | { event: "calling"; call: number; to: string } | { event: "incoming"; call: number; from: string; to: string } | { event: "ringing"; call: number } | { event: "answered"; call: number; auto: boolean } | { event: "established"; call: number; codec: string; remote_rtp: string } | { event: "hold"; call: number; local: boolean } | { event: "resume"; call: number; local: boolean } | { event: "dtmf"; call: number; digit: string } | { event: "dtmf_sent"; call: number; digits: string } | { event: "muted"; call: number; muted: boolean } | 
 /**  The WAV given as audio input has been played to the end. */
 { event: "audio_input_ended"; call: number } | 
 /**  Live call quality over the last few seconds (every 5 s during a call). */
