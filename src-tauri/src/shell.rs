@@ -1,8 +1,9 @@
 //! Starting the phone, holding it for the commands, and forwarding its events to the window.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -21,7 +22,7 @@ pub struct Shell {
     commander: Commander,
     history: Arc<Mutex<CallHistory>>,
     paths: ConfigPaths,
-    config: Mutex<AppConfig>,
+    config: Arc<Mutex<AppConfig>>,
     pub meter: Mutex<Option<Arc<AtomicBool>>>,
     /// Kept alive for the app's lifetime in demo mode.
     _training: Option<TrainingLine>,
@@ -168,10 +169,20 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
         }
     }
     let history = Arc::new(Mutex::new(CallHistory::default()));
-    tauri::async_runtime::spawn(forward_events(app.clone(), agent, history.clone()));
+    let config = Arc::new(Mutex::new(config));
+    tauri::async_runtime::spawn(forward_events(
+        app.clone(),
+        agent,
+        history.clone(),
+        config.clone(),
+    ));
+    let (user, registrar) = config
+        .lock()
+        .map(|c| (c.user.clone(), c.registrar.clone()))
+        .unwrap_or_default();
     let account = (!demo).then(|| {
-        let host = config.registrar.as_deref().map(homeagent_api::party_number);
-        match (config.user.as_deref(), host) {
+        let host = registrar.as_deref().map(homeagent_api::party_number);
+        match (user.as_deref(), host) {
             (Some(user), Some(host)) => format!("{user}@{host}"),
             (Some(user), None) => user.to_owned(),
             (None, host) => host.unwrap_or_default(),
@@ -191,7 +202,7 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
         commander,
         history,
         paths,
-        config: Mutex::new(config),
+        config,
         meter: Mutex::new(None),
         _training: training,
     })
@@ -229,8 +240,30 @@ fn warn_later(app: &AppHandle, message: String) {
     });
 }
 
-async fn forward_events(app: AppHandle, mut phone: Phone, history: Arc<Mutex<CallHistory>>) {
+async fn forward_events(
+    app: AppHandle,
+    mut phone: Phone,
+    history: Arc<Mutex<CallHistory>>,
+    config: Arc<Mutex<AppConfig>>,
+) {
+    // Calls ringing on the ringer device, and how to stop each.
+    let mut ringing: HashMap<u32, Arc<AtomicBool>> = HashMap::new();
     while let Some(event) = phone.next_event().await {
+        match &event {
+            Event::Incoming { call, .. } => {
+                let stop = Arc::new(AtomicBool::new(false));
+                ringing.insert(*call, stop.clone());
+                start_ringer(&app, &config, stop);
+            }
+            Event::Answered { call, .. }
+            | Event::Established { call, .. }
+            | Event::Ended { call, .. } => {
+                if let Some(stop) = ringing.remove(call) {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+            _ => {}
+        }
         let now_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
@@ -251,6 +284,26 @@ async fn forward_events(app: AppHandle, mut phone: Phone, history: Arc<Mutex<Cal
             set_tray_tooltip(&app, "Homeagent");
         }
     }
+}
+
+/// Rings on the ringer device (the configured one, else by the preference rules, else the
+/// default output) until `stop`; a device that fails is reported once as a warning.
+fn start_ringer(app: &AppHandle, config: &Arc<Mutex<AppConfig>>, stop: Arc<AtomicBool>) {
+    let config = config.lock().map(|c| c.clone()).unwrap_or_default();
+    let app = app.clone();
+    std::thread::spawn(move || {
+        let outputs: Vec<String> = homeagent_api::list_audio_devices()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|d| d.output)
+            .map(|d| d.name)
+            .collect();
+        let device = config.ringer_device(&outputs);
+        if let Err(error) = homeagent_api::ring(device.as_deref(), &stop) {
+            let message = format!("cannot ring on the ringer device: {error}");
+            let _ = app.emit(commands::PHONE_EVENT, Event::Warning { message });
+        }
+    });
 }
 
 /// A call rings: bring the window forward, notify, mark the tray.

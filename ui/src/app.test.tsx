@@ -60,7 +60,9 @@ describe("header", () => {
     expect(screen.getByTestId("demo-banner").textContent).toContain("MODE FORMATION");
     expect(screen.getByTestId("account-name").textContent).toBe("agent01@sbc.example");
     const pill = screen.getByTestId("registration-status");
-    expect(pill.dataset.status).toBe("unregistered");
+    // The training line has no registrar: shown as ready, not as disconnected.
+    expect(pill.dataset.status).toBe("training");
+    expect(pill.textContent).toContain("Ligne de formation");
     emit(fake, { event: "registering", registrar: "sip:sbc.example" });
     expect(pill.dataset.status).toBe("connecting");
     expect(pill.textContent).toContain("Connexion");
@@ -75,6 +77,7 @@ describe("header", () => {
   it("has no training banner in live mode and speaks English on an English OS", async () => {
     await setup({ mode: "live", locale: "en-US", account: "agent7" });
     expect(screen.queryByTestId("demo-banner")).toBeNull();
+    expect(screen.getByTestId("registration-status").dataset.status).toBe("unregistered");
     expect(screen.getByTestId("tab-phone").textContent).toBe("Phone");
     await waitFor(() => expect(document.documentElement.lang).toBe("en"));
   });
@@ -283,6 +286,24 @@ describe("history", () => {
 });
 
 describe("settings", () => {
+  it("saves the SIP password to the keychain in live mode only, and clears the field", async () => {
+    const { fake } = await setup({ mode: "live", account: "agent01@sbc.example" });
+    fireEvent.click(screen.getByTestId("tab-settings"));
+    const field = (await screen.findByTestId("settings-password")) as HTMLInputElement;
+    expect(field.type).toBe("password");
+    expect((screen.getByTestId("save-password") as HTMLButtonElement).disabled).toBe(true);
+    fireEvent.input(field, { target: { value: "s3cret" } });
+    fireEvent.click(screen.getByTestId("save-password"));
+    await waitFor(() => expect(fake.passwordsSaved).toBe(1));
+    await waitFor(() => expect(field.value).toBe(""));
+    expect(screen.getByTestId("password-status").textContent).toContain("trousseau");
+    cleanup();
+    await setup({ mode: "demo" });
+    fireEvent.click(screen.getByTestId("tab-settings"));
+    await screen.findByTestId("settings-microphone");
+    expect(screen.queryByTestId("settings-password")).toBeNull();
+  });
+
   it("edits and saves the audio settings, runs the level meter only while open", async () => {
     const { fake } = await setup();
     fireEvent.click(screen.getByTestId("tab-settings"));

@@ -13,6 +13,8 @@ export interface Backend {
   devices(): Promise<AudioDevice[]>;
   settings(): Promise<UserSettings>;
   saveSettings(settings: UserSettings): Promise<void>;
+  /** Stores the account's SIP password in the OS keychain (never in a file). */
+  savePassword(password: string): Promise<void>;
   history(): Promise<HistoryEntry[]>;
   playTestTone(device: string | null): Promise<void>;
   setLevelMeter(enabled: boolean): Promise<void>;
@@ -29,6 +31,7 @@ export const COMMANDS = {
   devices: "list_devices",
   settings: "settings",
   saveSettings: "save_settings",
+  savePassword: "save_password",
   history: "history",
   playTestTone: "play_test_tone",
   setLevelMeter: "set_level_meter",
@@ -61,6 +64,9 @@ export function tauriBackend(): Backend {
     },
     devices: () => invoke<AudioDevice[]>(COMMANDS.devices),
     settings: () => invoke<UserSettings>(COMMANDS.settings),
+    savePassword: async (password) => {
+      await invoke<null>(COMMANDS.savePassword, { password });
+    },
     saveSettings: async (settings) => {
       await invoke<null>(COMMANDS.saveSettings, { settings });
     },
@@ -101,6 +107,8 @@ export type FakeBackend = Backend & {
   deviceList: AudioDevice[];
   currentSettings: UserSettings;
   historyEntries: HistoryEntry[];
+  /** How many passwords were saved (never the passwords themselves). */
+  passwordsSaved: number;
   /** When set, `send` rejects with this message (as Tauri does with a string). */
   failSendWith: string | null;
   emit(event: Event): void;
@@ -138,6 +146,7 @@ export function fakeBackend(overrides: Partial<AppInfo> = {}): FakeBackend {
   const fake: FakeBackend = {
     commands: [],
     savedSettings: [],
+    passwordsSaved: 0,
     testTones: [],
     levelMeterCalls: [],
     info: {
@@ -162,6 +171,9 @@ export function fakeBackend(overrides: Partial<AppInfo> = {}): FakeBackend {
     },
     devices: async () => fake.deviceList.map((device) => ({ ...device })),
     settings: async () => clone(fake.currentSettings),
+    savePassword: async () => {
+      fake.passwordsSaved += 1;
+    },
     saveSettings: async (settings) => {
       fake.savedSettings.push(clone(settings));
       fake.currentSettings = clone(settings);

@@ -15,7 +15,7 @@ mod training;
 pub use app_config::{
     AppConfig, ConfigError, ConfigPaths, UserSettings, choose_device, save_user_settings,
 };
-pub use device_check::{SILENCE_DBFS, level_dbfs, meter_input, play_test_tone};
+pub use device_check::{SILENCE_DBFS, level_dbfs, meter_input, play_test_tone, ring};
 pub use dto::{CallStats, Command, ErrorCode, Event};
 pub use history::{CallHistory, CallResult, Direction, HistoryEntry, mask_number, party_number};
 pub use homeagent_engine::core::AnswerMode;

@@ -6,7 +6,9 @@ type Props = { info: AppInfo | null; registration: Registration; engine: Engine 
 
 export function Header({ info, registration, engine }: Props) {
   const { t } = useI18n();
-  const status = engine === "stopped" ? "stopped" : registration.status;
+  // The training line has no registrar: it is ready, not disconnected.
+  const training = info?.mode === "demo" && registration.status === "unregistered";
+  const status = engine === "stopped" ? "stopped" : training ? "training" : registration.status;
   let label: string;
   switch (registration.status) {
     case "registered":
@@ -24,6 +26,7 @@ export function Header({ info, registration, engine }: Props) {
       label = t("registration.unregistered");
       break;
   }
+  if (training) label = t("registration.training");
   if (engine === "stopped") label = t("registration.stopped");
   return (
     <header class="app-header">

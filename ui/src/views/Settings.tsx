@@ -5,13 +5,13 @@ import { useI18n } from "../context";
 import type { MessageKey, Params } from "../i18n";
 import type { Language } from "../types";
 
-type Props = { backend: Backend; onSaved: (settings: UserSettings) => void };
+type Props = { backend: Backend; onSaved: (settings: UserSettings) => void; live?: boolean };
 
 type DeviceField = "microphone" | "speaker" | "ringer";
 type SwitchField = "echo_cancellation" | "noise_suppression" | "gain_control";
 
 /** Live while mounted: asks Rust for input-level events and stops them when closed. */
-export function Settings({ backend, onSaved }: Props) {
+export function Settings({ backend, onSaved, live = false }: Props) {
   const { t } = useI18n();
   const [devices, setDevices] = useState<AudioDevice[]>([]);
   const [draft, setDraft] = useState<UserSettings | null>(null);
@@ -183,6 +183,38 @@ export function Settings({ backend, onSaved }: Props) {
           )}
         </div>
       </form>
+      {live && <PasswordForm backend={backend} />}
     </section>
+  );
+}
+
+/** The SIP password goes to the OS keychain; the field is cleared once saved. */
+function PasswordForm({ backend }: { backend: Backend }) {
+  const { t } = useI18n();
+  const [password, setPassword] = useState("");
+  const [status, setStatus] = useState<{ ok: boolean; text: string } | null>(null);
+  const save = async (event: Event) => {
+    event.preventDefault();
+    try {
+      await backend.savePassword(password);
+      setPassword("");
+      setStatus({ ok: true, text: t("settings.passwordSaved") });
+    } catch (error) {
+      setStatus({ ok: false, text: t("error.command", { error: String(error) }) });
+    }
+  };
+  return (
+    <form class="settings-password" onSubmit={save}>
+      <label for="settings-password">{t("settings.password")}</label>
+      <input id="settings-password" type="password" autocomplete="off" data-testid="settings-password" value={password} onInput={(event) => setPassword(event.currentTarget.value)} />
+      <button type="submit" class="btn" data-testid="save-password" disabled={password === ""}>
+        {t("settings.savePassword")}
+      </button>
+      {status && (
+        <span class={status.ok ? "ok" : "warn"} role="status" data-testid="password-status">
+          {status.text}
+        </span>
+      )}
+    </form>
   );
 }
