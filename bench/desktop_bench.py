@@ -3,7 +3,7 @@
 
   start to interactive   WebDriver session request -> the UI's status pill is in the DOM
                          (includes WebKitWebDriver starting the app), median of RUNS
-  idle RSS               the app and its WebKit processes, after IDLE_S seconds idle
+  idle memory            PSS (and RSS sum) of the app and its WebKit processes, idle
   idle CPU               % of one core over IDLE_S seconds, same processes
   .deb size              target/release/bundle/deb/*.deb if built (scripts/build-deb.sh)
 
@@ -82,11 +82,12 @@ def app_pids():
     return [int(line.split()[0]) for line in out.splitlines()[1:] if line.split()[1] in names]
 
 
-def rss_kib(pids):
+def memory_kib(pids, field):
+    """Sum of `field` (Rss, or Pss: shared pages split between the processes sharing them)."""
     total = 0
     for pid in pids:
-        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in pathlib.Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith(f"{field}:"):
                 total += int(line.split()[1])
     return total
 
@@ -126,7 +127,8 @@ def main():
                 ticks = cpu_ticks(pids)
                 time.sleep(IDLE_S)
                 cpu = (cpu_ticks(pids) - ticks) / TICKS / IDLE_S * 100
-                rss = rss_kib(pids)
+                rss = memory_kib(pids, "Rss")
+                pss = memory_kib(pids, "Pss")
                 if os.environ.get("SCREENSHOTS"):
                     take_screenshots(session, pathlib.Path(os.environ["SCREENSHOTS"]))
             request("DELETE", f"/session/{session}")
@@ -138,7 +140,8 @@ def main():
     print(f"app: {APP}")
     print(f"start to interactive: median {statistics.median(starts):.0f} ms "
           f"(runs: {', '.join(f'{s:.0f}' for s in starts)})")
-    print(f"idle RSS (app + WebKit processes, {len(pids)}): {rss / 1024:.0f} MiB")
+    print(f"idle memory (app + WebKit processes, {len(pids)}): PSS {pss / 1024:.0f} MiB, "
+          f"RSS sum {rss / 1024:.0f} MiB")
     print(f"idle CPU over {IDLE_S:.0f} s: {cpu:.2f} % of one core")
     if debs:
         print(f".deb: {debs[-1]} {os.path.getsize(debs[-1]) / 2**20:.1f} MiB")

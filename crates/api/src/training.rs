@@ -10,6 +10,9 @@ use tokio::task::JoinHandle;
 
 use crate::{Command, Commander, Event, Phone, PhoneSettings, SinkSpec, SourceSpec, StartError};
 
+/// The training customer's SIP user: the caller the agent sees.
+pub const TRAINING_CALLER: &str = "client-formation";
+
 /// How often and how long the training customer calls.
 #[derive(Debug, Clone)]
 pub struct TrainingSettings {
@@ -56,6 +59,8 @@ impl TrainingLine {
         let customer = PhoneSettings {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             registrar: None,
+            // What the agent sees as the caller.
+            user: Some(TRAINING_CALLER.to_owned()),
             audio_in: voice,
             audio_out: SinkSpec::Null,
             ..PhoneSettings::default()
