@@ -200,3 +200,86 @@ fn malformed_request_gets_400_and_the_phone_keeps_working() {
         assert_eq!(code, 0);
     }
 }
+
+#[test]
+fn blind_transfer_with_refer_ends_our_call_once_the_target_answers() {
+    if !require(&["sipp"]) {
+        return;
+    }
+    let uas = Sipp::spawn(scenario("uas_transferee.xml"), &[]).expect("sipp starts");
+    let mut ha = Ha::start(
+        &[
+            "call",
+            &format!("sip:customer@{}", uas.addr()),
+            "--codecs",
+            "pcmu",
+            "--audio-in",
+            "tone:440",
+            "--audio-out",
+            "null",
+        ],
+        &[],
+    );
+    ha.event("established", WAIT);
+    ha.command(r#"{"command":"transfer","call":1,"target":"sip:supervisor@127.0.0.1"}"#);
+    let transferred = ha.event("transferred", WAIT);
+    assert_eq!(transferred["target"], "sip:supervisor@127.0.0.1");
+    let ended = ha.event("ended", WAIT);
+    assert_eq!(ended["reason"], "transferred", "{ended}");
+    assert_eq!(ended["normal"], true, "{ended}");
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
+    let result = uas.wait(WAIT).expect("sipp ends");
+    assert!(
+        result.success,
+        "sipp failed:\n{}\n{}",
+        result.output, result.errors
+    );
+    assert!(
+        result
+            .messages
+            .contains("Refer-To: <sip:supervisor@127.0.0.1>"),
+        "{}",
+        result.messages
+    );
+}
+
+#[test]
+fn transfer_of_a_call_not_connected_fails_and_the_call_goes_on() {
+    if !require(&["sipp"]) {
+        return;
+    }
+    let uas = Sipp::spawn(scenario("uas_auth_180_200.xml"), &[]).expect("sipp starts");
+    let mut ha = Ha::start(
+        &[
+            "call",
+            &format!("sip:service@{}", uas.addr()),
+            "--user",
+            "agent01",
+            "--codecs",
+            "pcmu",
+            "--audio-in",
+            "tone:440",
+            "--audio-out",
+            "null",
+            "--hangup-after",
+            "3",
+        ],
+        &[("HOMEAGENT_PASSWORD", "agent01pw")],
+    );
+    ha.event("ringing", WAIT);
+    // Ringing, not connected yet: refused at once.
+    ha.command(r#"{"command":"transfer","call":1,"target":"sip:supervisor@127.0.0.1"}"#);
+    let failed = ha.event("transfer_failed", WAIT);
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not connected"),
+        "{failed}"
+    );
+    ha.event("established", WAIT);
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
+    assert!(uas.wait(WAIT).expect("sipp ends").success);
+}

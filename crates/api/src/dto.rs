@@ -32,6 +32,11 @@ pub enum Command {
         call: u32,
         digits: String,
     },
+    /// Blind transfer (SIP REFER) of a connected call to a SIP URI or number.
+    Transfer {
+        call: u32,
+        target: String,
+    },
     /// Mute (send silence) or unmute the microphone on a call.
     Mute {
         call: u32,
@@ -63,6 +68,10 @@ impl Command {
             },
             Self::Resume { call } => C::Resume {
                 call: CallId(u64::from(call)),
+            },
+            Self::Transfer { call, target } => C::Transfer {
+                call: CallId(u64::from(call)),
+                target,
             },
             Self::Shutdown => C::Shutdown,
             Self::Mute { call, muted } => {
@@ -184,6 +193,16 @@ pub enum Event {
     Muted {
         call: u32,
         muted: bool,
+    },
+    /// Our blind transfer reached its target; the call ends (`reason` "transferred").
+    Transferred {
+        call: u32,
+        target: String,
+    },
+    /// The transfer did not happen; the call goes on.
+    TransferFailed {
+        call: u32,
+        reason: String,
     },
     /// The WAV given as audio input has been played to the end.
     AudioInputEnded {
@@ -359,6 +378,14 @@ fn from_phone(event: PhoneEvent) -> Event {
         } => Event::Resume {
             call: id(call),
             local,
+        },
+        PhoneEvent::Transferred { call, target } => Event::Transferred {
+            call: id(call),
+            target,
+        },
+        PhoneEvent::TransferFailed { call, reason } => Event::TransferFailed {
+            call: id(call),
+            reason,
         },
         // The engine turns `Ended` into `EngineEvent::Ended` with the media figures.
         PhoneEvent::Ended {

@@ -78,6 +78,10 @@ pub(crate) struct Call {
     reinvite: Option<TransactionId>,
     /// Our CANCEL and BYE transactions.
     teardown: Vec<TransactionId>,
+    /// Blind transfer (RFC 3515): our REFER's transaction until its final answer, and the
+    /// target until the transferee's NOTIFY reports how the transfer went.
+    refer: Option<TransactionId>,
+    transfer_target: Option<String>,
     negotiated: Option<Negotiated>,
     media_started: bool,
     local_hold: bool,
@@ -193,6 +197,8 @@ impl Call {
             pending_offer: None,
             reinvite: None,
             teardown: Vec::new(),
+            refer: None,
+            transfer_target: None,
             negotiated: None,
             media_started: false,
             local_hold: false,
@@ -212,6 +218,10 @@ impl Call {
     ) {
         if Some(id) == self.reinvite {
             self.reinvite_response(phone, response);
+            return;
+        }
+        if Some(id) == self.refer {
+            self.refer_response(phone, &response);
             return;
         }
         if id != self.invite_transaction {
@@ -642,6 +652,11 @@ impl Call {
                 self.state = State::Finished;
             }
             Method::Invite => self.remote_reinvite(phone, id, &request),
+            Method::Notify if self.transfer_target.is_some() => {
+                let tag = self.local_tag.clone();
+                phone.respond(id, &request, 200, Some(&tag));
+                self.transfer_progress(phone, &request);
+            }
             Method::Options | Method::Info | Method::Update | Method::Notify => {
                 let tag = self.local_tag.clone();
                 phone.respond(
@@ -815,7 +830,103 @@ impl Call {
         self.state = State::Ending;
     }
 
+    /// Blind transfer: asks the other party (REFER) to call `target` instead; we hang up once
+    /// it reports the new call answered.
+    pub(crate) fn transfer(&mut self, phone: &mut Phone, target: &str) {
+        let refused = if self.state != State::Confirmed {
+            Some("the call is not connected".to_owned())
+        } else if self.transfer_target.is_some() {
+            Some("a transfer is already in progress".to_owned())
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
+            phone.emit(PhoneEvent::TransferFailed {
+                call: self.id,
+                reason,
+            });
+            return;
+        }
+        let Some(uri) = target_uri(phone, target) else {
+            phone.emit(PhoneEvent::TransferFailed {
+                call: self.id,
+                reason: format!("{target:?} is not a SIP URI"),
+            });
+            return;
+        };
+        let Some(dialog) = &mut self.dialog else {
+            return;
+        };
+        let transport = self.next_hop.transport;
+        let via = phone.new_via(transport);
+        let mut refer = dialog.request(Method::Refer, &via);
+        refer.headers.set("Max-Forwards", "70");
+        refer.headers.push("Refer-To", format!("<{uri}>"));
+        refer
+            .headers
+            .push("Contact", phone.contact(transport).to_string());
+        let peer = self.target_peer();
+        self.refer = Some(phone.send_request(peer, refer));
+        self.transfer_target = Some(uri.to_string());
+        tracing::info!(call = %self.id, to = %Pii(&uri), "transferring");
+    }
+
+    fn refer_response(&mut self, phone: &mut Phone, response: &Response) {
+        if response.status < 200 {
+            return;
+        }
+        self.refer = None;
+        if response.status >= 300 {
+            self.transfer_failed(
+                phone,
+                format!("transfer refused: {} {}", response.status, response.reason),
+            );
+        }
+        // 2xx: accepted; the transferee's NOTIFYs tell how its new call goes.
+    }
+
+    /// A NOTIFY of the transfer's progress (RFC 3515 §2.4.5): its body is the status line of
+    /// the transferee's call to the target (`SIP/2.0 200 OK`).
+    fn transfer_progress(&mut self, phone: &mut Phone, request: &Request) {
+        let status = std::str::from_utf8(&request.body)
+            .ok()
+            .and_then(|body| body.lines().next())
+            .and_then(|line| line.strip_prefix("SIP/2.0 "))
+            .and_then(|rest| rest.get(..3))
+            .and_then(|code| code.parse::<u16>().ok());
+        match status {
+            Some(200..=299) => {
+                let target = self.transfer_target.take().unwrap_or_default();
+                phone.emit(PhoneEvent::Transferred {
+                    call: self.id,
+                    target,
+                });
+                self.send_bye(phone);
+                self.end(phone, EndReason::Transferred, None, "transferred".into());
+            }
+            Some(code) if code >= 300 => {
+                self.transfer_failed(phone, format!("the transfer target answered {code}"));
+            }
+            // 1xx, or a body we cannot read: wait for the next NOTIFY.
+            _ => {}
+        }
+    }
+
+    fn transfer_failed(&mut self, phone: &mut Phone, reason: String) {
+        self.transfer_target = None;
+        tracing::info!(call = %self.id, %reason, "transfer failed");
+        phone.emit(PhoneEvent::TransferFailed {
+            call: self.id,
+            reason,
+        });
+    }
+
     pub(crate) fn handle_transaction_timeout(&mut self, phone: &mut Phone, id: TransactionId) {
+        if Some(id) == self.refer {
+            self.refer = None;
+            self.transfer_failed(phone, "no answer to the transfer request".into());
+            return;
+        }
         if id == self.invite_transaction && self.state == State::Calling {
             let reason = self.cancel_wanted.unwrap_or(EndReason::Timeout);
             self.end(
@@ -933,7 +1044,10 @@ impl Call {
     // ---- queries ----
 
     pub(crate) fn owns(&self, id: TransactionId) -> bool {
-        self.invite_transaction == id || self.reinvite == Some(id) || self.teardown.contains(&id)
+        self.invite_transaction == id
+            || self.reinvite == Some(id)
+            || self.refer == Some(id)
+            || self.teardown.contains(&id)
     }
 
     pub(crate) fn matches_dialog(

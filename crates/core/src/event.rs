@@ -47,6 +47,8 @@ pub enum EndReason {
     AuthFailed,
     /// No codec in common (488) or a malformed SDP.
     MediaFailed,
+    /// We transferred the call (the other party now talks to the transfer target).
+    Transferred,
     /// Transport error or internal error.
     Failed,
 }
@@ -54,7 +56,10 @@ pub enum EndReason {
 impl EndReason {
     /// True when the call was answered and ended by a hang-up, as it should.
     pub fn is_normal(self) -> bool {
-        matches!(self, Self::LocalHangup | Self::RemoteHangup)
+        matches!(
+            self,
+            Self::LocalHangup | Self::RemoteHangup | Self::Transferred
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +74,7 @@ impl EndReason {
             Self::Timeout => "timeout",
             Self::AuthFailed => "auth_failed",
             Self::MediaFailed => "media_failed",
+            Self::Transferred => "transferred",
             Self::Failed => "failed",
         }
     }
@@ -109,6 +115,17 @@ pub enum PhoneEvent {
         call: CallId,
         local: bool,
         on: bool,
+    },
+    /// The other party accepted our transfer and reached the target (the call then ends with
+    /// [`EndReason::Transferred`]).
+    Transferred {
+        call: CallId,
+        target: String,
+    },
+    /// The transfer did not happen; the call goes on.
+    TransferFailed {
+        call: CallId,
+        reason: String,
     },
     Ended {
         call: CallId,

@@ -44,6 +44,12 @@ pub enum Command {
     Resume {
         call: CallId,
     },
+    /// Blind transfer (REFER) of a connected call to `target` (a SIP URI, or a user/number
+    /// completed with the account domain).
+    Transfer {
+        call: CallId,
+        target: String,
+    },
     /// Hang up every call, unregister, then report [`PhoneEvent::Stopped`].
     Shutdown,
 }
@@ -217,6 +223,9 @@ impl Phone {
             Command::Hangup { call } => self.with_call(call, |c, phone| c.hang_up(phone)),
             Command::Hold { call } => self.with_call(call, |c, phone| c.set_hold(phone, true)),
             Command::Resume { call } => self.with_call(call, |c, phone| c.set_hold(phone, false)),
+            Command::Transfer { call, target } => {
+                self.with_call(call, |c, phone| c.transfer(phone, &target))
+            }
             Command::Shutdown => {
                 if self.shutdown.is_some() {
                     return;

@@ -643,3 +643,62 @@ fn late_offer_is_answered_in_the_ack() {
     assert_eq!(media.kind, CodecKind::Pcmu);
     assert_eq!(media.remote_rtp, "10.0.0.1:40000".parse().unwrap());
 }
+
+#[test]
+fn transfer_refused_by_the_other_party_leaves_the_call_up() {
+    let mut world = World::new(
+        6,
+        Impairment {
+            delay: Duration::from_millis(10),
+            ..Default::default()
+        },
+        two_phones(AnswerMode::Auto),
+    );
+    // Not connected yet: refused at once, nothing sent.
+    dial(&mut world);
+    world.command(
+        0,
+        Command::Transfer {
+            call: CallId(1),
+            target: "sip:supervisor@10.0.0.9".into(),
+        },
+    );
+    world.run(Duration::from_millis(5), |w| {
+        w.events(0)
+            .iter()
+            .any(|e| matches!(e, PhoneEvent::TransferFailed { .. }))
+    });
+    let refused_early = world.events(0).iter().any(|e| {
+        matches!(e, PhoneEvent::TransferFailed { reason, .. } if reason.contains("not connected"))
+    });
+    assert!(refused_early, "{:?}", world.events(0));
+    world.run(Duration::from_secs(3), |w| {
+        w.established(0) && w.established(1)
+    });
+    // Our phone does not accept being transferred (405): the transferor is told, the call
+    // goes on.
+    world.command(
+        0,
+        Command::Transfer {
+            call: CallId(1),
+            target: "sip:supervisor@10.0.0.9".into(),
+        },
+    );
+    world.run(Duration::from_secs(3), |w| {
+        w.events(0)
+            .iter()
+            .filter(|e| matches!(e, PhoneEvent::TransferFailed { .. }))
+            .count()
+            == 2
+    });
+    let refused = world
+        .events(0)
+        .iter()
+        .any(|e| matches!(e, PhoneEvent::TransferFailed { reason, .. } if reason.contains("405")));
+    assert!(refused, "{:?}", world.events(0));
+    assert_eq!(world.ended(0), None);
+    assert_eq!(world.ended(1), None);
+    world.command(0, Command::Hangup { call: CallId(1) });
+    world.run(Duration::from_secs(3), |w| w.ended(1).is_some());
+    assert_eq!(world.ended(1), Some(EndReason::RemoteHangup));
+}

@@ -96,6 +96,8 @@ export type CallStats_Serialize = {
 export type Command = 
 /**  Place a call to a SIP URI (or a bare number/user, completed with the account's domain). */
 { command: "call"; uri: string } | { command: "answer"; call: number } | { command: "decline"; call: number } | { command: "hangup"; call: number } | { command: "hold"; call: number } | { command: "resume"; call: number } | { command: "send_dtmf"; call: number; digits: string } | 
+/**  Blind transfer (SIP REFER) of a connected call to a SIP URI or number. */
+{ command: "transfer"; call: number; target: string } | 
 /**  Mute (send silence) or unmute the microphone on a call. */
 { command: "mute"; call: number; muted: boolean } | 
 /**  Hang up every call, unregister, then stop ([`Event::Stopped`]). */
@@ -117,6 +119,10 @@ export type Event = Event_Serialize | Event_Deserialize;
 export type Event_Deserialize = 
 /**  Sockets bound; the phone is ready. */
 { event: "ready"; sip: string } | { event: "registering"; registrar: string } | { event: "registered"; expires: number } | { event: "registration_failed"; code?: number | null; reason: string } | { event: "unregistered" } | { event: "calling"; call: number; to: string } | { event: "incoming"; call: number; from: string; to: string } | { event: "ringing"; call: number } | { event: "answered"; call: number; auto: boolean } | { event: "established"; call: number; codec: string; remote_rtp: string } | { event: "hold"; call: number; local: boolean } | { event: "resume"; call: number; local: boolean } | { event: "dtmf"; call: number; digit: string } | { event: "dtmf_sent"; call: number; digits: string } | { event: "muted"; call: number; muted: boolean } | 
+/**  Our blind transfer reached its target; the call ends (`reason` "transferred"). */
+{ event: "transferred"; call: number; target: string } | 
+/**  The transfer did not happen; the call goes on. */
+{ event: "transfer_failed"; call: number; reason: string } | 
 /**  The WAV given as audio input has been played to the end. */
 { event: "audio_input_ended"; call: number } | 
 /**  Live call quality over the last few seconds (every 5 s during a call). */
@@ -146,6 +152,10 @@ normal: boolean; code?: number | null; detail: string; stats: CallStats_Deserial
 export type Event_Serialize = 
 /**  Sockets bound; the phone is ready. */
 { event: "ready"; sip: string } | { event: "registering"; registrar: string } | { event: "registered"; expires: number } | { event: "registration_failed"; code: number | null; reason: string } | { event: "unregistered" } | { event: "calling"; call: number; to: string } | { event: "incoming"; call: number; from: string; to: string } | { event: "ringing"; call: number } | { event: "answered"; call: number; auto: boolean } | { event: "established"; call: number; codec: string; remote_rtp: string } | { event: "hold"; call: number; local: boolean } | { event: "resume"; call: number; local: boolean } | { event: "dtmf"; call: number; digit: string } | { event: "dtmf_sent"; call: number; digits: string } | { event: "muted"; call: number; muted: boolean } | 
+/**  Our blind transfer reached its target; the call ends (`reason` "transferred"). */
+{ event: "transferred"; call: number; target: string } | 
+/**  The transfer did not happen; the call goes on. */
+{ event: "transfer_failed"; call: number; reason: string } | 
 /**  The WAV given as audio input has been played to the end. */
 { event: "audio_input_ended"; call: number } | 
 /**  Live call quality over the last few seconds (every 5 s during a call). */
