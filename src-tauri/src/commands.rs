@@ -102,6 +102,14 @@ pub async fn save_password(shell: State<'_, Shell>, password: String) -> Result<
     shell.save_password(&password).await
 }
 
+/// The events that rebuild the current state (registration, calls in progress) in a window
+/// that opens after they happened.
+#[tauri::command]
+#[specta::specta]
+pub fn recent_events(shell: State<'_, Shell>) -> Vec<Event> {
+    shell.recent_events()
+}
+
 #[tauri::command]
 #[specta::specta]
 pub fn history(shell: State<'_, Shell>) -> Vec<HistoryEntry> {
@@ -168,6 +176,7 @@ pub fn builder() -> tauri_specta::Builder<tauri::Wry> {
             settings,
             save_settings,
             save_password,
+            recent_events,
             history,
             play_test_tone,
             set_level_meter,

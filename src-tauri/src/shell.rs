@@ -21,6 +21,7 @@ pub struct Shell {
     pub info: AppInfo,
     commander: Commander,
     history: Arc<Mutex<CallHistory>>,
+    replay: Arc<Mutex<Replay>>,
     paths: ConfigPaths,
     config: Arc<Mutex<AppConfig>>,
     pub meter: Mutex<Option<Arc<AtomicBool>>>,
@@ -73,6 +74,11 @@ impl Shell {
         homeagent_api::store_password(&account, password)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    /// The events a window that opens now needs to show the current state.
+    pub fn recent_events(&self) -> Vec<Event> {
+        self.replay.lock().map(|r| r.events()).unwrap_or_default()
     }
 
     pub fn history(&self) -> Vec<HistoryEntry> {
@@ -170,11 +176,15 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
     }
     let history = Arc::new(Mutex::new(CallHistory::default()));
     let config = Arc::new(Mutex::new(config));
+    let replay = Arc::new(Mutex::new(Replay::default()));
     tauri::async_runtime::spawn(forward_events(
         app.clone(),
         agent,
-        history.clone(),
-        config.clone(),
+        Observers {
+            history: history.clone(),
+            replay: replay.clone(),
+            config: config.clone(),
+        },
     ));
     let (user, registrar) = config
         .lock()
@@ -201,6 +211,7 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
         info,
         commander,
         history,
+        replay,
         paths,
         config,
         meter: Mutex::new(None),
@@ -240,12 +251,58 @@ fn warn_later(app: &AppHandle, message: String) {
     });
 }
 
-async fn forward_events(
-    app: AppHandle,
-    mut phone: Phone,
+/// The last registration event and the events of the calls still going: replayed to a
+/// window that (re)loads after they happened (the phone registers before the UI listens).
+#[derive(Debug, Default)]
+struct Replay {
+    registration: Option<Event>,
+    calls: Vec<Event>,
+}
+
+impl Replay {
+    fn observe(&mut self, event: &Event) {
+        match event {
+            Event::Registering { .. }
+            | Event::Registered { .. }
+            | Event::RegistrationFailed { .. }
+            | Event::Unregistered => self.registration = Some(event.clone()),
+            Event::Ended { call, .. } => self.calls.retain(|e| event_call(e) != Some(*call)),
+            Event::Quality { .. } | Event::Warning { .. } | Event::Error { .. } => {}
+            other if event_call(other).is_some() => self.calls.push(other.clone()),
+            _ => {}
+        }
+    }
+
+    fn events(&self) -> Vec<Event> {
+        self.registration
+            .iter()
+            .chain(&self.calls)
+            .cloned()
+            .collect()
+    }
+}
+
+fn event_call(event: &Event) -> Option<u32> {
+    let value = serde_json::to_value(event).ok()?;
+    value
+        .get("call")?
+        .as_u64()
+        .and_then(|c| u32::try_from(c).ok())
+}
+
+/// What the event pump keeps up to date besides the window.
+struct Observers {
     history: Arc<Mutex<CallHistory>>,
+    replay: Arc<Mutex<Replay>>,
     config: Arc<Mutex<AppConfig>>,
-) {
+}
+
+async fn forward_events(app: AppHandle, mut phone: Phone, observers: Observers) {
+    let Observers {
+        history,
+        replay,
+        config,
+    } = observers;
     // Calls ringing on the ringer device, and how to stop each.
     let mut ringing: HashMap<u32, Arc<AtomicBool>> = HashMap::new();
     while let Some(event) = phone.next_event().await {
@@ -271,6 +328,9 @@ async fn forward_events(
             .lock()
             .map(|mut h| h.observe(&event, now_ms))
             .unwrap_or(false);
+        if let Ok(mut replay) = replay.lock() {
+            replay.observe(&event);
+        }
         if let Event::Incoming { from, .. } = &event {
             alert_incoming(&app, from);
         }
@@ -447,5 +507,53 @@ mod tests {
         assert_eq!(deep_link_number("tel:"), None);
         assert_eq!(deep_link_number("--verbose"), None);
         assert_eq!(deep_link_number("https://example.com"), None);
+    }
+}
+
+#[cfg(test)]
+mod replay_tests {
+    use super::*;
+
+    #[test]
+    fn replay_keeps_the_registration_and_the_live_calls_only() {
+        let mut replay = Replay::default();
+        for event in [
+            Event::Registering {
+                registrar: String::new(),
+            },
+            Event::Registered { expires: 600 },
+            Event::Incoming {
+                call: 1,
+                from: "sip:alice@pbx".into(),
+                to: "sip:agent@pbx".into(),
+            },
+            Event::Incoming {
+                call: 2,
+                from: "sip:bob@pbx".into(),
+                to: "sip:agent@pbx".into(),
+            },
+            Event::Answered {
+                call: 2,
+                auto: false,
+            },
+            Event::Ended {
+                call: 1,
+                reason: "remote_cancelled".into(),
+                normal: false,
+                code: None,
+                detail: String::new(),
+                stats: Default::default(),
+            },
+            Event::Warning {
+                message: "x".into(),
+            },
+        ] {
+            replay.observe(&event);
+        }
+        let events = replay.events();
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert_eq!(events[0], Event::Registered { expires: 600 });
+        assert!(matches!(events[1], Event::Incoming { call: 2, .. }));
+        assert!(matches!(events[2], Event::Answered { call: 2, .. }));
     }
 }

@@ -5,8 +5,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use homeagent_testkit::peers::baresip::{Baresip, BaresipOpts, Codec, SipAccount, Transport};
 use homeagent_testkit::webdriver::DesktopApp;
-use homeagent_testkit::{TempDir, require};
+use homeagent_testkit::{Kamailio, KamailioOpts, TempDir, ports, require, score_pesq};
+
+use crate::common::{PESQ_FLOOR, WAIT};
 
 const UI_WAIT: Duration = Duration::from_secs(30);
 
@@ -124,4 +127,95 @@ fn demo_mode_delivers_a_call_the_agent_answers_and_hangs_up_by_click() {
     let result = app.attribute("history-row", "data-result").ok().flatten();
     assert_eq!(result.as_deref(), Some("answered"));
     let _ = app.screenshot("history");
+}
+
+/// The app registered with Kamailio (the platform), configured by the system layer as IT
+/// deploys it; baresip calls the agent through Kamailio.
+#[test]
+fn registered_app_rings_is_answered_by_click_and_the_caller_hears_the_agent() {
+    if !require(&[
+        "tauri-driver",
+        "WebKitWebDriver",
+        "Xvfb",
+        "kamailio",
+        "baresip",
+        "stdbuf",
+        "python3",
+    ]) {
+        return;
+    }
+    let kam = Kamailio::start(KamailioOpts::default()).expect("kamailio starts");
+    let dir = TempDir::new("desktop-live").expect("temp dir");
+    let port = ports::reserve(&[0, 2, 3, 4, 5, 6, 7, 8, 9]);
+    let speech = Codec::Pcmu.speech_wav();
+    let system = dir.path().join("system.toml");
+    std::fs::write(
+        &system,
+        format!(
+            "registrar = \"sip:127.0.0.1:{kam_port}\"\nuser = \"agent01\"\n\
+             bind = \"127.0.0.1:{port}\"\nrtp_ports = \"{}-{}\"\ncodecs = \"pcmu\"\n\
+             audio_in = \"{}\"\naudio_out = \"null\"\n",
+            port + 2,
+            port + 9,
+            speech.display(),
+            kam_port = kam.udp_port(),
+        ),
+    )
+    .expect("system config");
+    let app = DesktopApp::launch(
+        &desktop_bin(),
+        &[
+            ("HOMEAGENT_SYSTEM_CONFIG", system.display().to_string()),
+            (
+                "HOMEAGENT_USER_CONFIG",
+                dir.path().join("user.toml").display().to_string(),
+            ),
+            ("HOMEAGENT_PASSWORD", "agent01pw".to_owned()),
+            ("LANG", "fr_FR.UTF-8".to_owned()),
+        ],
+        &artifacts(),
+    )
+    .expect("app under WebDriver");
+    // Live mode: no training banner, registered with the platform.
+    app.wait_until("registered", UI_WAIT, |app| {
+        app.attribute("registration-status", "data-status")
+            .ok()
+            .flatten()
+            .is_some_and(|status| status == "registered")
+    })
+    .expect("registered");
+    assert_eq!(app.count("demo-banner").ok(), Some(0));
+    let alice = Baresip::start(BaresipOpts {
+        name: "alice".into(),
+        account: Some(SipAccount {
+            user: "alice".into(),
+            password: "alicepw".into(),
+            registrar: format!("127.0.0.1:{}", kam.udp_port()),
+            transport: Transport::Udp,
+        }),
+        ..BaresipOpts::default()
+    })
+    .expect("baresip starts");
+    alice.wait_registered(WAIT).expect("alice registers");
+    alice
+        .dial(&format!("sip:agent01@127.0.0.1:{}", kam.udp_port()))
+        .expect("dial");
+    app.wait_for("incoming-call", UI_WAIT)
+        .expect("incoming call");
+    let caller = app.text("incoming-call").unwrap_or_default();
+    assert!(caller.contains("alice"), "caller shown: {caller:?}");
+    app.click("answer-button", UI_WAIT).expect("answer");
+    alice.wait_established(WAIT).expect("alice connected");
+    // The agent's 21 s of speech reach the caller; then the agent hangs up by click.
+    std::thread::sleep(Duration::from_secs(23));
+    app.click("hangup-button", UI_WAIT).expect("hang up");
+    alice.wait_closed(WAIT).expect("alice gets the BYE");
+    let recording = alice.wait_recording(WAIT).expect("alice's recording");
+    let score = score_pesq(&speech, &recording, Codec::Pcmu.pesq_mode()).expect("PESQ");
+    eprintln!("desktop → baresip PCMU: PESQ {:.3}", score.pesq);
+    assert!(score.pesq >= PESQ_FLOOR, "PESQ {:.3}", score.pesq);
+    app.click("tab-history", UI_WAIT).expect("history tab");
+    app.wait_for("history-row", UI_WAIT).expect("history row");
+    let number = app.text("history-number").unwrap_or_default();
+    assert!(number.contains("••") || number.contains("ice"), "{number}");
 }

@@ -74,6 +74,17 @@ describe("header", () => {
     expect(pill.textContent).toContain("403 Forbidden");
   });
 
+  it("shows what happened before it started listening (registration, a ringing call)", async () => {
+    await setup({ mode: "live" }, (fake) => {
+      fake.pastEvents = [
+        { event: "registered", expires: 600 },
+        { event: "incoming", call: 4, from: '"Jean Dupont" <sip:+33612345678@pbx>', to: "sip:agent01@pbx" },
+      ];
+    });
+    await waitFor(() => expect(screen.getByTestId("registration-status").dataset.status).toBe("registered"));
+    expect((await screen.findByTestId("incoming-call")).textContent).toContain("Jean Dupont");
+  });
+
   it("has no training banner in live mode and speaks English on an English OS", async () => {
     await setup({ mode: "live", locale: "en-US", account: "agent7" });
     expect(screen.queryByTestId("demo-banner")).toBeNull();

@@ -70,6 +70,12 @@ export function App({ backend, clock = Date.now, browserLanguage, initialTab = "
         setTab("phone");
       }),
     ];
+    // What happened before this window listened (the phone registers at once): replayed after
+    // subscribing, so nothing falls in between (a repeated event changes nothing).
+    backend
+      .recentEvents()
+      .then((events) => setPhone((state) => events.reduce((s, event) => reduce(s, event, clock()), state)))
+      .catch(() => undefined);
     requestNotificationPermission();
     return () => subscriptions.forEach((unsubscribe) => unsubscribe());
   }, [backend, clock, refreshHistory]);

@@ -16,6 +16,8 @@ export interface Backend {
   /** Stores the account's SIP password in the OS keychain (never in a file). */
   savePassword(password: string): Promise<void>;
   history(): Promise<HistoryEntry[]>;
+  /** The events that rebuild the current state (registration, calls in progress). */
+  recentEvents(): Promise<Event[]>;
   playTestTone(device: string | null): Promise<void>;
   setLevelMeter(enabled: boolean): Promise<void>;
   onPhoneEvent(callback: (event: Event) => void): Unsubscribe;
@@ -33,6 +35,7 @@ export const COMMANDS = {
   saveSettings: "save_settings",
   savePassword: "save_password",
   history: "history",
+  recentEvents: "recent_events",
   playTestTone: "play_test_tone",
   setLevelMeter: "set_level_meter",
 } as const;
@@ -71,6 +74,7 @@ export function tauriBackend(): Backend {
       await invoke<null>(COMMANDS.saveSettings, { settings });
     },
     history: () => invoke<HistoryEntry[]>(COMMANDS.history),
+    recentEvents: () => invoke<Event[]>(COMMANDS.recentEvents),
     playTestTone: async (device) => {
       await invoke<null>(COMMANDS.playTestTone, { device });
     },
@@ -107,6 +111,8 @@ export type FakeBackend = Backend & {
   deviceList: AudioDevice[];
   currentSettings: UserSettings;
   historyEntries: HistoryEntry[];
+  /** What `recentEvents` answers (events that happened before the UI started). */
+  pastEvents: Event[];
   /** How many passwords were saved (never the passwords themselves). */
   passwordsSaved: number;
   /** When set, `send` rejects with this message (as Tauri does with a string). */
@@ -163,6 +169,7 @@ export function fakeBackend(overrides: Partial<AppInfo> = {}): FakeBackend {
     ],
     currentSettings: defaultSettings(),
     historyEntries: [],
+    pastEvents: [],
     failSendWith: null,
     appInfo: async () => ({ ...fake.info }),
     send: async (command) => {
@@ -179,6 +186,7 @@ export function fakeBackend(overrides: Partial<AppInfo> = {}): FakeBackend {
       fake.currentSettings = clone(settings);
     },
     history: async () => fake.historyEntries.map((entry) => ({ ...entry })),
+    recentEvents: async () => fake.pastEvents.map((event) => ({ ...event })),
     playTestTone: async (device) => {
       fake.testTones.push(device);
     },

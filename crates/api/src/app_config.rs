@@ -79,6 +79,10 @@ pub struct AppConfig {
     pub gain_control: Option<String>,
     /// fr | en; absent: the OS locale.
     pub language: Option<String>,
+    /// Microphone and speaker as the CLI takes them (`FILE.wav`, `tone:HZ`, `silence`, `null`,
+    /// `device:NAME`), overriding `microphone`/`speaker`: for IT's diagnostics and for tests.
+    pub audio_in: Option<String>,
+    pub audio_out: Option<String>,
 }
 
 /// What the settings screen shows and saves (the user layer).
@@ -176,8 +180,18 @@ impl AppConfig {
         let preferred = self.preferred_devices.as_deref().unwrap_or_default();
         let microphone = choose_device(self.microphone.as_deref(), preferred, inputs);
         let speaker = choose_device(self.speaker.as_deref(), preferred, outputs);
-        phone.audio_in = device_source(microphone.as_deref());
-        phone.audio_out = device_sink(speaker.as_deref());
+        phone.audio_in = match &self.audio_in {
+            Some(spec) => spec
+                .parse()
+                .map_err(|e| format!("audio_in = \"{spec}\": {e}"))?,
+            None => device_source(microphone.as_deref()),
+        };
+        phone.audio_out = match &self.audio_out {
+            Some(spec) => spec
+                .parse()
+                .map_err(|e| format!("audio_out = \"{spec}\": {e}"))?,
+            None => device_sink(speaker.as_deref()),
+        };
         let processing = &mut phone.audio_processing;
         processing.echo_cancellation = self.echo_cancellation.as_deref().and_then(switch);
         processing.noise_suppression = self.noise_suppression.as_deref().and_then(switch);
@@ -424,5 +438,21 @@ mod tests {
                 .unwrap_err()
                 .contains("rtp_ports")
         );
+        // audio_in/audio_out win over the device choice.
+        let files = AppConfig {
+            microphone: Some("Jabra Evolve2 65".into()),
+            audio_in: Some("tone:300".into()),
+            audio_out: Some("null".into()),
+            ..AppConfig::default()
+        };
+        let phone = files.phone_settings(&present, &present).unwrap();
+        assert_eq!(phone.audio_in.to_string(), "tone:300");
+        assert_eq!(phone.audio_out, crate::SinkSpec::Null);
+        let bad = AppConfig {
+            audio_in: Some("microphone".into()),
+            ..AppConfig::default()
+        };
+        let error = bad.phone_settings(&[], &[]).unwrap_err();
+        assert!(error.contains("audio_in"), "{error}");
     }
 }

@@ -13,6 +13,11 @@ export const commands = {
 	saveSettings: (settings: UserSettings_Deserialize) => typedError<null, string>(__TAURI_INVOKE("save_settings", { settings })),
 	/**  Stores the account's SIP password in the OS keychain (never in a file or a log). */
 	savePassword: (password: string) => typedError<null, string>(__TAURI_INVOKE("save_password", { password })),
+	/**
+	 *  The events that rebuild the current state (registration, calls in progress) in a window
+	 *  that opens after they happened.
+	 */
+	recentEvents: () => __TAURI_INVOKE<Event_Serialize[]>("recent_events"),
 	history: () => __TAURI_INVOKE<HistoryEntry[]>("history"),
 	playTestTone: (device: string | null) => typedError<null, string>(__TAURI_INVOKE("play_test_tone", { device })),
 	setLevelMeter: (enabled: boolean) => typedError<null, string>(__TAURI_INVOKE("set_level_meter", { enabled })),
