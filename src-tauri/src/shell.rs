@@ -266,9 +266,10 @@ impl Replay {
             | Event::Registered { .. }
             | Event::RegistrationFailed { .. }
             | Event::Unregistered => self.registration = Some(event.clone()),
-            Event::Ended { call, .. } => self.calls.retain(|e| event_call(e) != Some(*call)),
-            Event::Quality { .. } | Event::Warning { .. } | Event::Error { .. } => {}
-            other if event_call(other).is_some() => self.calls.push(other.clone()),
+            Event::Ended { call, .. } => self.calls.retain(|e| e.call() != Some(*call)),
+            // Figures of the moment: the next report comes within seconds.
+            Event::Quality { .. } => {}
+            other if other.call().is_some() => self.calls.push(other.clone()),
             _ => {}
         }
     }
@@ -280,14 +281,6 @@ impl Replay {
             .cloned()
             .collect()
     }
-}
-
-fn event_call(event: &Event) -> Option<u32> {
-    let value = serde_json::to_value(event).ok()?;
-    value
-        .get("call")?
-        .as_u64()
-        .and_then(|c| u32::try_from(c).ok())
 }
 
 /// What the event pump keeps up to date besides the window.

@@ -251,6 +251,37 @@ pub enum Event {
     Stopped,
 }
 
+impl Event {
+    /// The call the event is about, if it is about one.
+    pub fn call(&self) -> Option<u32> {
+        match self {
+            Self::Calling { call, .. }
+            | Self::Incoming { call, .. }
+            | Self::Ringing { call }
+            | Self::Answered { call, .. }
+            | Self::Established { call, .. }
+            | Self::Hold { call, .. }
+            | Self::Resume { call, .. }
+            | Self::Dtmf { call, .. }
+            | Self::DtmfSent { call, .. }
+            | Self::Muted { call, .. }
+            | Self::Transferred { call, .. }
+            | Self::TransferFailed { call, .. }
+            | Self::AudioInputEnded { call }
+            | Self::Quality { call, .. }
+            | Self::Ended { call, .. } => Some(*call),
+            Self::Ready { .. }
+            | Self::Registering { .. }
+            | Self::Registered { .. }
+            | Self::RegistrationFailed { .. }
+            | Self::Unregistered
+            | Self::Warning { .. }
+            | Self::Error { .. }
+            | Self::Stopped => None,
+        }
+    }
+}
+
 impl From<EngineEvent> for Event {
     fn from(event: EngineEvent) -> Self {
         match event {
