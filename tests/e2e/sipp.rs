@@ -283,3 +283,60 @@ fn transfer_of_a_call_not_connected_fails_and_the_call_goes_on() {
     assert_eq!(code, 0, "{summary}");
     assert!(uas.wait(WAIT).expect("sipp ends").success);
 }
+
+#[test]
+fn attended_transfer_hands_the_customer_to_the_consulted_party_with_replaces() {
+    if !require(&["sipp"]) {
+        return;
+    }
+    let customer = Sipp::spawn(scenario("uas_transferee.xml"), &[]).expect("sipp starts");
+    let supervisor = Sipp::spawn(scenario("uas_auth_180_200.xml"), &[]).expect("sipp starts");
+    let mut ha = Ha::start(
+        &[
+            "call",
+            &format!("sip:customer@{}", customer.addr()),
+            "--user",
+            "agent01",
+            "--codecs",
+            "pcmu",
+            "--audio-in",
+            "tone:440",
+            "--audio-out",
+            "null",
+        ],
+        &[("HOMEAGENT_PASSWORD", "agent01pw")],
+    );
+    ha.event("established", WAIT);
+    // The agent consults the supervisor on a second call, then connects the two.
+    ha.command(&format!(
+        r#"{{"command":"call","uri":"sip:supervisor@{}"}}"#,
+        supervisor.addr()
+    ));
+    ha.process
+        .wait_event(|e| e["event"] == "established" && e["call"] == 2, WAIT)
+        .expect("consultation call up");
+    ha.command(r#"{"command":"attended_transfer","call":1,"consultation":2}"#);
+    let transferred = ha.event("transferred", WAIT);
+    assert_eq!(transferred["call"], 1, "{transferred}");
+    let ended = ha.event("ended", WAIT);
+    assert_eq!(ended["reason"], "transferred", "{ended}");
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
+    let customer = customer.wait(WAIT).expect("customer sipp ends");
+    assert!(
+        customer.success,
+        "sipp failed:\n{}\n{}",
+        customer.output, customer.errors
+    );
+    // Refer-To: the supervisor's Contact with the consultation dialog to replace.
+    let refer_to = customer
+        .messages
+        .lines()
+        .find(|line| line.starts_with("Refer-To:"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(refer_to.contains("?Replaces="), "{refer_to}");
+    assert!(refer_to.contains("%3Bto-tag%3D"), "{refer_to}");
+    assert!(refer_to.contains("%3Bfrom-tag%3D"), "{refer_to}");
+    assert!(supervisor.wait(WAIT).expect("supervisor sipp ends").success);
+}

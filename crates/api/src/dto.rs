@@ -37,6 +37,12 @@ pub enum Command {
         call: u32,
         target: String,
     },
+    /// Attended transfer: connects the other party of `call` with the party of our connected
+    /// `consultation` call (SIP REFER with Replaces).
+    AttendedTransfer {
+        call: u32,
+        consultation: u32,
+    },
     /// Mute (send silence) or unmute the microphone on a call.
     Mute {
         call: u32,
@@ -72,6 +78,10 @@ impl Command {
             Self::Transfer { call, target } => C::Transfer {
                 call: CallId(u64::from(call)),
                 target,
+            },
+            Self::AttendedTransfer { call, consultation } => C::AttendedTransfer {
+                call: CallId(u64::from(call)),
+                consultation: CallId(u64::from(consultation)),
             },
             Self::Shutdown => C::Shutdown,
             Self::Mute { call, muted } => {

@@ -833,27 +833,51 @@ impl Call {
     /// Blind transfer: asks the other party (REFER) to call `target` instead; we hang up once
     /// it reports the new call answered.
     pub(crate) fn transfer(&mut self, phone: &mut Phone, target: &str) {
+        match target_uri(phone, target) {
+            Some(uri) => self.refer(phone, uri.to_string(), uri.to_string()),
+            None => self.refuse_transfer(phone, format!("{target:?} is not a SIP URI")),
+        }
+    }
+
+    /// Attended transfer (RFC 5589 §7): `consultation` is our connected call with the target;
+    /// the other party is asked to call it with `Replaces` (RFC 3891), which takes our place in
+    /// that call.
+    pub(crate) fn attended_transfer(&mut self, phone: &mut Phone, consultation: Option<Replaces>) {
+        match consultation {
+            Some(replaces) => {
+                let shown = replaces.target.clone();
+                self.refer(phone, replaces.refer_to(), shown);
+            }
+            None => self.refuse_transfer(phone, "the consultation call is not connected".into()),
+        }
+    }
+
+    /// What another call's attended transfer needs of this one, when it is connected.
+    pub(crate) fn replaces(&self) -> Option<Replaces> {
+        let dialog = self
+            .dialog
+            .as_ref()
+            .filter(|_| self.state == State::Confirmed)?;
+        Some(Replaces {
+            target: dialog.remote_target.to_string(),
+            call_id: dialog.id.call_id.clone(),
+            local_tag: dialog.id.local_tag.clone(),
+            remote_tag: dialog.id.remote_tag.clone(),
+        })
+    }
+
+    fn refer(&mut self, phone: &mut Phone, refer_to: String, shown: String) {
         let refused = if self.state != State::Confirmed {
-            Some("the call is not connected".to_owned())
+            Some("the call is not connected")
         } else if self.transfer_target.is_some() {
-            Some("a transfer is already in progress".to_owned())
+            Some("a transfer is already in progress")
         } else {
             None
         };
         if let Some(reason) = refused {
-            phone.emit(PhoneEvent::TransferFailed {
-                call: self.id,
-                reason,
-            });
+            self.refuse_transfer(phone, reason.to_owned());
             return;
         }
-        let Some(uri) = target_uri(phone, target) else {
-            phone.emit(PhoneEvent::TransferFailed {
-                call: self.id,
-                reason: format!("{target:?} is not a SIP URI"),
-            });
-            return;
-        };
         let Some(dialog) = &mut self.dialog else {
             return;
         };
@@ -861,14 +885,14 @@ impl Call {
         let via = phone.new_via(transport);
         let mut refer = dialog.request(Method::Refer, &via);
         refer.headers.set("Max-Forwards", "70");
-        refer.headers.push("Refer-To", format!("<{uri}>"));
+        refer.headers.push("Refer-To", format!("<{refer_to}>"));
         refer
             .headers
             .push("Contact", phone.contact(transport).to_string());
         let peer = self.target_peer();
         self.refer = Some(phone.send_request(peer, refer));
-        self.transfer_target = Some(uri.to_string());
-        tracing::info!(call = %self.id, to = %Pii(&uri), "transferring");
+        tracing::info!(call = %self.id, to = %Pii(&shown), "transferring");
+        self.transfer_target = Some(shown);
     }
 
     fn refer_response(&mut self, phone: &mut Phone, response: &Response) {
@@ -912,9 +936,18 @@ impl Call {
         }
     }
 
+    /// The transfer in progress failed: the call goes on.
     fn transfer_failed(&mut self, phone: &mut Phone, reason: String) {
         self.transfer_target = None;
         tracing::info!(call = %self.id, %reason, "transfer failed");
+        phone.emit(PhoneEvent::TransferFailed {
+            call: self.id,
+            reason,
+        });
+    }
+
+    /// A transfer request that cannot start (any transfer in progress goes on).
+    fn refuse_transfer(&self, phone: &mut Phone, reason: String) {
         phone.emit(PhoneEvent::TransferFailed {
             call: self.id,
             reason,
@@ -1175,4 +1208,61 @@ fn set_sdp(request: &mut Request, sdp: &SessionDescription) {
 fn set_sdp_response(response: &mut Response, sdp: &SessionDescription) {
     response.headers.set("Content-Type", "application/sdp");
     response.body = sdp.to_string().into_bytes();
+}
+
+/// Our side of a connected call, as an attended transfer hands it over (RFC 3891).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Replaces {
+    /// The other party's Contact: where the transferee sends its INVITE.
+    target: String,
+    call_id: String,
+    local_tag: String,
+    remote_tag: String,
+}
+
+impl Replaces {
+    /// `target?Replaces=...` with the header value escaped as a URI header (RFC 3261 §19.1.1).
+    /// Seen from the transfer target, its own tag is the to-tag and ours the from-tag.
+    fn refer_to(&self) -> String {
+        let value = format!(
+            "{};to-tag={};from-tag={}",
+            self.call_id, self.remote_tag, self.local_tag
+        );
+        format!("{}?Replaces={}", self.target, escape_uri_header(&value))
+    }
+}
+
+/// Percent-encodes what may not appear raw in a URI header value.
+fn escape_uri_header(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        let raw = byte.is_ascii_alphanumeric() || b"-_.!~*'()[]/?:+$".contains(&byte);
+        if raw {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod replaces_tests {
+    use super::*;
+
+    #[test]
+    fn refer_to_carries_the_escaped_replaces_header() {
+        let replaces = Replaces {
+            target: "sip:supervisor@10.0.0.9:5060".into(),
+            call_id: "a84b4c76e66710@pc33.example.com".into(),
+            local_tag: "1928301774".into(),
+            remote_tag: "a6c85cf".into(),
+        };
+        assert_eq!(
+            replaces.refer_to(),
+            "sip:supervisor@10.0.0.9:5060?Replaces=a84b4c76e66710%40pc33.example.com\
+             %3Bto-tag%3Da6c85cf%3Bfrom-tag%3D1928301774"
+        );
+        assert_eq!(escape_uri_header("a b%c&d"), "a%20b%25c%26d");
+    }
 }

@@ -50,6 +50,12 @@ pub enum Command {
         call: CallId,
         target: String,
     },
+    /// Attended transfer: connects the other party of `call` with the party of our
+    /// `consultation` call (REFER with Replaces); both our calls then end.
+    AttendedTransfer {
+        call: CallId,
+        consultation: CallId,
+    },
     /// Hang up every call, unregister, then report [`PhoneEvent::Stopped`].
     Shutdown,
 }
@@ -225,6 +231,14 @@ impl Phone {
             Command::Resume { call } => self.with_call(call, |c, phone| c.set_hold(phone, false)),
             Command::Transfer { call, target } => {
                 self.with_call(call, |c, phone| c.transfer(phone, &target))
+            }
+            Command::AttendedTransfer { call, consultation } => {
+                let replaces = self
+                    .calls
+                    .get(&consultation)
+                    .filter(|_| consultation != call)
+                    .and_then(Call::replaces);
+                self.with_call(call, |c, phone| c.attended_transfer(phone, replaces))
             }
             Command::Shutdown => {
                 if self.shutdown.is_some() {

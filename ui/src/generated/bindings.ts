@@ -103,6 +103,11 @@ export type Command =
 { command: "call"; uri: string } | { command: "answer"; call: number } | { command: "decline"; call: number } | { command: "hangup"; call: number } | { command: "hold"; call: number } | { command: "resume"; call: number } | { command: "send_dtmf"; call: number; digits: string } | 
 /**  Blind transfer (SIP REFER) of a connected call to a SIP URI or number. */
 { command: "transfer"; call: number; target: string } | 
+/**
+ *  Attended transfer: connects the other party of `call` with the party of our connected
+ *  `consultation` call (SIP REFER with Replaces).
+ */
+{ command: "attended_transfer"; call: number; consultation: number } | 
 /**  Mute (send silence) or unmute the microphone on a call. */
 { command: "mute"; call: number; muted: boolean } | 
 /**  Hang up every call, unregister, then stop ([`Event::Stopped`]). */
