@@ -4,7 +4,9 @@
   start to interactive   WebDriver session request -> the UI's status pill is in the DOM
                          (includes WebKitWebDriver starting the app), median of RUNS
   idle memory            PSS (and RSS sum) of the app and its WebKit processes, idle
-  idle CPU               % of one core over IDLE_S seconds, same processes
+  idle CPU               % of one core over IDLE_S seconds, same processes; with
+                         REGISTERED=1 the app is registered with a Kamailio started here
+                         (shared/peers/kamailio, user agent01) instead of on the training line
   .deb size              target/release/bundle/deb/*.deb if built (scripts/build-deb.sh)
 
 With SCREENSHOTS=DIR it also saves the main screens (incoming call, active call, history,
@@ -100,10 +102,30 @@ def cpu_ticks(pids):
     return total
 
 
+def start_kamailio():
+    """Kamailio from the shared peer on port 15260; returns (environment lines, run dir)."""
+    script = REPO.parent / "shared/peers/kamailio/start.sh"
+    shared = os.environ.get("HOMEAGENT_SHARED")
+    if shared:
+        script = pathlib.Path(shared) / "peers/kamailio/start.sh"
+    out = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, KAM_UDP_PORT="15260"))
+    values = dict(line.split("=", 1) for line in out.stdout.split() if "=" in line)
+    return script, values["KAM_RUN_DIR"]
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="ha-desktop-bench.")
-    env = dict(os.environ, DISPLAY=":88", LANG="fr_FR.UTF-8",
-               HOMEAGENT_SYSTEM_CONFIG=f"{tmp}/none.toml", HOMEAGENT_USER_CONFIG=f"{tmp}/user.toml",
+    registered = os.environ.get("REGISTERED") == "1"
+    system = f"{tmp}/none.toml"
+    kamailio = None
+    if registered:
+        kamailio = start_kamailio()
+        system = f"{tmp}/system.toml"
+        pathlib.Path(system).write_text(
+            'registrar = "sip:127.0.0.1:15260"\nuser = "agent01"\nbind = "127.0.0.1:15270"\n')
+    env = dict(os.environ, DISPLAY=":88", LANG="fr_FR.UTF-8", HOMEAGENT_PASSWORD="agent01pw",
+               HOMEAGENT_SYSTEM_CONFIG=system, HOMEAGENT_USER_CONFIG=f"{tmp}/user.toml",
                HOMEAGENT_DEMO_FIRST_CALL=os.environ.get("HOMEAGENT_DEMO_FIRST_CALL", "3600"))
     xvfb = subprocess.Popen(["Xvfb", ":88", "-screen", "0", "1280x900x24", "-nolisten", "tcp"])
     time.sleep(1)
@@ -120,6 +142,13 @@ def main():
             session = request("POST", "/session", caps)["sessionId"]
             wait_for(session, "registration-status")
             starts.append((time.monotonic() - began) * 1000)
+            if registered:
+                status = wait_for(session, "registration-status")
+                deadline = time.monotonic() + 20
+                while request("GET", f"/session/{session}/element/{status}/attribute/data-status") != "registered":
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("not registered")
+                    time.sleep(0.2)
             last = run == RUNS - 1
             if last:
                 time.sleep(3)
@@ -136,13 +165,16 @@ def main():
     finally:
         os.killpg(driver.pid, signal.SIGTERM)
         xvfb.kill()
+        if kamailio:
+            subprocess.run(["bash", str(kamailio[0]), "stop", kamailio[1]], capture_output=True)
     debs = sorted(glob.glob(str(TARGET / "release/bundle/deb/*.deb")))
     print(f"app: {APP}")
     print(f"start to interactive: median {statistics.median(starts):.0f} ms "
           f"(runs: {', '.join(f'{s:.0f}' for s in starts)})")
     print(f"idle memory (app + WebKit processes, {len(pids)}): PSS {pss / 1024:.0f} MiB, "
           f"RSS sum {rss / 1024:.0f} MiB")
-    print(f"idle CPU over {IDLE_S:.0f} s: {cpu:.2f} % of one core")
+    state = "registered with Kamailio" if registered else "training line, no call"
+    print(f"idle CPU over {IDLE_S:.0f} s ({state}): {cpu:.2f} % of one core")
     if debs:
         print(f".deb: {debs[-1]} {os.path.getsize(debs[-1]) / 2**20:.1f} MiB")
 
