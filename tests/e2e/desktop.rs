@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use homeagent_testkit::peers::baresip::{Baresip, BaresipOpts, Codec, SipAccount, Transport};
-use homeagent_testkit::webdriver::DesktopApp;
+use homeagent_testkit::webdriver::{DesktopApp, WebDriverError};
 use homeagent_testkit::{Kamailio, KamailioOpts, TempDir, ports, require, score_pesq};
 
 use crate::common::{PESQ_FLOOR, WAIT};
@@ -24,6 +24,16 @@ fn desktop_bin() -> PathBuf {
         .map(|dir| dir.join("homeagent-desktop"))
         .find(|p| p.is_file())
         .expect("no homeagent-desktop binary: run `cargo build --workspace` first")
+}
+
+/// Waits until the element's `data-status` is `status`.
+fn wait_status(app: &DesktopApp, test_id: &str, status: &str) -> Result<(), WebDriverError> {
+    app.wait_until(&format!("{test_id} {status}"), UI_WAIT, |app| {
+        app.attribute(test_id, "data-status")
+            .ok()
+            .flatten()
+            .is_some_and(|s| s == status)
+    })
 }
 
 fn artifacts() -> PathBuf {
@@ -77,13 +87,7 @@ fn demo_mode_delivers_a_call_the_agent_answers_and_hangs_up_by_click() {
     );
     let _ = app.screenshot("incoming-call");
     app.click("answer-button", UI_WAIT).expect("answer");
-    app.wait_until("call active", UI_WAIT, |app| {
-        app.attribute("active-call", "data-status")
-            .ok()
-            .flatten()
-            .is_some_and(|status| status == "active")
-    })
-    .expect("active call");
+    wait_status(&app, "active-call", "active").expect("active call");
     // The timer runs once the call is up.
     let first = app.text("call-timer").expect("timer");
     app.wait_until("timer running", UI_WAIT, |app| {
@@ -94,21 +98,9 @@ fn demo_mode_delivers_a_call_the_agent_answers_and_hangs_up_by_click() {
     let _ = app.screenshot("active-call");
     // Hold, then resume.
     app.click("hold-button", UI_WAIT).expect("hold");
-    app.wait_until("held", UI_WAIT, |app| {
-        app.attribute("active-call", "data-status")
-            .ok()
-            .flatten()
-            .is_some_and(|status| status == "held")
-    })
-    .expect("held");
+    wait_status(&app, "active-call", "held").expect("held");
     app.click("hold-button", UI_WAIT).expect("resume");
-    app.wait_until("resumed", UI_WAIT, |app| {
-        app.attribute("active-call", "data-status")
-            .ok()
-            .flatten()
-            .is_some_and(|status| status == "active")
-    })
-    .expect("resumed");
+    wait_status(&app, "active-call", "active").expect("resumed");
     // DTMF from the keypad, then hang up.
     app.click("dtmf-key-5", UI_WAIT).expect("dtmf 5");
     app.click("hangup-button", UI_WAIT).expect("hang up");
@@ -177,13 +169,7 @@ fn registered_app_rings_is_answered_by_click_and_the_caller_hears_the_agent() {
     )
     .expect("app under WebDriver");
     // Live mode: no training banner, registered with the platform.
-    app.wait_until("registered", UI_WAIT, |app| {
-        app.attribute("registration-status", "data-status")
-            .ok()
-            .flatten()
-            .is_some_and(|status| status == "registered")
-    })
-    .expect("registered");
+    wait_status(&app, "registration-status", "registered").expect("registered");
     assert_eq!(app.count("demo-banner").ok(), Some(0));
     let alice = Baresip::start(BaresipOpts {
         name: "alice".into(),

@@ -201,25 +201,32 @@ fn malformed_request_gets_400_and_the_phone_keeps_working() {
     }
 }
 
+/// agent01 (password agent01pw for the peers that challenge) calls `target`: PCMU, a tone,
+/// nothing recorded; `extra` options appended.
+fn agent_calls(target: &str, extra: &[&str]) -> Ha {
+    let mut args = vec![
+        "call",
+        target,
+        "--user",
+        "agent01",
+        "--codecs",
+        "pcmu",
+        "--audio-in",
+        "tone:440",
+        "--audio-out",
+        "null",
+    ];
+    args.extend_from_slice(extra);
+    Ha::start(&args, &[("HOMEAGENT_PASSWORD", "agent01pw")])
+}
+
 #[test]
 fn blind_transfer_with_refer_ends_our_call_once_the_target_answers() {
     if !require(&["sipp"]) {
         return;
     }
     let uas = Sipp::spawn(scenario("uas_transferee.xml"), &[]).expect("sipp starts");
-    let mut ha = Ha::start(
-        &[
-            "call",
-            &format!("sip:customer@{}", uas.addr()),
-            "--codecs",
-            "pcmu",
-            "--audio-in",
-            "tone:440",
-            "--audio-out",
-            "null",
-        ],
-        &[],
-    );
+    let mut ha = agent_calls(&format!("sip:customer@{}", uas.addr()), &[]);
     ha.event("established", WAIT);
     ha.command(r#"{"command":"transfer","call":1,"target":"sip:supervisor@127.0.0.1"}"#);
     let transferred = ha.event("transferred", WAIT);
@@ -250,23 +257,8 @@ fn transfer_of_a_call_not_connected_fails_and_the_call_goes_on() {
         return;
     }
     let uas = Sipp::spawn(scenario("uas_auth_180_200.xml"), &[]).expect("sipp starts");
-    let mut ha = Ha::start(
-        &[
-            "call",
-            &format!("sip:service@{}", uas.addr()),
-            "--user",
-            "agent01",
-            "--codecs",
-            "pcmu",
-            "--audio-in",
-            "tone:440",
-            "--audio-out",
-            "null",
-            "--hangup-after",
-            "3",
-        ],
-        &[("HOMEAGENT_PASSWORD", "agent01pw")],
-    );
+    let target = format!("sip:service@{}", uas.addr());
+    let mut ha = agent_calls(&target, &["--hangup-after", "3"]);
     ha.event("ringing", WAIT);
     // Ringing, not connected yet: refused at once.
     ha.command(r#"{"command":"transfer","call":1,"target":"sip:supervisor@127.0.0.1"}"#);
@@ -291,21 +283,7 @@ fn attended_transfer_hands_the_customer_to_the_consulted_party_with_replaces() {
     }
     let customer = Sipp::spawn(scenario("uas_transferee.xml"), &[]).expect("sipp starts");
     let supervisor = Sipp::spawn(scenario("uas_auth_180_200.xml"), &[]).expect("sipp starts");
-    let mut ha = Ha::start(
-        &[
-            "call",
-            &format!("sip:customer@{}", customer.addr()),
-            "--user",
-            "agent01",
-            "--codecs",
-            "pcmu",
-            "--audio-in",
-            "tone:440",
-            "--audio-out",
-            "null",
-        ],
-        &[("HOMEAGENT_PASSWORD", "agent01pw")],
-    );
+    let mut ha = agent_calls(&format!("sip:customer@{}", customer.addr()), &[]);
     ha.event("established", WAIT);
     // The agent consults the supervisor on a second call, then connects the two.
     ha.command(&format!(
