@@ -246,6 +246,18 @@ describe("quality", () => {
     expect(call.warnings).toEqual([]);
   });
 
+  it("takes figures Rust could not compute (null in JSON) as unknown, not as zero", () => {
+    let state = run([
+      [incoming, T0],
+      [{ event: "answered", call: 7, auto: false }, T0 + 1],
+    ]);
+    state = reduce(state, quality(7, { mos: 4.2 }), T0 + 5000);
+    state = reduce(state, quality(7, { mos: null, jitter_ms: null, loss_percent: null }), T0 + 10000);
+    const call = state.calls[7]!;
+    expect(call.mosHistory).toEqual([4.2]);
+    expect(call.warnings).toEqual([]);
+  });
+
   it("warns strictly beyond each Twilio threshold", () => {
     expect(qualityWarnings(report())).toEqual([]);
     // At the thresholds: no warning.

@@ -119,7 +119,8 @@ export function reduce(state: PhoneState, event: Event, nowMs: number): PhoneSta
       return updateCall(state, id, (call) => ({
         ...call,
         quality: report,
-        mosHistory: [...call.mosHistory, report.mos].slice(-MOS_HISTORY_LENGTH),
+        // A figure Rust could not compute arrives as null (JSON has no NaN): left out.
+        mosHistory: (report.mos === null ? call.mosHistory : [...call.mosHistory, report.mos]).slice(-MOS_HISTORY_LENGTH),
         warnings: qualityWarnings(report),
       }));
     }
@@ -156,9 +157,9 @@ export function reduce(state: PhoneState, event: Event, nowMs: number): PhoneSta
 export function qualityWarnings(report: QualityReport): QualityWarning[] {
   const warnings: QualityWarning[] = [];
   if (report.rtt_ms !== null && report.rtt_ms > THRESHOLDS.rttMs) warnings.push("rtt");
-  if (report.jitter_ms > THRESHOLDS.jitterMs) warnings.push("jitter");
-  if (Math.max(report.loss_percent, report.remote_loss_percent ?? 0) > THRESHOLDS.lossPercent) warnings.push("loss");
-  if (report.mos < THRESHOLDS.mos) warnings.push("mos");
+  if (report.jitter_ms !== null && report.jitter_ms > THRESHOLDS.jitterMs) warnings.push("jitter");
+  if (Math.max(report.loss_percent ?? 0, report.remote_loss_percent ?? 0) > THRESHOLDS.lossPercent) warnings.push("loss");
+  if (report.mos !== null && report.mos < THRESHOLDS.mos) warnings.push("mos");
   return warnings;
 }
 

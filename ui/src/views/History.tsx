@@ -35,7 +35,7 @@ export function History({ entries, nowMs, onRefresh }: Props) {
           <tbody>
             {entries.map((entry) => (
               <tr key={entry.id} data-testid="history-row" data-entry-id={entry.id} data-result={entry.result} class={`result-${entry.result}`}>
-                <td data-testid="history-time">{formatCallTime(entry.started_at_ms, nowMs, language)}</td>
+                <td data-testid="history-time">{entry.started_at_ms === null ? "—" : formatCallTime(entry.started_at_ms, nowMs, language)}</td>
                 <td data-testid="history-direction">
                   <span aria-hidden="true">{entry.direction === "incoming" ? "↙ " : "↗ "}</span>
                   {t(entry.direction === "incoming" ? "history.incoming" : "history.outgoing")}
@@ -43,7 +43,7 @@ export function History({ entries, nowMs, onRefresh }: Props) {
                 <td data-testid="history-number" class="number">
                   {maskNumber(entry.number)}
                 </td>
-                <td data-testid="history-duration">{formatDuration(entry.duration_s)}</td>
+                <td data-testid="history-duration">{formatDuration(entry.duration_s ?? 0)}</td>
                 <td data-testid="history-result">{t(`result.${entry.result}`)}</td>
               </tr>
             ))}

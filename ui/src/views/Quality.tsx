@@ -46,9 +46,9 @@ export function QualityPanel({ call }: { call: Call }) {
   const q = call.quality;
   const metrics: Metric[] = q
     ? [
-        { id: "mos", label: "quality.mos", value: q.mos.toFixed(1) },
-        { id: "loss", label: "quality.loss", value: `${Math.max(q.loss_percent, q.remote_loss_percent ?? 0).toFixed(1)} %` },
-        { id: "jitter", label: "quality.jitter", value: `${Math.round(q.jitter_ms)} ms` },
+        { id: "mos", label: "quality.mos", value: q.mos === null ? "—" : q.mos.toFixed(1) },
+        { id: "loss", label: "quality.loss", value: `${Math.max(q.loss_percent ?? 0, q.remote_loss_percent ?? 0).toFixed(1)} %` },
+        { id: "jitter", label: "quality.jitter", value: q.jitter_ms === null ? "—" : `${Math.round(q.jitter_ms)} ms` },
         { id: "rtt", label: "quality.rtt", value: q.rtt_ms === null ? "—" : `${Math.round(q.rtt_ms)} ms` },
       ]
     : [];
