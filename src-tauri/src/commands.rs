@@ -52,6 +52,7 @@ pub struct DeepLink {
 pub const PHONE_EVENT: &str = "phone-event";
 pub const HISTORY_CHANGED: &str = "history-changed";
 pub const INPUT_LEVEL: &str = "input-level";
+pub const DEEP_LINK: &str = "deep-link";
 
 const TEST_TONE: Duration = Duration::from_secs(1);
 

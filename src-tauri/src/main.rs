@@ -24,5 +24,9 @@ fn main() {
         }
         return;
     }
+    // A second launch (a tel: link clicked while the app runs) hands over and exits.
+    if shell::hand_over_to_running_instance() {
+        return;
+    }
     shell::run();
 }

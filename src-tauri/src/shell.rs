@@ -94,6 +94,7 @@ pub fn run() {
         .invoke_handler(builder.invoke_handler())
         .setup(move |app| {
             builder.mount_events(app);
+            listen_for_other_instances(app.handle().clone());
             let shell = tauri::async_runtime::block_on(start(app.handle().clone()))?;
             app.manage(shell);
             tray(app)?;
@@ -404,6 +405,82 @@ fn set_tray_tooltip(app: &AppHandle, text: &str) {
         let _ = tray.set_tooltip(Some(text));
     }
 }
+
+/// Where the running app listens for later launches: `HOMEAGENT_INSTANCE_SOCKET`, else in
+/// `$XDG_RUNTIME_DIR` (per user, private); without either, no single-instance hand-over.
+fn instance_socket() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("HOMEAGENT_INSTANCE_SOCKET") {
+        return Some(PathBuf::from(path));
+    }
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")?;
+    Some(PathBuf::from(dir).join("homeagent-desktop.sock"))
+}
+
+/// When an instance already runs: sends it this launch's `tel:`/`sip:` link (or asks it to
+/// show its window) and returns true.
+#[cfg(unix)]
+pub fn hand_over_to_running_instance() -> bool {
+    use std::io::Write;
+    let Some(path) = instance_socket() else {
+        return false;
+    };
+    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(&path) else {
+        return false;
+    };
+    let message = match std::env::args()
+        .skip(1)
+        .find_map(|arg| deep_link_number(&arg))
+    {
+        Some(number) => format!("dial {number}\n"),
+        None => "show\n".to_owned(),
+    };
+    stream.write_all(message.as_bytes()).is_ok()
+}
+
+#[cfg(not(unix))]
+pub fn hand_over_to_running_instance() -> bool {
+    false
+}
+
+/// Listens for later launches (see [`hand_over_to_running_instance`]): shows the window and
+/// forwards a link to the dial pad (`deep-link`).
+#[cfg(unix)]
+fn listen_for_other_instances(app: AppHandle) {
+    use std::io::{BufRead, Read};
+    let Some(path) = instance_socket() else {
+        return;
+    };
+    // Nobody answered on it (see `main`): a socket left by a crashed instance.
+    let _ = std::fs::remove_file(&path);
+    let listener = match std::os::unix::net::UnixListener::bind(&path) {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::warn!(%error, "no single-instance socket");
+            return;
+        }
+    };
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut line = String::new();
+            let mut reader = std::io::BufReader::new(stream.take(1024));
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            if let Some(window) = app.get_webview_window("main") {
+                let _ = window.unminimize();
+                let _ = window.show();
+                let _ = window.set_focus();
+            }
+            if let Some(number) = line.trim().strip_prefix("dial ") {
+                let number = number.to_owned();
+                let _ = app.emit(commands::DEEP_LINK, commands::DeepLink { number });
+            }
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn listen_for_other_instances(_app: AppHandle) {}
 
 /// A `tel:`, `callto:` or `sip:` link: the number (or SIP URI) to pre-fill the dial pad with.
 fn deep_link_number(arg: &str) -> Option<String> {

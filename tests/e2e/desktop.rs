@@ -52,6 +52,11 @@ fn launch_unconfigured(dir: &TempDir, extra: &[(&str, String)]) -> DesktopApp {
             dir.path().join("none/user.toml").display().to_string(),
         ),
         ("LANG", "fr_FR.UTF-8".to_owned()),
+        // Each test's app is its own single instance (tests run in parallel).
+        (
+            "HOMEAGENT_INSTANCE_SOCKET",
+            dir.path().join("instance.sock").display().to_string(),
+        ),
     ];
     env.extend(extra.iter().cloned());
     DesktopApp::launch(&desktop_bin(), &env, &artifacts()).expect("app under WebDriver")
@@ -121,6 +126,32 @@ fn demo_mode_delivers_a_call_the_agent_answers_and_hangs_up_by_click() {
     let _ = app.screenshot("history");
 }
 
+/// A `tel:` link opened while the app runs reaches its dial pad; the second launch exits.
+#[test]
+fn tel_link_opened_while_running_fills_the_dial_pad_of_the_running_app() {
+    if !require(&["tauri-driver", "WebKitWebDriver", "Xvfb"]) {
+        return;
+    }
+    let dir = TempDir::new("desktop-link").expect("temp dir");
+    let app = launch_unconfigured(&dir, &[("HOMEAGENT_DEMO_FIRST_CALL", "3600".to_owned())]);
+    app.wait_for("dial-input", UI_WAIT).expect("dial pad");
+    // The second launch finds the first (same socket) before it would open any window.
+    let second = std::process::Command::new(desktop_bin())
+        .arg("tel:+33-6-12-34-56-78")
+        .env(
+            "HOMEAGENT_INSTANCE_SOCKET",
+            dir.path().join("instance.sock"),
+        )
+        .output()
+        .expect("second launch");
+    assert!(second.status.success(), "{second:?}");
+    app.wait_until("number in the dial pad", UI_WAIT, |app| {
+        app.property("dial-input", "value")
+            .is_ok_and(|v| v == "+33612345678")
+    })
+    .expect("dial pad filled");
+}
+
 /// The app registered with Kamailio (the platform), configured by the system layer as IT
 /// deploys it; baresip calls the agent through Kamailio.
 #[test]
@@ -164,6 +195,10 @@ fn registered_app_rings_is_answered_by_click_and_the_caller_hears_the_agent() {
             ),
             ("HOMEAGENT_PASSWORD", "agent01pw".to_owned()),
             ("LANG", "fr_FR.UTF-8".to_owned()),
+            (
+                "HOMEAGENT_INSTANCE_SOCKET",
+                dir.path().join("instance.sock").display().to_string(),
+            ),
         ],
         &artifacts(),
     )

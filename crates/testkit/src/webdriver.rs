@@ -148,6 +148,12 @@ impl DesktopApp {
         Ok(value.as_str().map(str::to_owned))
     }
 
+    /// A DOM property (`value` of an input).
+    pub fn property(&self, test_id: &str, name: &str) -> Result<Value> {
+        let element = self.find(test_id)?;
+        self.session_request("GET", &format!("/element/{element}/property/{name}"), None)
+    }
+
     /// Waits until `check` holds (polling), or fails with a screenshot.
     pub fn wait_until(
         &self,
