@@ -461,6 +461,8 @@ fn listen_for_other_instances(app: AppHandle) {
     };
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
+            // A launch writes its one line at once; a silent client must not block the others.
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
             let mut line = String::new();
             let mut reader = std::io::BufReader::new(stream.take(1024));
             if reader.read_line(&mut line).is_err() {
