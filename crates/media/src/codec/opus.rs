@@ -152,25 +152,12 @@ impl AudioEncoder for OpusEncoder {
 /// (RFC 6716 §4.2.3: the flags are the leading bits of the frame, as for [`has_inband_fec`]).
 /// CELT-only and malformed packets count as active.
 pub(super) fn is_inactive(payload: &[u8]) -> bool {
-    let Some(&toc) = payload.first() else {
+    let Some(silk) = SilkStart::of(payload) else {
         return false;
     };
-    let config = toc >> 3;
-    let silk_frame_ms = match config {
-        0..=11 => [10, 20, 40, 60][usize::from(config % 4)],
-        12..=15 => [10, 20][usize::from(config % 2)],
-        _ => return false,
-    };
-    let Ok(packet) = ::opus::packet::parse(payload) else {
-        return false;
-    };
-    let Some(&first) = packet.frames.first().and_then(|frame| frame.first()) else {
-        return false;
-    };
-    let silk_frames: u32 = (silk_frame_ms / 20).max(1);
-    // The top `silk_frames` bits (at most 3 of 8).
-    let vad_mask = !(0xFFu8 >> silk_frames);
-    first & vad_mask == 0
+    // The top `frames` bits (at most 3 of 8).
+    let vad_mask = !(0xFFu8 >> silk.frames);
+    silk.first_byte & vad_mask == 0
 }
 
 /// Whether an Opus packet carries in-band FEC (SILK LBRR) for the frame before it.
@@ -180,28 +167,48 @@ pub(super) fn is_inactive(payload: &[u8]) -> bool {
 /// binary symbol of probability 1/2, which the range coder leaves as the leading bits of the
 /// frame's first byte. CELT-only packets carry no LBRR.
 pub(super) fn has_inband_fec(payload: &[u8]) -> bool {
-    let Some(&toc) = payload.first() else {
+    let Some(SilkStart {
+        first_byte,
+        frames,
+        stereo,
+    }) = SilkStart::of(payload)
+    else {
         return false;
     };
-    let config = toc >> 3;
-    // Configs 0..=11 are SILK-only, 12..=15 hybrid, 16..=31 CELT-only (RFC 6716 §3.1).
-    let silk_frame_ms = match config {
-        0..=11 => [10, 20, 40, 60][usize::from(config % 4)],
-        12..=15 => [10, 20][usize::from(config % 2)],
-        _ => return false,
-    };
-    let Ok(packet) = ::opus::packet::parse(payload) else {
-        return false;
-    };
-    let Some(&first) = packet.frames.first().and_then(|frame| frame.first()) else {
-        return false;
-    };
-    let silk_frames = (silk_frame_ms / 20).max(1);
-    let stereo = toc & 0x04 != 0;
-    let mid = (first >> (7 - silk_frames)) & 1 == 1;
+    let mid = (first_byte >> (7 - frames)) & 1 == 1;
     // With stereo the side channel's VAD flags and LBRR flag follow the mid channel's.
-    let side = stereo && (first >> (6 - 2 * silk_frames)) & 1 == 1;
+    let side = stereo && (first_byte >> (6 - 2 * frames)) & 1 == 1;
     mid || side
+}
+
+/// The start of the first frame of a SILK-only or hybrid Opus packet.
+struct SilkStart {
+    /// Its first byte: the voice-activity flags, then the LBRR flag.
+    first_byte: u8,
+    /// 20 ms SILK frames in it (1 to 3).
+    frames: u32,
+    stereo: bool,
+}
+
+impl SilkStart {
+    /// `None` for CELT-only and malformed packets.
+    fn of(payload: &[u8]) -> Option<Self> {
+        let &toc = payload.first()?;
+        let config = toc >> 3;
+        // Configs 0..=11 are SILK-only, 12..=15 hybrid, 16..=31 CELT-only (RFC 6716 §3.1).
+        let silk_frame_ms: u32 = match config {
+            0..=11 => [10, 20, 40, 60][usize::from(config % 4)],
+            12..=15 => [10, 20][usize::from(config % 2)],
+            _ => return None,
+        };
+        let packet = ::opus::packet::parse(payload).ok()?;
+        let &first_byte = packet.frames.first()?.first()?;
+        Some(Self {
+            first_byte,
+            frames: (silk_frame_ms / 20).max(1),
+            stereo: toc & 0x04 != 0,
+        })
+    }
 }
 
 #[derive(Debug)]
