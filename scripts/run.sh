@@ -36,6 +36,11 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 TARGET="${CARGO_TARGET_DIR:-target}"
+if [ "$gui" = 1 ] && [ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -lt 20 ]; then
+  echo "The UI build needs Node.js 20 or later (Debian 12's own nodejs is 18): install it" >&2
+  echo "(e.g. from NodeSource or nvm), then run this again." >&2
+  exit 1
+fi
 if [ "$gui" = 1 ]; then
   (cd ui && npm ci --no-audit --no-fund && npm run build)
   cargo build --release -p homeagent-desktop

@@ -134,12 +134,14 @@ fn init_logging() {
 /// else on the training line.
 async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
     let paths = ConfigPaths::from_env();
+    // What the agent must be told once the window shows (replayed to it at start).
+    let mut warnings = Vec::new();
     let config = match AppConfig::load(&paths) {
         Ok(config) => config,
         Err(error) => {
             // A broken file must not leave the agent without a window: say why, run the demo.
             tracing::error!(%error, "configuration");
-            warn_later(&app, format!("configuration ignored: {error}"));
+            warnings.push(format!("configuration ignored: {error}"));
             AppConfig::default()
         }
     };
@@ -148,7 +150,10 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
     let mut phone = config.phone_settings(&inputs, &outputs)?;
     phone.password = match std::env::var("HOMEAGENT_PASSWORD") {
         Ok(password) => Some(password),
-        Err(_) if !demo => keychain_password(&app, &config).await,
+        Err(_) if !demo => keychain_password(&config).await.unwrap_or_else(|warning| {
+            warnings.push(warning);
+            None
+        }),
         Err(_) => None,
     };
     if demo {
@@ -177,7 +182,7 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
     }
     let history = Arc::new(Mutex::new(CallHistory::default()));
     let config = Arc::new(Mutex::new(config));
-    let replay = Arc::new(Mutex::new(Replay::default()));
+    let replay = Arc::new(Mutex::new(Replay::with_warnings(warnings)));
     tauri::async_runtime::spawn(forward_events(
         app.clone(),
         agent,
@@ -220,47 +225,41 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
     })
 }
 
-/// The account's password from the OS keychain; on failure the agent is told why (the phone
-/// still starts and registration then fails with the platform's answer).
-async fn keychain_password(app: &AppHandle, config: &AppConfig) -> Option<String> {
+/// The account's password from the OS keychain, or what to tell the agent (the phone still
+/// starts and registration then fails with the platform's answer).
+async fn keychain_password(config: &AppConfig) -> Result<Option<String>, String> {
     let account = homeagent_api::account_key(
         config.user.as_deref().unwrap_or_default(),
         config.registrar.as_deref().unwrap_or_default(),
     );
     match homeagent_api::load_password(&account).await {
-        Ok(Some(password)) => Some(password),
-        Ok(None) => {
-            warn_later(
-                app,
-                "no SIP password saved for this account: enter it in the settings".to_owned(),
-            );
-            None
-        }
-        Err(error) => {
-            warn_later(app, error.to_string());
-            None
-        }
+        Ok(Some(password)) => Ok(Some(password)),
+        Ok(None) => Err("no SIP password saved for this account: enter it in the settings".into()),
+        Err(error) => Err(error.to_string()),
     }
-}
-
-/// A warning for the window once it has loaded and listens.
-fn warn_later(app: &AppHandle, message: String) {
-    let app = app.clone();
-    tauri::async_runtime::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let _ = app.emit(commands::PHONE_EVENT, Event::Warning { message });
-    });
 }
 
 /// The last registration event and the events of the calls still going: replayed to a
 /// window that (re)loads after they happened (the phone registers before the UI listens).
 #[derive(Debug, Default)]
 struct Replay {
+    /// Warnings from the start (configuration, keychain).
+    startup: Vec<Event>,
     registration: Option<Event>,
     calls: Vec<Event>,
 }
 
 impl Replay {
+    fn with_warnings(warnings: Vec<String>) -> Self {
+        Self {
+            startup: warnings
+                .into_iter()
+                .map(|message| Event::Warning { message })
+                .collect(),
+            ..Self::default()
+        }
+    }
+
     fn observe(&mut self, event: &Event) {
         match event {
             Event::Registering { .. }
@@ -276,8 +275,9 @@ impl Replay {
     }
 
     fn events(&self) -> Vec<Event> {
-        self.registration
+        self.startup
             .iter()
+            .chain(&self.registration)
             .chain(&self.calls)
             .cloned()
             .collect()
@@ -588,7 +588,7 @@ mod replay_tests {
 
     #[test]
     fn replay_keeps_the_registration_and_the_live_calls_only() {
-        let mut replay = Replay::default();
+        let mut replay = Replay::with_warnings(vec!["no SIP password saved".into()]);
         for event in [
             Event::Registering {
                 registrar: String::new(),
@@ -623,9 +623,10 @@ mod replay_tests {
             replay.observe(&event);
         }
         let events = replay.events();
-        assert_eq!(events.len(), 3, "{events:?}");
-        assert_eq!(events[0], Event::Registered { expires: 600 });
-        assert!(matches!(events[1], Event::Incoming { call: 2, .. }));
-        assert!(matches!(events[2], Event::Answered { call: 2, .. }));
+        assert_eq!(events.len(), 4, "{events:?}");
+        assert!(matches!(&events[0], Event::Warning { message } if message.contains("password")));
+        assert_eq!(events[1], Event::Registered { expires: 600 });
+        assert!(matches!(events[2], Event::Incoming { call: 2, .. }));
+        assert!(matches!(events[3], Event::Answered { call: 2, .. }));
     }
 }
