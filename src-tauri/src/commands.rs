@@ -53,6 +53,8 @@ pub const PHONE_EVENT: &str = "phone-event";
 pub const HISTORY_CHANGED: &str = "history-changed";
 pub const INPUT_LEVEL: &str = "input-level";
 pub const DEEP_LINK: &str = "deep-link";
+/// The sound devices changed (payload: the new list).
+pub const DEVICES_CHANGED: &str = "devices-changed";
 
 const TEST_TONE: Duration = Duration::from_secs(1);
 
@@ -72,7 +74,11 @@ pub async fn send_command(shell: State<'_, Shell>, command: Command) -> Result<(
 #[specta::specta]
 pub async fn list_devices() -> Result<Vec<AudioDevice>, String> {
     let devices = blocking(homeagent_api::list_audio_devices).await??;
-    Ok(devices
+    Ok(audio_devices(devices))
+}
+
+pub fn audio_devices(devices: Vec<homeagent_api::AudioDevice>) -> Vec<AudioDevice> {
+    devices
         .into_iter()
         .map(|d| AudioDevice {
             name: d.name,
@@ -81,7 +87,7 @@ pub async fn list_devices() -> Result<Vec<AudioDevice>, String> {
             default_input: d.default_input,
             default_output: d.default_output,
         })
-        .collect())
+        .collect()
 }
 
 #[tauri::command]
@@ -92,8 +98,8 @@ pub fn settings(shell: State<'_, Shell>) -> UserSettings {
 
 #[tauri::command]
 #[specta::specta]
-pub fn save_settings(shell: State<'_, Shell>, settings: UserSettings) -> Result<(), String> {
-    shell.save_settings(&settings)
+pub async fn save_settings(shell: State<'_, Shell>, settings: UserSettings) -> Result<(), String> {
+    shell.save_settings(&settings).await
 }
 
 /// Stores the account's SIP password in the OS keychain (never in a file or a log).

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use homeagent_api::{
-    AnswerMode, AppConfig, CallHistory, Command, Commander, ConfigPaths, Event, HistoryEntry,
-    Phone, PhoneSettings, TrainingLine, TrainingSettings, UserSettings,
+    AnswerMode, AppConfig, CallHistory, Command, Commander, ConfigPaths, DeviceWatch, Event,
+    HistoryEntry, Phone, PhoneSettings, TrainingLine, TrainingSettings, UserSettings,
 };
 use tauri::{AppHandle, Emitter, Manager};
 use tauri_plugin_notification::NotificationExt;
@@ -24,6 +24,7 @@ pub struct Shell {
     replay: Arc<Mutex<Replay>>,
     paths: ConfigPaths,
     config: Arc<Mutex<AppConfig>>,
+    devices: Arc<Mutex<DeviceWatch>>,
     pub meter: Mutex<Option<Arc<AtomicBool>>>,
     /// Kept alive for the app's lifetime in demo mode.
     _training: Option<TrainingLine>,
@@ -51,12 +52,21 @@ impl Shell {
             .unwrap_or_else(|_| AppConfig::default().user_settings())
     }
 
-    /// Writes the user layer and reloads the merged configuration. Device and processing
-    /// choices apply to the next call.
-    pub fn save_settings(&self, settings: &UserSettings) -> Result<(), String> {
+    /// Writes the user layer and reloads the merged configuration. A new microphone or
+    /// speaker applies at once, to a call in progress too; processing switches apply to the
+    /// next call.
+    pub async fn save_settings(&self, settings: &UserSettings) -> Result<(), String> {
         homeagent_api::save_user_settings(&self.paths.user, settings).map_err(|e| e.to_string())?;
         let config = AppConfig::load(&self.paths).map_err(|e| e.to_string())?;
+        let switch = self
+            .devices
+            .lock()
+            .map_err(|_| "device lock poisoned")?
+            .reapply(&config);
         *self.config.lock().map_err(|_| "settings lock poisoned")? = config;
+        if let Some(switch) = switch {
+            self.send(switch).await?;
+        }
         Ok(())
     }
 
@@ -146,8 +156,10 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
         }
     };
     let demo = config.is_demo();
-    let (inputs, outputs) = device_names().await;
+    let devices = list_devices().await;
+    let (inputs, outputs) = device_names(&devices);
     let mut phone = config.phone_settings(&inputs, &outputs)?;
+    let device_watch = Arc::new(Mutex::new(DeviceWatch::new(&config, inputs, outputs)));
     phone.password = match std::env::var("HOMEAGENT_PASSWORD") {
         Ok(password) => Some(password),
         Err(_) if !demo => keychain_password(&config).await.unwrap_or_else(|warning| {
@@ -182,6 +194,12 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
     }
     let history = Arc::new(Mutex::new(CallHistory::default()));
     let config = Arc::new(Mutex::new(config));
+    tauri::async_runtime::spawn(watch_devices(
+        app.clone(),
+        commander.clone(),
+        config.clone(),
+        device_watch.clone(),
+    ));
     let replay = Arc::new(Mutex::new(Replay::with_warnings(warnings)));
     tauri::async_runtime::spawn(forward_events(
         app.clone(),
@@ -220,6 +238,7 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
         replay,
         paths,
         config,
+        devices: device_watch,
         meter: Mutex::new(None),
         _training: training,
     })
@@ -519,12 +538,50 @@ fn os_locale() -> String {
         .unwrap_or_else(|| "fr-FR".to_owned())
 }
 
-async fn device_names() -> (Vec<String>, Vec<String>) {
-    let devices = tauri::async_runtime::spawn_blocking(homeagent_api::list_audio_devices)
+/// Lists the sound devices every few seconds: the window's lists follow, and a headset plugged
+/// in or pulled out re-applies the preference rules, to a call in progress too.
+async fn watch_devices(
+    app: AppHandle,
+    commander: Commander,
+    config: Arc<Mutex<AppConfig>>,
+    watch: Arc<Mutex<DeviceWatch>>,
+) {
+    let every = env_seconds("HOMEAGENT_DEVICE_POLL", 2.0);
+    loop {
+        tokio::time::sleep(every).await;
+        let devices = list_devices().await;
+        if devices.is_empty() {
+            // No sound server reachable right now: keep the last route.
+            continue;
+        }
+        let (inputs, outputs) = device_names(&devices);
+        let Ok(config) = config.lock().map(|c| c.clone()) else {
+            return;
+        };
+        let Ok(update) = watch.lock().map(|mut w| w.update(&config, inputs, outputs)) else {
+            return;
+        };
+        if update.devices_changed {
+            let _ = app.emit(commands::DEVICES_CHANGED, commands::audio_devices(devices));
+        }
+        if let Some(switch) = update.switch {
+            tracing::info!(?switch, "sound devices changed");
+            if !commander.send(switch).await {
+                return;
+            }
+        }
+    }
+}
+
+async fn list_devices() -> Vec<homeagent_api::AudioDevice> {
+    tauri::async_runtime::spawn_blocking(homeagent_api::list_audio_devices)
         .await
         .ok()
         .and_then(Result::ok)
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn device_names(devices: &[homeagent_api::AudioDevice]) -> (Vec<String>, Vec<String>) {
     let names = |pick: fn(&homeagent_api::AudioDevice) -> bool| {
         devices
             .iter()

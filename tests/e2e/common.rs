@@ -1,9 +1,10 @@
 //! Starting `homeagent` the way users do, and reading its JSON events.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
-use homeagent_testkit::{HomeagentProcess, ports};
+use homeagent_testkit::{HomeagentProcess, ports, require};
 use serde_json::Value;
 
 pub const WAIT: Duration = Duration::from_secs(15);
@@ -106,4 +107,29 @@ pub fn assert_media_flowed(summary: &Value, codec: &str) {
         summary["duration_s"].as_f64().unwrap_or(0.0) > 1.0,
         "{summary}"
     );
+}
+
+/// Device tests share one sound server: one at a time.
+pub static SOUND_SERVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Whether the virtual PulseAudio devices of `shared/scripts/virtual-audio.sh` are up.
+pub fn virtual_devices() -> bool {
+    if !require(&["pactl", "paplay", "parec"]) {
+        return false;
+    }
+    let up = Command::new("pactl")
+        .args(["list", "short", "sinks"])
+        .output()
+        .is_ok_and(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains("vspeaker")
+        });
+    let required = std::env::var("HOMEAGENT_REQUIRE_PEERS").is_ok_and(|v| v == "1");
+    assert!(
+        up || !required,
+        "no virtual PulseAudio devices (run shared/scripts/virtual-audio.sh)"
+    );
+    if !up {
+        eprintln!("SKIP: no virtual PulseAudio devices");
+    }
+    up
 }

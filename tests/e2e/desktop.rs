@@ -9,7 +9,7 @@ use homeagent_testkit::peers::baresip::{Baresip, BaresipOpts, Codec, SipAccount,
 use homeagent_testkit::webdriver::{DesktopApp, WebDriverError};
 use homeagent_testkit::{Kamailio, KamailioOpts, TempDir, ports, require, score_pesq};
 
-use crate::common::{PESQ_FLOOR, WAIT};
+use crate::common::{PESQ_FLOOR, SOUND_SERVER, WAIT, virtual_devices};
 
 const UI_WAIT: Duration = Duration::from_secs(30);
 
@@ -239,4 +239,173 @@ fn registered_app_rings_is_answered_by_click_and_the_caller_hears_the_agent() {
     app.wait_for("history-row", UI_WAIT).expect("history row");
     let number = app.text("history-number").unwrap_or_default();
     assert!(number.contains("••") || number.contains("ice"), "{number}");
+}
+
+/// A headset plugged in during a call takes over the agent's audio (a preference rule matches
+/// it), the settings list it, and pulling it out gives the audio back to the default devices:
+/// the call goes on throughout. The "headset" is a PulseAudio null sink loaded and unloaded
+/// during the call (its monitor is the headset microphone).
+#[test]
+fn a_headset_plugged_in_during_a_call_takes_over_and_gives_back_the_audio() {
+    if !require(&["tauri-driver", "WebKitWebDriver", "Xvfb"]) || !virtual_devices() {
+        return;
+    }
+    let _server = SOUND_SERVER.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = TempDir::new("desktop-hotplug").expect("temp dir");
+    let user = dir.path().join("user.toml");
+    std::fs::write(&user, "preferred_devices = [\"hotplug-headset\"]\n").expect("user config");
+    let socket = dir.path().join("instance.sock").display().to_string();
+    let app = launch_unconfigured(
+        &dir,
+        &[
+            ("HOMEAGENT_USER_CONFIG", user.display().to_string()),
+            ("HOMEAGENT_INSTANCE_SOCKET", socket.clone()),
+            ("HOMEAGENT_DEVICE_POLL", "0.5".to_owned()),
+            ("HOMEAGENT_DEMO_FIRST_CALL", "1".to_owned()),
+            ("HOMEAGENT_DEMO_LENGTH", "120".to_owned()),
+        ],
+    );
+    app.wait_for("incoming-call", UI_WAIT)
+        .expect("incoming call");
+    app.click("answer-button", UI_WAIT).expect("answer");
+    wait_status(&app, "active-call", "active").expect("active call");
+    let pid = process_with_env("HOMEAGENT_INSTANCE_SOCKET", &socket).expect("the app's pid");
+    // Before: the default speaker and microphone.
+    wait_for_stream(&pid, "vspeaker", "vmic").expect("on the default devices");
+
+    let headset = PulseModule::load(&[
+        "module-null-sink",
+        "sink_name=hotplug-headset",
+        "sink_properties=device.description=HotplugHeadset",
+    ])
+    .expect("headset plugged in");
+    wait_for_stream(&pid, "hotplug-headset", "hotplug-headset.monitor")
+        .expect("the call's audio moves to the headset");
+    // The settings list the new device.
+    app.click("tab-settings", UI_WAIT).expect("settings tab");
+    app.wait_until("headset listed", UI_WAIT, |app| {
+        app.text("settings-speaker")
+            .is_ok_and(|t| t.contains("hotplug-headset"))
+    })
+    .expect("headset in the speaker list");
+
+    drop(headset);
+    app.wait_until("headset unlisted", UI_WAIT, |app| {
+        app.text("settings-speaker")
+            .is_ok_and(|t| !t.contains("hotplug-headset"))
+    })
+    .expect("headset gone from the list");
+    // Leaving the settings stops their level meter (a capture stream of its own).
+    app.click("tab-phone", UI_WAIT).expect("phone tab");
+    wait_for_stream(&pid, "vspeaker", "vmic").expect("back on the default devices");
+    wait_status(&app, "active-call", "active").expect("the call went on");
+    app.click("hangup-button", UI_WAIT).expect("hang up");
+}
+
+/// A PulseAudio module, unloaded on drop (a device pulled out).
+struct PulseModule(String);
+
+impl PulseModule {
+    fn load(args: &[&str]) -> Option<Self> {
+        let output = std::process::Command::new("pactl")
+            .arg("load-module")
+            .args(args)
+            .output()
+            .ok()?;
+        output
+            .status
+            .success()
+            .then(|| Self(String::from_utf8_lossy(&output.stdout).trim().to_owned()))
+    }
+}
+
+impl Drop for PulseModule {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pactl")
+            .args(["unload-module", &self.0])
+            .status();
+    }
+}
+
+/// The pid of the process whose environment has `name=value` (the app, started by
+/// tauri-driver, is not our child).
+fn process_with_env(name: &str, value: &str) -> Option<String> {
+    let wanted = format!("{name}={value}");
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        let found = std::fs::read_dir("/proc")
+            .ok()?
+            .flatten()
+            .find_map(|entry| {
+                let pid = entry.file_name().to_string_lossy().into_owned();
+                let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+                let environ = std::fs::read(entry.path().join("environ")).ok()?;
+                (comm.trim().starts_with("homeagent-desk")
+                    && environ
+                        .split(|b| *b == 0)
+                        .any(|var| var == wanted.as_bytes()))
+                .then_some(pid)
+            });
+        if found.is_some() {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    None
+}
+
+/// Waits until the process `pid` plays on the sink `sink` and records from the source `source`
+/// (and from nothing else).
+fn wait_for_stream(pid: &str, sink: &str, source: &str) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + UI_WAIT;
+    let mut seen = (Vec::new(), Vec::new());
+    while std::time::Instant::now() < deadline {
+        seen = (
+            pulse_streams("sink-inputs", "sinks", pid),
+            pulse_streams("source-outputs", "sources", pid),
+        );
+        if seen.0 == [sink] && seen.1 == [source] {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err(format!(
+        "expected playback on {sink} and capture from {source}; saw {seen:?}"
+    ))
+}
+
+/// The names of the sinks (or sources) the streams of process `pid` are on.
+fn pulse_streams(streams: &str, devices: &str, pid: &str) -> Vec<String> {
+    let pactl = |args: &[&str]| {
+        std::process::Command::new("pactl")
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let names: std::collections::HashMap<String, String> = pactl(&["list", "short", devices])
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            Some((fields.next()?.to_owned(), fields.next()?.to_owned()))
+        })
+        .collect();
+    let owner = format!("application.process.id = \"{pid}\"");
+    let mut on = Vec::new();
+    // One block per stream: "Sink Input #3", then "Sink: 1" (or "Source: 2"), properties.
+    for block in pactl(&["list", streams]).split("\n\n") {
+        if !block.contains(&owner) {
+            continue;
+        }
+        let device = block.lines().find_map(|line| {
+            let line = line.trim();
+            line.strip_prefix("Sink: ")
+                .or_else(|| line.strip_prefix("Source: "))
+        });
+        if let Some(name) = device.and_then(|index| names.get(index.trim())) {
+            on.push(name.clone());
+        }
+    }
+    on.sort();
+    on
 }

@@ -12,31 +12,7 @@ use std::time::Duration;
 use homeagent_testkit::peers::baresip::{Baresip, BaresipOpts, Codec};
 use homeagent_testkit::{HomeagentProcess, TempDir, require, score_pesq};
 
-use crate::common::{Ha, WAIT};
-
-/// Device tests share one sound server: one at a time.
-static SOUND_SERVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn virtual_devices() -> bool {
-    if !require(&["pactl", "paplay", "parec"]) {
-        return false;
-    }
-    let up = Command::new("pactl")
-        .args(["list", "short", "sinks"])
-        .output()
-        .is_ok_and(|o| {
-            o.status.success() && String::from_utf8_lossy(&o.stdout).contains("vspeaker")
-        });
-    let required = std::env::var("HOMEAGENT_REQUIRE_PEERS").is_ok_and(|v| v == "1");
-    assert!(
-        up || !required,
-        "no virtual PulseAudio devices (run shared/scripts/virtual-audio.sh)"
-    );
-    if !up {
-        eprintln!("SKIP: no virtual PulseAudio devices");
-    }
-    up
-}
+use crate::common::{Ha, SOUND_SERVER, WAIT, virtual_devices};
 
 #[test]
 fn devices_lists_the_virtual_microphone_and_speaker() {

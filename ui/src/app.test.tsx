@@ -363,6 +363,23 @@ describe("settings", () => {
   });
 });
 
+describe("device changes", () => {
+  it("the device lists follow a headset plugged in and pulled out while settings are open", async () => {
+    const { fake } = await setup();
+    fireEvent.click(screen.getByTestId("tab-settings"));
+    const mic = (await screen.findByTestId("settings-microphone")) as HTMLSelectElement;
+    const names = () => Array.from(mic.options).map((o) => o.value);
+    expect(names()).toEqual(["", "Micro-casque USB"]);
+    const jabra = { name: "Jabra Evolve2", input: true, output: true, default_input: false, default_output: false };
+    act(() => fake.emitDevicesChanged([...fake.deviceList, jabra]));
+    await waitFor(() => expect(names()).toEqual(["", "Micro-casque USB", "Jabra Evolve2"]));
+    act(() => fake.emitDevicesChanged(fake.deviceList.filter((d) => d.name !== "Jabra Evolve2")));
+    await waitFor(() => expect(names()).toEqual(["", "Micro-casque USB"]));
+    fireEvent.click(screen.getByTestId("tab-phone"));
+    expect(fake.listenerCount()).toBeGreaterThan(0);
+  });
+});
+
 describe("keyboard shortcuts", () => {
   const press = (key: string, mods: { shiftKey?: boolean } = {}) =>
     fireEvent.keyDown(window, { key, ctrlKey: true, code: `Key${key.toUpperCase()}`, ...mods });

@@ -58,7 +58,7 @@ describe("tauriBackend", () => {
     await expect(tauriBackend().send({ command: "hangup", call: 1 })).rejects.toBe("no such call");
   });
 
-  it("listens to the four contract events and stops on unsubscribe", async () => {
+  it("listens to the five contract events and stops on unsubscribe", async () => {
     recordIpc();
     const backend = tauriBackend();
     const phone: Event[] = [];
@@ -69,12 +69,16 @@ describe("tauriBackend", () => {
     backend.onInputLevel(({ dbfs }) => levels.push(dbfs));
     backend.onDeepLink(({ number }) => links.push(number));
     backend.onHistoryChanged(() => historyChanges++);
+    const deviceLists: string[][] = [];
+    backend.onDevicesChanged((devices) => deviceLists.push(devices.map((d) => d.name)));
     await tick();
     await emit("phone-event", { event: "registered", expires: 60 });
     await emit("input-level", { dbfs: -30 });
     await emit("deep-link", { number: "0612" });
     await emit("history-changed", null);
+    await emit("devices-changed", [{ name: "usb-headset", input: false, output: true, default_input: false, default_output: false }]);
     await tick();
+    expect(deviceLists).toEqual([["usb-headset"]]);
     expect(phone).toEqual([{ event: "registered", expires: 60 }]);
     expect(levels).toEqual([-30]);
     expect(links).toEqual(["0612"]);

@@ -24,6 +24,8 @@ export interface Backend {
   onHistoryChanged(callback: () => void): Unsubscribe;
   onInputLevel(callback: (level: InputLevel) => void): Unsubscribe;
   onDeepLink(callback: (link: DeepLink) => void): Unsubscribe;
+  /** The sound devices changed (a headset plugged in or pulled out): the new list. */
+  onDevicesChanged(callback: (devices: AudioDevice[]) => void): Unsubscribe;
 }
 
 /** Tauri command names (`invoke`). */
@@ -46,6 +48,7 @@ export const EVENTS = {
   historyChanged: "history-changed",
   inputLevel: "input-level",
   deepLink: "deep-link",
+  devicesChanged: "devices-changed",
 } as const;
 
 export function runningInTauri(): boolean {
@@ -85,6 +88,7 @@ export function tauriBackend(): Backend {
     onHistoryChanged: (callback) => subscribe<unknown>(EVENTS.historyChanged, () => callback()),
     onInputLevel: (callback) => subscribe<InputLevel>(EVENTS.inputLevel, callback),
     onDeepLink: (callback) => subscribe<DeepLink>(EVENTS.deepLink, callback),
+    onDevicesChanged: (callback) => subscribe<AudioDevice[]>(EVENTS.devicesChanged, callback),
   };
 }
 
@@ -121,6 +125,8 @@ export type FakeBackend = Backend & {
   emitHistoryChanged(): void;
   emitInputLevel(dbfs: number): void;
   emitDeepLink(number: string): void;
+  /** Replaces `deviceList` and tells the subscribers, as a plugged-in headset does. */
+  emitDevicesChanged(devices: AudioDevice[]): void;
   /** Number of live subscriptions per kind (to test that views unsubscribe). */
   listenerCount(): number;
 };
@@ -143,6 +149,7 @@ export function fakeBackend(overrides: Partial<AppInfo> = {}): FakeBackend {
   const history = new Set<() => void>();
   const level = new Set<(level: InputLevel) => void>();
   const deepLink = new Set<(link: DeepLink) => void>();
+  const devicesChanged = new Set<(devices: AudioDevice[]) => void>();
   const add = <T>(set: Set<T>, callback: T): Unsubscribe => {
     set.add(callback);
     return () => {
@@ -197,11 +204,16 @@ export function fakeBackend(overrides: Partial<AppInfo> = {}): FakeBackend {
     onHistoryChanged: (callback) => add(history, callback),
     onInputLevel: (callback) => add(level, callback),
     onDeepLink: (callback) => add(deepLink, callback),
+    onDevicesChanged: (callback) => add(devicesChanged, callback),
     emit: (event) => phone.forEach((callback) => callback(event)),
     emitHistoryChanged: () => history.forEach((callback) => callback()),
     emitInputLevel: (dbfs) => level.forEach((callback) => callback({ dbfs })),
     emitDeepLink: (number) => deepLink.forEach((callback) => callback({ number })),
-    listenerCount: () => phone.size + history.size + level.size + deepLink.size,
+    emitDevicesChanged: (devices) => {
+      fake.deviceList = devices.map((device) => ({ ...device }));
+      devicesChanged.forEach((callback) => callback(devices.map((device) => ({ ...device }))));
+    },
+    listenerCount: () => phone.size + history.size + level.size + deepLink.size + devicesChanged.size,
   };
   return fake;
 }

@@ -177,26 +177,46 @@ impl AppConfig {
         phone.registrar = self.registrar.clone().filter(|r| !r.trim().is_empty());
         phone.user = self.user.clone();
         phone.auth_user = self.auth_user.clone();
-        let preferred = self.preferred_devices.as_deref().unwrap_or_default();
-        let microphone = choose_device(self.microphone.as_deref(), preferred, inputs);
-        let speaker = choose_device(self.speaker.as_deref(), preferred, outputs);
-        phone.audio_in = match &self.audio_in {
-            Some(spec) => spec
+        let (microphone, speaker) = self.device_route(inputs, outputs);
+        phone.audio_in = match (&self.audio_in, microphone) {
+            (Some(spec), _) => spec
                 .parse()
                 .map_err(|e| format!("audio_in = \"{spec}\": {e}"))?,
-            None => device_source(microphone.as_deref()),
+            (None, device) => device_source(device.as_deref()),
         };
-        phone.audio_out = match &self.audio_out {
-            Some(spec) => spec
+        phone.audio_out = match (&self.audio_out, speaker) {
+            (Some(spec), _) => spec
                 .parse()
                 .map_err(|e| format!("audio_out = \"{spec}\": {e}"))?,
-            None => device_sink(speaker.as_deref()),
+            (None, device) => device_sink(device.as_deref()),
         };
         let processing = &mut phone.audio_processing;
         processing.echo_cancellation = self.echo_cancellation.as_deref().and_then(switch);
         processing.noise_suppression = self.noise_suppression.as_deref().and_then(switch);
         processing.gain_control = self.gain_control.as_deref().and_then(switch);
         Ok(phone)
+    }
+
+    /// The microphone and speaker after the preference rules, as `device:NAME` specs
+    /// (`device:default` when no rule matches); `None` for a side pinned by `audio_in` /
+    /// `audio_out`, which device changes never touch.
+    pub fn device_route(
+        &self,
+        inputs: &[String],
+        outputs: &[String],
+    ) -> (Option<String>, Option<String>) {
+        let preferred = self.preferred_devices.as_deref().unwrap_or_default();
+        let spec =
+            |device: Option<String>| format!("device:{}", device.as_deref().unwrap_or("default"));
+        let microphone = self
+            .audio_in
+            .is_none()
+            .then(|| spec(choose_device(self.microphone.as_deref(), preferred, inputs)));
+        let speaker = self
+            .audio_out
+            .is_none()
+            .then(|| spec(choose_device(self.speaker.as_deref(), preferred, outputs)));
+        (microphone, speaker)
     }
 
     /// The ringer device after the preference rules (`None`: the system default).
@@ -284,14 +304,14 @@ pub fn choose_device(
     })
 }
 
-fn device_source(name: Option<&str>) -> SourceSpec {
-    format!("device:{}", name.unwrap_or("default"))
+fn device_source(spec: Option<&str>) -> SourceSpec {
+    spec.unwrap_or("device:default")
         .parse()
         .unwrap_or(SourceSpec::Silence)
 }
 
-fn device_sink(name: Option<&str>) -> SinkSpec {
-    format!("device:{}", name.unwrap_or("default"))
+fn device_sink(spec: Option<&str>) -> SinkSpec {
+    spec.unwrap_or("device:default")
         .parse()
         .unwrap_or(SinkSpec::Null)
 }

@@ -48,6 +48,15 @@ pub enum Command {
         call: u32,
         muted: bool,
     },
+    /// Switch the audio input and/or output (specs as `--audio-in`/`--audio-out`:
+    /// `device:NAME`, a WAV file, `tone:HZ`, `silence`/`null`; absent: unchanged) for the
+    /// calls in progress, at once, and for the next calls.
+    SetAudio {
+        #[cfg_attr(feature = "specta", specta(optional))]
+        input: Option<String>,
+        #[cfg_attr(feature = "specta", specta(optional))]
+        output: Option<String>,
+    },
     /// Hang up every call, unregister, then stop ([`Event::Stopped`]).
     Shutdown,
 }
@@ -84,6 +93,9 @@ impl Command {
                 consultation: CallId(u64::from(consultation)),
             },
             Self::Shutdown => C::Shutdown,
+            Self::SetAudio { input, output } => {
+                return EngineCommand::SetAudio { input, output };
+            }
             Self::Mute { call, muted } => {
                 return EngineCommand::Mute {
                     call: CallId(u64::from(call)),
@@ -468,5 +480,16 @@ mod tests {
         };
         let json = serde_json::to_string(&command).unwrap();
         assert_eq!(serde_json::from_str::<Command>(&json).unwrap(), command);
+        // A side left out is unchanged.
+        let switch: Command =
+            serde_json::from_str(r#"{"command":"set_audio","output":"device:usb-headset"}"#)
+                .unwrap();
+        assert_eq!(
+            switch,
+            Command::SetAudio {
+                input: None,
+                output: Some("device:usb-headset".into())
+            }
+        );
     }
 }

@@ -7,6 +7,7 @@
 
 mod app_config;
 mod device_check;
+mod device_watch;
 mod dto;
 mod history;
 mod secrets;
@@ -16,6 +17,7 @@ pub use app_config::{
     AppConfig, ConfigError, ConfigPaths, UserSettings, choose_device, save_user_settings,
 };
 pub use device_check::{SILENCE_DBFS, level_dbfs, meter_input, play_test_tone, ring};
+pub use device_watch::{DeviceUpdate, DeviceWatch};
 pub use dto::{CallStats, Command, ErrorCode, Event};
 pub use history::{CallHistory, CallResult, Direction, HistoryEntry, mask_number, party_number};
 pub use homeagent_engine::core::AnswerMode;

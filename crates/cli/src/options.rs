@@ -14,7 +14,8 @@ const AFTER_HELP: &str = "\
 Commands on stdin: one JSON object per line, e.g. {\"command\":\"hold\",\"call\":1}; commands:
 call {uri}, answer, decline, hangup, hold, resume {call}, send_dtmf {call, digits},
 mute {call, muted}, transfer {call, target} (blind transfer, SIP REFER),
-attended_transfer {call, consultation} (REFER with Replaces), shutdown.
+attended_transfer {call, consultation} (REFER with Replaces), set_audio {input, output}
+(switch devices during calls, specs as --audio-in/--audio-out), shutdown.
 
 Exit status: 0 the call(s) were answered and ended normally; 1 failed (network, media, other
 error); 2 bad usage or configuration; 3 busy, declined or rejected; 4 no answer / timeout;

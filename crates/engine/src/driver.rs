@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use homeagent_audio::{SinkSpec, SourceSpec};
 use homeagent_core::{
     Account, CallId, Command, Credentials, Input, MediaCommand, Output, Phone, PhoneConfig,
     PhoneEvent, Pii,
@@ -157,6 +158,7 @@ impl Driver {
                 }
                 None => self.warn(format!("no active call {call} to mute")).await,
             },
+            EngineCommand::SetAudio { input, output } => self.set_audio(input, output).await,
             EngineCommand::SendDtmf { call, digits } => match self.calls.get(&call) {
                 Some(media) => {
                     let _ = media.control.send(MediaControl::SendDtmf(digits)).await;
@@ -303,6 +305,35 @@ impl Driver {
                     return;
                 }
             }
+        }
+    }
+
+    /// New devices for the next calls and, switched at once, for the calls in progress.
+    async fn set_audio(&mut self, input: Option<String>, output: Option<String>) {
+        let input = match input.map(|spec| spec.parse::<SourceSpec>()).transpose() {
+            Ok(input) => input,
+            Err(error) => return self.warn(format!("audio input not changed: {error}")).await,
+        };
+        let output = match output.map(|spec| spec.parse::<SinkSpec>()).transpose() {
+            Ok(output) => output,
+            Err(error) => {
+                return self
+                    .warn(format!("audio output not changed: {error}"))
+                    .await;
+            }
+        };
+        if let Some(input) = &input {
+            self.route.input = input.clone();
+        }
+        if let Some(output) = &output {
+            self.route.output = output.clone();
+        }
+        for media in self.calls.values() {
+            let switch = MediaControl::Route {
+                input: input.clone(),
+                output: output.clone(),
+            };
+            let _ = media.control.send(switch).await;
         }
     }
 

@@ -33,6 +33,12 @@ pub enum EngineCommand {
         call: CallId,
         muted: bool,
     },
+    /// Audio input and/or output (specs as in the settings: `device:NAME`, a WAV file, …) for
+    /// the calls in progress, switched at once, and for the next calls.
+    SetAudio {
+        input: Option<String>,
+        output: Option<String>,
+    },
 }
 
 /// Events to the front ends.

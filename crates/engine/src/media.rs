@@ -64,6 +64,12 @@ pub(crate) enum MediaControl {
     Update(MediaParams),
     SendDtmf(String),
     Mute(bool),
+    /// Switch to other devices (`None`: keep that side); the old device plays on until the
+    /// new one is open.
+    Route {
+        input: Option<SourceSpec>,
+        output: Option<SinkSpec>,
+    },
     /// Stop, answer with the final figures (the driver fills in the duration).
     Stop(oneshot::Sender<CallStats>),
 }
@@ -198,6 +204,20 @@ impl CallMedia {
                         muted = on;
                         let _ = self.events.send(EngineEvent::Muted { call: self.call, muted }).await;
                     }
+                    Some(MediaControl::Route { input, output }) => {
+                        if let Some(input) = input {
+                            self.route.input = input.clone();
+                            opening_source = Some(tokio::task::spawn_blocking(move || {
+                                homeagent_audio::open_source(&input, rate, samples)
+                            }));
+                        }
+                        if let Some(output) = output {
+                            self.route.output = output.clone();
+                            opening_sink = Some(tokio::task::spawn_blocking(move || {
+                                homeagent_audio::open_sink(&output, rate, samples)
+                            }));
+                        }
+                    }
                     Some(MediaControl::SendDtmf(digits)) => {
                         let event = match self.session.send_dtmf(Instant::now().into_std(), &digits) {
                             Ok(()) => EngineEvent::DtmfSent { call: self.call, digits },
@@ -222,7 +242,16 @@ impl CallMedia {
                 opened = opened(&mut opening_sink) => {
                     opening_sink = None;
                     match opened {
-                        Ok(device) => sink = device,
+                        Ok(device) => {
+                            // A switch: the old output finishes (a device plays out its last
+                            // frames, a file gets its header) off the clock.
+                            let mut old = std::mem::replace(&mut sink, device);
+                            tokio::task::spawn_blocking(move || {
+                                if let Err(error) = old.finish() {
+                                    tracing::debug!(%error, "closing the previous audio output");
+                                }
+                            });
+                        }
                         Err(error) => self.warn(format!("cannot open audio output ({error}); discarding audio")).await,
                     }
                 }
@@ -493,31 +522,7 @@ mod tests {
         let made = std::process::Command::new("mkfifo").arg(&fifo).status();
         assert!(made.is_ok_and(|status| status.success()), "mkfifo");
 
-        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let peer_rtcp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let sockets = MediaSockets {
-            rtp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
-            rtcp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
-        };
-        let params = MediaParams {
-            codec: CodecSpec {
-                payload_type: 0,
-                name: "PCMU".to_owned(),
-                clock_rate: 8000,
-                channels: 1,
-                fmtp: None,
-            },
-            kind: CodecKind::Pcmu,
-            dtmf: None,
-            remote_rtp: peer.local_addr().unwrap(),
-            remote_rtcp: peer_rtcp.local_addr().unwrap(),
-            rtcp_mux: false,
-            direction: Direction::SendRecv,
-            ptime_ms: 20,
-            remote_ssrc: None,
-            red: None,
-            comfort_noise: None,
-        };
+        let (peer, _peer_rtcp, sockets, params) = pcmu_call().await;
         let route = AudioRoute {
             input: SourceSpec::Wav(fifo.clone()),
             output: SinkSpec::Null,
@@ -570,5 +575,107 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(stats.packets_sent >= packets, "{stats:?}");
+    }
+
+    /// A headset plugged in during a call: the input switches without a break in the RTP
+    /// stream (silence before, the new source's sound after), and so does the output.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn devices_switch_during_a_call() {
+        let (peer, _peer_rtcp, sockets, params) = pcmu_call().await;
+        let dir = std::env::temp_dir().join(format!("homeagent-switch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let recording = dir.join("speaker.wav");
+        let route = AudioRoute {
+            input: SourceSpec::Silence,
+            output: SinkSpec::Null,
+            processing: ProcessingSettings::default(),
+        };
+        let (events_tx, _events) = mpsc::channel(64);
+        let control = spawn(CallId(1), sockets, params, route, events_tx).unwrap();
+        let mut buf = [0u8; 2048];
+        // PCMU silence is 0xFF (or 0x7F); a 1 kHz tone is not.
+        let mut loud_payload = async |count: usize| {
+            let mut loud = Vec::new();
+            for _ in 0..count {
+                let (n, from) =
+                    tokio::time::timeout(Duration::from_secs(2), peer.recv_from(&mut buf))
+                        .await
+                        .expect("RTP keeps flowing")
+                        .unwrap();
+                let payload = buf.get(12..n).unwrap_or_default();
+                loud.push(
+                    payload.iter().filter(|b| **b & 0x7F != 0x7F).count() > payload.len() / 2,
+                );
+                // Something for the output to play: the packet back, as another source.
+                if let Some(ssrc) = buf.get_mut(8..12) {
+                    ssrc.copy_from_slice(&[1, 2, 3, 4]);
+                }
+                let _ = peer.send_to(buf.get(..n).unwrap_or_default(), from).await;
+            }
+            loud
+        };
+        assert!(
+            loud_payload(10).await.iter().all(|loud| !loud),
+            "silence first"
+        );
+        control
+            .send(MediaControl::Route {
+                input: Some(SourceSpec::Tone { hz: 1000.0 }),
+                output: Some(SinkSpec::Wav(recording.clone())),
+            })
+            .await
+            .unwrap();
+        let after = loud_payload(25).await;
+        let (reply, stats) = oneshot::channel();
+        control.send(MediaControl::Stop(reply)).await.unwrap();
+        let stats = stats.await.unwrap();
+        assert!(
+            after.iter().rev().take(10).all(|loud| *loud),
+            "tone after the switch: {after:?}"
+        );
+        assert!(stats.packets_received > 0, "{stats:?}");
+        // The new output got the audio (finished by the task once stopped).
+        let mut written = 0;
+        for _ in 0..40 {
+            written = std::fs::metadata(&recording).map(|m| m.len()).unwrap_or(0);
+            if written > 44 + 160 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            written > 44 + 160,
+            "{written} bytes written to the new output"
+        );
+    }
+
+    async fn pcmu_call() -> (UdpSocket, UdpSocket, MediaSockets, MediaParams) {
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let peer_rtcp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let sockets = MediaSockets {
+            rtp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            rtcp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        };
+        let params = MediaParams {
+            codec: CodecSpec {
+                payload_type: 0,
+                name: "PCMU".to_owned(),
+                clock_rate: 8000,
+                channels: 1,
+                fmtp: None,
+            },
+            kind: CodecKind::Pcmu,
+            dtmf: None,
+            remote_rtp: peer.local_addr().unwrap(),
+            remote_rtcp: peer_rtcp.local_addr().unwrap(),
+            rtcp_mux: false,
+            direction: Direction::SendRecv,
+            ptime_ms: 20,
+            remote_ssrc: None,
+            red: None,
+            comfort_noise: None,
+        };
+        (peer, peer_rtcp, sockets, params)
     }
 }

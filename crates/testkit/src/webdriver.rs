@@ -300,8 +300,16 @@ fn start_xvfb() -> Result<(Child, String)> {
     for number in 90..140 {
         let socket = PathBuf::from(format!("/tmp/.X11-unix/X{number}"));
         let lock = PathBuf::from(format!("/tmp/.X{number}-lock"));
-        if socket.exists() || lock.exists() {
-            continue;
+        if lock.exists() || socket.exists() {
+            // A lock left by a killed Xvfb names a dead process: the display is free.
+            let owner = std::fs::read_to_string(&lock)
+                .ok()
+                .and_then(|pid| pid.trim().parse::<u32>().ok());
+            if owner.is_none_or(|pid| PathBuf::from(format!("/proc/{pid}")).exists()) {
+                continue;
+            }
+            let _ = std::fs::remove_file(&lock);
+            let _ = std::fs::remove_file(&socket);
         }
         let display = format!(":{number}");
         let mut child = Command::new("Xvfb")

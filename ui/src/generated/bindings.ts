@@ -7,7 +7,7 @@ import { invoke as __TAURI_INVOKE } from "@tauri-apps/api/core";
 /** Commands */
 export const commands = {
 	appInfo: () => __TAURI_INVOKE<AppInfo_Serialize>("app_info"),
-	sendCommand: (command: Command) => typedError<null, string>(__TAURI_INVOKE("send_command", { command })),
+	sendCommand: (command: Command_Deserialize) => typedError<null, string>(__TAURI_INVOKE("send_command", { command })),
 	listDevices: () => typedError<AudioDevice[], string>(__TAURI_INVOKE("list_devices")),
 	settings: () => __TAURI_INVOKE<UserSettings_Serialize>("settings"),
 	saveSettings: (settings: UserSettings_Deserialize) => typedError<null, string>(__TAURI_INVOKE("save_settings", { settings })),
@@ -98,7 +98,10 @@ export type CallStats_Serialize = {
 };
 
 /**  What a front end asks of the phone. */
-export type Command = 
+export type Command = Command_Serialize | Command_Deserialize;
+
+/**  What a front end asks of the phone. */
+export type Command_Deserialize = 
 /**  Place a call to a SIP URI (or a bare number/user, completed with the account's domain). */
 { command: "call"; uri: string } | { command: "answer"; call: number } | { command: "decline"; call: number } | { command: "hangup"; call: number } | { command: "hold"; call: number } | { command: "resume"; call: number } | { command: "send_dtmf"; call: number; digits: string } | 
 /**  Blind transfer (SIP REFER) of a connected call to a SIP URI or number. */
@@ -110,6 +113,34 @@ export type Command =
 { command: "attended_transfer"; call: number; consultation: number } | 
 /**  Mute (send silence) or unmute the microphone on a call. */
 { command: "mute"; call: number; muted: boolean } | 
+/**
+ *  Switch the audio input and/or output (specs as `--audio-in`/`--audio-out`:
+ *  `device:NAME`, a WAV file, `tone:HZ`, `silence`/`null`; absent: unchanged) for the
+ *  calls in progress, at once, and for the next calls.
+ */
+{ command: "set_audio"; input?: string | null; output?: string | null } | 
+/**  Hang up every call, unregister, then stop ([`Event::Stopped`]). */
+{ command: "shutdown" };
+
+/**  What a front end asks of the phone. */
+export type Command_Serialize = 
+/**  Place a call to a SIP URI (or a bare number/user, completed with the account's domain). */
+{ command: "call"; uri: string } | { command: "answer"; call: number } | { command: "decline"; call: number } | { command: "hangup"; call: number } | { command: "hold"; call: number } | { command: "resume"; call: number } | { command: "send_dtmf"; call: number; digits: string } | 
+/**  Blind transfer (SIP REFER) of a connected call to a SIP URI or number. */
+{ command: "transfer"; call: number; target: string } | 
+/**
+ *  Attended transfer: connects the other party of `call` with the party of our connected
+ *  `consultation` call (SIP REFER with Replaces).
+ */
+{ command: "attended_transfer"; call: number; consultation: number } | 
+/**  Mute (send silence) or unmute the microphone on a call. */
+{ command: "mute"; call: number; muted: boolean } | 
+/**
+ *  Switch the audio input and/or output (specs as `--audio-in`/`--audio-out`:
+ *  `device:NAME`, a WAV file, `tone:HZ`, `silence`/`null`; absent: unchanged) for the
+ *  calls in progress, at once, and for the next calls.
+ */
+{ command: "set_audio"; input?: string | null; output?: string | null } | 
 /**  Hang up every call, unregister, then stop ([`Event::Stopped`]). */
 { command: "shutdown" };
 

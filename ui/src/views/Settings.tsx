@@ -25,10 +25,12 @@ export function Settings({ backend, onSaved, live = false }: Props) {
     backend.devices().then((list) => live && setDevices(list)).catch((error) => live && setStatus({ ok: false, key: "error.command", params: { error: String(error) } }));
     backend.settings().then((settings) => live && setDraft(settings)).catch((error) => live && setStatus({ ok: false, key: "error.command", params: { error: String(error) } }));
     const unsubscribe = backend.onInputLevel(({ dbfs }) => setLevel(Math.max(-100, Math.min(0, dbfs))));
+    const unsubscribeDevices = backend.onDevicesChanged((list) => live && setDevices(list));
     backend.setLevelMeter(true).catch(() => undefined);
     return () => {
       live = false;
       unsubscribe();
+      unsubscribeDevices();
       backend.setLevelMeter(false).catch(() => undefined);
     };
   }, [backend]);
