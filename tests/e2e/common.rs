@@ -133,3 +133,25 @@ pub fn virtual_devices() -> bool {
     }
     up
 }
+
+/// RMS of each 100 ms of a 16-bit mono WAV (dBFS).
+pub fn levels(path: &std::path::Path) -> Vec<f64> {
+    let bytes = std::fs::read(path).expect("recording");
+    let data = bytes
+        .windows(4)
+        .position(|w| w == b"data")
+        .map(|at| &bytes[at + 8..])
+        .expect("WAV data chunk");
+    let rate = u32::from_le_bytes(bytes[24..28].try_into().expect("rate")) as usize;
+    let samples: Vec<f64> = data
+        .chunks_exact(2)
+        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+        .collect();
+    samples
+        .chunks(rate / 10)
+        .map(|chunk| {
+            let energy = chunk.iter().map(|s| s * s).sum::<f64>() / chunk.len() as f64;
+            10.0 * energy.max(1e-10).log10()
+        })
+        .collect()
+}

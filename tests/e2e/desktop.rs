@@ -153,92 +153,276 @@ fn tel_link_opened_while_running_fills_the_dial_pad_of_the_running_app() {
 }
 
 /// The app registered with Kamailio (the platform), configured by the system layer as IT
-/// deploys it; baresip calls the agent through Kamailio.
+/// deploys it (the agent's microphone is the reference speech), and baresip `alice`
+/// registered too.
+struct LiveDesk {
+    app: DesktopApp,
+    alice: Baresip,
+    kam: Kamailio,
+    speech: PathBuf,
+    _dir: TempDir,
+}
+
+const LIVE_TOOLS: &[&str] = &[
+    "tauri-driver",
+    "WebKitWebDriver",
+    "Xvfb",
+    "kamailio",
+    "baresip",
+    "stdbuf",
+    "python3",
+];
+
+impl LiveDesk {
+    fn start(name: &str) -> Self {
+        let kam = Kamailio::start(KamailioOpts::default()).expect("kamailio starts");
+        let dir = TempDir::new(name).expect("temp dir");
+        let port = ports::reserve(&[0, 2, 3, 4, 5, 6, 7, 8, 9]);
+        let speech = Codec::Pcmu.speech_wav();
+        let system = dir.path().join("system.toml");
+        std::fs::write(
+            &system,
+            format!(
+                "registrar = \"sip:127.0.0.1:{kam_port}\"\nuser = \"agent01\"\n\
+                 bind = \"127.0.0.1:{port}\"\nrtp_ports = \"{}-{}\"\ncodecs = \"pcmu\"\n\
+                 audio_in = \"{}\"\naudio_out = \"null\"\n",
+                port + 2,
+                port + 9,
+                speech.display(),
+                kam_port = kam.udp_port(),
+            ),
+        )
+        .expect("system config");
+        let app = DesktopApp::launch(
+            &desktop_bin(),
+            &[
+                ("HOMEAGENT_SYSTEM_CONFIG", system.display().to_string()),
+                (
+                    "HOMEAGENT_USER_CONFIG",
+                    dir.path().join("user.toml").display().to_string(),
+                ),
+                ("HOMEAGENT_PASSWORD", "agent01pw".to_owned()),
+                ("LANG", "fr_FR.UTF-8".to_owned()),
+                (
+                    "HOMEAGENT_INSTANCE_SOCKET",
+                    dir.path().join("instance.sock").display().to_string(),
+                ),
+            ],
+            &artifacts(),
+        )
+        .expect("app under WebDriver");
+        // Live mode: no training banner, registered with the platform.
+        wait_status(&app, "registration-status", "registered").expect("registered");
+        assert_eq!(app.count("demo-banner").ok(), Some(0));
+        let alice = Self::registered_baresip(&kam, "alice");
+        Self {
+            app,
+            alice,
+            kam,
+            speech,
+            _dir: dir,
+        }
+    }
+
+    fn registered_baresip(kam: &Kamailio, user: &str) -> Baresip {
+        let peer = Baresip::start(BaresipOpts {
+            name: user.into(),
+            account: Some(SipAccount {
+                user: user.into(),
+                password: format!("{user}pw"),
+                registrar: format!("127.0.0.1:{}", kam.udp_port()),
+                transport: Transport::Udp,
+            }),
+            ..BaresipOpts::default()
+        })
+        .expect("baresip starts");
+        peer.wait_registered(WAIT).expect("baresip registers");
+        peer
+    }
+
+    /// alice calls the agent through Kamailio; the caller shows; the agent answers by click.
+    fn answered_call(&self) {
+        self.alice
+            .dial(&format!("sip:agent01@127.0.0.1:{}", self.kam.udp_port()))
+            .expect("dial");
+        self.app
+            .wait_for("incoming-call", UI_WAIT)
+            .expect("incoming call");
+        let caller = self.app.text("incoming-call").unwrap_or_default();
+        assert!(caller.contains("alice"), "caller shown: {caller:?}");
+        self.app.click("answer-button", UI_WAIT).expect("answer");
+        self.alice.wait_established(WAIT).expect("alice connected");
+        wait_status(&self.app, "active-call", "active").expect("active call");
+    }
+
+    fn wait_call_ended(&self) {
+        self.app
+            .wait_until("call ended", UI_WAIT, |app| {
+                app.count("active-call").is_ok_and(|n| n == 0)
+                    || app
+                        .attribute("active-call", "data-status")
+                        .ok()
+                        .flatten()
+                        .is_some_and(|status| status == "ended")
+            })
+            .expect("call ended");
+    }
+}
+
+/// Answer by click → the caller hears the agent → hang up by click → a masked history row.
 #[test]
 fn registered_app_rings_is_answered_by_click_and_the_caller_hears_the_agent() {
-    if !require(&[
-        "tauri-driver",
-        "WebKitWebDriver",
-        "Xvfb",
-        "kamailio",
-        "baresip",
-        "stdbuf",
-        "python3",
-    ]) {
+    if !require(LIVE_TOOLS) {
         return;
     }
-    let kam = Kamailio::start(KamailioOpts::default()).expect("kamailio starts");
-    let dir = TempDir::new("desktop-live").expect("temp dir");
-    let port = ports::reserve(&[0, 2, 3, 4, 5, 6, 7, 8, 9]);
-    let speech = Codec::Pcmu.speech_wav();
-    let system = dir.path().join("system.toml");
-    std::fs::write(
-        &system,
-        format!(
-            "registrar = \"sip:127.0.0.1:{kam_port}\"\nuser = \"agent01\"\n\
-             bind = \"127.0.0.1:{port}\"\nrtp_ports = \"{}-{}\"\ncodecs = \"pcmu\"\n\
-             audio_in = \"{}\"\naudio_out = \"null\"\n",
-            port + 2,
-            port + 9,
-            speech.display(),
-            kam_port = kam.udp_port(),
-        ),
-    )
-    .expect("system config");
-    let app = DesktopApp::launch(
-        &desktop_bin(),
-        &[
-            ("HOMEAGENT_SYSTEM_CONFIG", system.display().to_string()),
-            (
-                "HOMEAGENT_USER_CONFIG",
-                dir.path().join("user.toml").display().to_string(),
-            ),
-            ("HOMEAGENT_PASSWORD", "agent01pw".to_owned()),
-            ("LANG", "fr_FR.UTF-8".to_owned()),
-            (
-                "HOMEAGENT_INSTANCE_SOCKET",
-                dir.path().join("instance.sock").display().to_string(),
-            ),
-        ],
-        &artifacts(),
-    )
-    .expect("app under WebDriver");
-    // Live mode: no training banner, registered with the platform.
-    wait_status(&app, "registration-status", "registered").expect("registered");
-    assert_eq!(app.count("demo-banner").ok(), Some(0));
-    let alice = Baresip::start(BaresipOpts {
-        name: "alice".into(),
-        account: Some(SipAccount {
-            user: "alice".into(),
-            password: "alicepw".into(),
-            registrar: format!("127.0.0.1:{}", kam.udp_port()),
-            transport: Transport::Udp,
-        }),
-        ..BaresipOpts::default()
-    })
-    .expect("baresip starts");
-    alice.wait_registered(WAIT).expect("alice registers");
-    alice
-        .dial(&format!("sip:agent01@127.0.0.1:{}", kam.udp_port()))
-        .expect("dial");
-    app.wait_for("incoming-call", UI_WAIT)
-        .expect("incoming call");
-    let caller = app.text("incoming-call").unwrap_or_default();
-    assert!(caller.contains("alice"), "caller shown: {caller:?}");
-    app.click("answer-button", UI_WAIT).expect("answer");
-    alice.wait_established(WAIT).expect("alice connected");
+    let desk = LiveDesk::start("desktop-live");
+    desk.answered_call();
     // The agent's 21 s of speech reach the caller; then the agent hangs up by click.
     std::thread::sleep(Duration::from_secs(23));
-    app.click("hangup-button", UI_WAIT).expect("hang up");
-    alice.wait_closed(WAIT).expect("alice gets the BYE");
-    let recording = alice.wait_recording(WAIT).expect("alice's recording");
-    let score = score_pesq(&speech, &recording, Codec::Pcmu.pesq_mode()).expect("PESQ");
+    desk.app.click("hangup-button", UI_WAIT).expect("hang up");
+    desk.alice.wait_closed(WAIT).expect("alice gets the BYE");
+    let recording = desk.alice.wait_recording(WAIT).expect("alice's recording");
+    let score = score_pesq(&desk.speech, &recording, Codec::Pcmu.pesq_mode()).expect("PESQ");
     eprintln!("desktop → baresip PCMU: PESQ {:.3}", score.pesq);
     assert!(score.pesq >= PESQ_FLOOR, "PESQ {:.3}", score.pesq);
-    app.click("tab-history", UI_WAIT).expect("history tab");
-    app.wait_for("history-row", UI_WAIT).expect("history row");
-    let number = app.text("history-number").unwrap_or_default();
+    desk.app.click("tab-history", UI_WAIT).expect("history tab");
+    desk.app
+        .wait_for("history-row", UI_WAIT)
+        .expect("history row");
+    let number = desk.app.text("history-number").unwrap_or_default();
     assert!(number.contains("••") || number.contains("ice"), "{number}");
+}
+
+/// Hold by click: the caller gets a sendonly re-INVITE; resume by click: sendrecv again.
+#[test]
+fn hold_clicked_in_the_app_holds_the_caller_and_resume_brings_them_back() {
+    if !require(LIVE_TOOLS) {
+        return;
+    }
+    let desk = LiveDesk::start("desktop-hold");
+    desk.answered_call();
+    desk.app.click("hold-button", UI_WAIT).expect("hold");
+    let hold = desk.alice.wait_hold_received(WAIT).expect("alice is held");
+    assert!(hold.text.contains("a=sendonly"), "{}", hold.text);
+    wait_status(&desk.app, "active-call", "held").expect("shown held");
+    desk.app.click("hold-button", UI_WAIT).expect("resume");
+    let resume = desk
+        .alice
+        .wait_resume_received(WAIT)
+        .expect("alice resumed");
+    assert!(resume.text.contains("a=sendrecv"), "{}", resume.text);
+    wait_status(&desk.app, "active-call", "active").expect("shown active");
+    desk.app.click("hangup-button", UI_WAIT).expect("hang up");
+    desk.alice.wait_closed(WAIT).expect("alice gets the BYE");
+}
+
+/// Keypad digits clicked during the call reach the caller as RFC 4733 events, in order.
+#[test]
+fn dtmf_keys_clicked_in_the_app_reach_the_caller() {
+    if !require(LIVE_TOOLS) {
+        return;
+    }
+    let desk = LiveDesk::start("desktop-dtmf");
+    desk.answered_call();
+    for key in ["1", "5", "9", "hash"] {
+        desk.app
+            .click(&format!("dtmf-key-{key}"), UI_WAIT)
+            .expect("keypad");
+    }
+    desk.alice
+        .wait_log(r"received event: '#' \(end=1\)", WAIT)
+        .expect("the last digit arrives");
+    assert_eq!(desk.alice.received_dtmf(), "159#");
+    desk.app.click("hangup-button", UI_WAIT).expect("hang up");
+    desk.alice.wait_closed(WAIT).expect("alice gets the BYE");
+}
+
+/// Mute by click: the caller hears silence instead of the agent's speech; unmute: speech again.
+#[test]
+fn mute_clicked_in_the_app_silences_the_agent_for_the_caller() {
+    if !require(LIVE_TOOLS) {
+        return;
+    }
+    let desk = LiveDesk::start("desktop-mute");
+    desk.answered_call();
+    let established = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(4));
+    desk.app.click("mute-button", UI_WAIT).expect("mute");
+    desk.app
+        .wait_for("muted-badge", UI_WAIT)
+        .expect("shown muted");
+    let muted_at = established.elapsed();
+    std::thread::sleep(Duration::from_secs(5));
+    desk.app.click("mute-button", UI_WAIT).expect("unmute");
+    let unmuted_at = established.elapsed();
+    std::thread::sleep(Duration::from_secs(5));
+    desk.app.click("hangup-button", UI_WAIT).expect("hang up");
+    desk.alice.wait_closed(WAIT).expect("alice gets the BYE");
+    let recording = desk.alice.wait_recording(WAIT).expect("alice's recording");
+    let levels = crate::common::levels(&recording);
+    // 100 ms windows; a second of margin around each click for the round trips.
+    let window = |from: Duration, to: Duration| {
+        let (from, to) = (
+            from.as_millis() as usize / 100,
+            to.as_millis() as usize / 100,
+        );
+        levels.get(from..to.min(levels.len())).unwrap_or_default()
+    };
+    let loudest = |slice: &[f64]| slice.iter().copied().fold(f64::MIN, f64::max);
+    let before = loudest(window(
+        Duration::from_secs(1),
+        muted_at - Duration::from_secs(1),
+    ));
+    let during = loudest(window(
+        muted_at + Duration::from_secs(1),
+        unmuted_at - Duration::from_millis(500),
+    ));
+    let after = loudest(window(
+        unmuted_at + Duration::from_secs(1),
+        unmuted_at + Duration::from_secs(4),
+    ));
+    eprintln!("caller hears: {before:.1} dBFS before, {during:.1} muted, {after:.1} after");
+    assert!(before > -35.0 && after > -35.0, "speech before/after mute");
+    assert!(during < -60.0, "silence while muted: {during:.1} dBFS");
+}
+
+/// Blind transfer typed and clicked: the caller gets the REFER, calls the target (bob, a second
+/// baresip), and the agent's call ends as transferred.
+#[test]
+fn blind_transfer_clicked_in_the_app_sends_the_caller_to_the_target() {
+    if !require(LIVE_TOOLS) {
+        return;
+    }
+    let desk = LiveDesk::start("desktop-transfer");
+    let bob = LiveDesk::registered_baresip(&desk.kam, "bob");
+    desk.answered_call();
+    desk.app
+        .type_text("transfer-input", "bob", UI_WAIT)
+        .expect("transfer target");
+    desk.app
+        .click("transfer-button", UI_WAIT)
+        .expect("transfer");
+    bob.wait_established(WAIT)
+        .expect("alice reaches bob after the REFER");
+    let refer = desk
+        .alice
+        .sip_messages()
+        .into_iter()
+        .find(|m| m.incoming && m.method() == Some("REFER"))
+        .expect("alice received a REFER");
+    let refer_to = refer.header("Refer-To").unwrap_or_default().to_owned();
+    assert!(refer_to.contains("bob@"), "{refer_to}");
+    desk.wait_call_ended();
+    desk.app.click("tab-history", UI_WAIT).expect("history tab");
+    desk.app
+        .wait_for("history-row", UI_WAIT)
+        .expect("history row");
+    let result = desk
+        .app
+        .attribute("history-row", "data-result")
+        .ok()
+        .flatten();
+    assert_eq!(result.as_deref(), Some("transferred"));
 }
 
 /// A headset plugged in during a call takes over the agent's audio (a preference rule matches

@@ -23,6 +23,8 @@ pub enum Direction {
 #[serde(rename_all = "snake_case")]
 pub enum CallResult {
     Answered,
+    /// Answered, then handed to someone else (blind or attended transfer).
+    Transferred,
     /// Incoming, never answered, ended by the caller or the no-answer timeout.
     Missed,
     Declined,
@@ -76,12 +78,17 @@ impl CallHistory {
                 }
             }
             Event::Ended {
-                call, code, stats, ..
+                call,
+                code,
+                stats,
+                reason,
+                ..
             } => {
                 let Some(ongoing) = self.ongoing.remove(call) else {
                     return false;
                 };
                 let result = match (ongoing.answered, ongoing.direction, code) {
+                    (true, ..) if reason == "transferred" => CallResult::Transferred,
                     (true, ..) => CallResult::Answered,
                     (false, Direction::Incoming, _) if ongoing.declined => CallResult::Declined,
                     (false, Direction::Incoming, _) => CallResult::Missed,
@@ -270,5 +277,27 @@ mod tests {
         );
         // Ended without a start: ignored.
         assert!(!history.observe(&ended(9, None, 1.0), 40_000.0));
+        // Answered, then transferred.
+        history.observe(
+            &Event::Incoming {
+                call: 6,
+                from: "sip:0611114444@pbx".into(),
+                to: String::new(),
+            },
+            41_000.0,
+        );
+        history.observe(
+            &Event::Answered {
+                call: 6,
+                auto: false,
+            },
+            42_000.0,
+        );
+        let mut transferred = ended(6, None, 5.0);
+        if let Event::Ended { reason, .. } = &mut transferred {
+            *reason = "transferred".into();
+        }
+        assert!(history.observe(&transferred, 47_000.0));
+        assert_eq!(history.entries()[0].result, CallResult::Transferred);
     }
 }

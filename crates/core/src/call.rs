@@ -834,7 +834,14 @@ impl Call {
     /// it reports the new call answered.
     pub(crate) fn transfer(&mut self, phone: &mut Phone, target: &str) {
         match target_uri(phone, target) {
-            Some(uri) => self.refer(phone, uri.to_string(), uri.to_string()),
+            Some(mut uri) => {
+                // The other party calls the Refer-To itself, without our outbound proxy: a
+                // number completed with the registrar's host needs the registrar's port too.
+                if let Some(account) = &phone.config.account {
+                    with_registrar_port(&mut uri, &account.registrar);
+                }
+                self.refer(phone, uri.to_string(), uri.to_string());
+            }
             None => self.refuse_transfer(phone, format!("{target:?} is not a SIP URI")),
         }
     }
@@ -1195,6 +1202,16 @@ fn target_uri(phone: &Phone, target: &str) -> Option<Uri> {
     format!("sip:{user}@{host}").parse().ok()
 }
 
+/// Gives `uri` the registrar's port when it names the registrar's host without a port.
+fn with_registrar_port(uri: &mut Uri, registrar: &str) {
+    let Ok(registrar) = registrar.parse::<Uri>() else {
+        return;
+    };
+    if uri.port.is_none() && uri.host.eq_ignore_ascii_case(&registrar.host) {
+        uri.port = registrar.port;
+    }
+}
+
 fn body_sdp(body: &[u8]) -> Option<SessionDescription> {
     let text = std::str::from_utf8(body).ok()?;
     SessionDescription::parse(text).ok()
@@ -1264,5 +1281,31 @@ mod replaces_tests {
              %3Bto-tag%3Da6c85cf%3Bfrom-tag%3D1928301774"
         );
         assert_eq!(escape_uri_header("a b%c&d"), "a%20b%25c%26d");
+    }
+
+    #[test]
+    fn transfer_targets_at_the_registrar_host_get_its_port() {
+        let completed = |target: &str, registrar: &str| {
+            let mut uri: Uri = target.parse().unwrap();
+            with_registrar_port(&mut uri, registrar);
+            uri.to_string()
+        };
+        assert_eq!(
+            completed("sip:bob@127.0.0.1", "sip:127.0.0.1:5070"),
+            "sip:bob@127.0.0.1:5070"
+        );
+        // Another host, or a port already given: unchanged.
+        assert_eq!(
+            completed("sip:bob@pbx.example", "sip:127.0.0.1:5070"),
+            "sip:bob@pbx.example"
+        );
+        assert_eq!(
+            completed("sip:bob@127.0.0.1:5080", "sip:127.0.0.1:5070"),
+            "sip:bob@127.0.0.1:5080"
+        );
+        assert_eq!(
+            completed("sip:bob@sbc.example", "sip:SBC.example"),
+            "sip:bob@sbc.example"
+        );
     }
 }

@@ -135,6 +135,17 @@ impl DesktopApp {
         .map(drop)
     }
 
+    /// Types into an input (W3C Element Send Keys), as the agent would.
+    pub fn type_text(&self, test_id: &str, text: &str, timeout: Duration) -> Result<()> {
+        let element = self.wait_for(test_id, timeout)?;
+        self.session_request(
+            "POST",
+            &format!("/element/{element}/value"),
+            Some(json!({ "text": text })),
+        )
+        .map(drop)
+    }
+
     pub fn text(&self, test_id: &str) -> Result<String> {
         let element = self.find(test_id)?;
         let text = self.session_request("GET", &format!("/element/{element}/text"), None)?;

@@ -57,6 +57,8 @@ export type AudioDevice = {
 };
 
 export type CallResult = "answered" | 
+/**  Answered, then handed to someone else (blind or attended transfer). */
+"transferred" | 
 /**  Incoming, never answered, ended by the caller or the no-answer timeout. */
 "missed" | "declined" | "busy" | 
 /**  Outgoing, given up by us before an answer. */
