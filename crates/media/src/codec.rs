@@ -31,6 +31,11 @@ pub trait AudioEncoder: Send + fmt::Debug {
     /// keep the total bitrate sane. 0 by default.
     fn set_redundant_copies(&mut self, _copies: u8) {}
 
+    /// Protects against loss in bursts inside the codec's own packets (Opus DRED: each packet
+    /// also carries ~100 ms of low-rate audio before it; decoders without it skip it). Off by
+    /// default.
+    fn set_deep_redundancy(&mut self, _on: bool) {}
+
     /// Turns discontinuous transmission on or off (Opus DTX, RFC 7587 `usedtx=1`); off by
     /// default. In DTX the encoder yields [`is_dtx_payload`] frames that are not to be sent.
     fn set_dtx(&mut self, _enabled: bool) {}
@@ -55,6 +60,20 @@ pub trait AudioDecoder: Send + fmt::Debug {
         samples: usize,
         out: &mut Vec<i16>,
     ) -> Result<bool, CodecError>;
+
+    /// Rebuilds a lost packet of `samples` samples from deep redundancy (Opus DRED) carried
+    /// in a later packet, `later_payload`, which starts `frames_before` packets after the
+    /// lost one's start (1: the next packet). Returns `false`, appending nothing, when that
+    /// packet does not reach back so far (or the codec has no such redundancy).
+    fn decode_dred(
+        &mut self,
+        _later_payload: &[u8],
+        _frames_before: usize,
+        _samples: usize,
+        _out: &mut Vec<i16>,
+    ) -> Result<bool, CodecError> {
+        Ok(false)
+    }
 }
 
 /// Codec failure.
@@ -65,7 +84,7 @@ pub enum CodecError {
     Opus {
         operation: &'static str,
         #[source]
-        source: ::opus::Error,
+        source: homeagent_opus::Error,
     },
     #[error("frame of {samples} samples is not a valid {kind} frame size")]
     FrameSize { kind: CodecKind, samples: usize },

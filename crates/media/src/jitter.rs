@@ -323,6 +323,19 @@ impl JitterBuffer {
         (timestamp < cursor + self.frame).then_some(payload.0.as_slice())
     }
 
+    /// After a [`Playout::Lost`] for a missing packet, the first packet buffered after it and
+    /// how many frames after the missing frame's start it starts (1: right after): its deep
+    /// redundancy (Opus DRED) may reach back that far.
+    pub fn payload_after_loss(&self) -> Option<(usize, &[u8])> {
+        if !self.skipped_missing {
+            return None;
+        }
+        let lost = self.cursor?.checked_sub(self.frame)?;
+        let (&timestamp, payload) = self.packets.iter().next()?;
+        let frames = usize::try_from(timestamp.checked_sub(lost)? / self.frame).ok()?;
+        Some((frames, payload.0.as_slice()))
+    }
+
     /// Audio buffered ahead of the playout position.
     pub fn delay(&self) -> Duration {
         let ms = match self.cursor {
@@ -711,6 +724,31 @@ mod tests {
         // Underrun: a stall, not a skipped packet.
         assert_eq!(buffer.pull(t0), Playout::Lost);
         assert_eq!(buffer.next_payload(), None);
+    }
+
+    #[test]
+    fn after_a_loss_the_next_packet_and_its_distance_are_known() {
+        let t0 = base();
+        let mut buffer = JitterBuffer::new(8000, FRAME);
+        for index in [0, 1, 4] {
+            buffer.insert(at(t0, index), 1, index * FRAME, &payload(index));
+        }
+        assert_eq!(buffer.pull(t0), Playout::Frame(payload(0)));
+        assert_eq!(buffer.payload_after_loss(), None);
+        assert_eq!(buffer.pull(t0), Playout::Frame(payload(1)));
+        // 2 and 3 lost: packet 4 starts two frames after 2's start, then one after 3's.
+        assert_eq!(buffer.pull(t0), Playout::Lost);
+        assert_eq!(
+            buffer.payload_after_loss(),
+            Some((2, payload(4).as_slice()))
+        );
+        assert_eq!(buffer.pull(t0), Playout::Lost);
+        assert_eq!(
+            buffer.payload_after_loss(),
+            Some((1, payload(4).as_slice()))
+        );
+        assert_eq!(buffer.pull(t0), Playout::Frame(payload(4)));
+        assert_eq!(buffer.payload_after_loss(), None);
     }
 
     #[test]

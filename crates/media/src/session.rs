@@ -40,6 +40,9 @@ const MAX_LOSS_PERCENT: u8 = 25;
 const FEC_LOOKAHEAD_FRAMES: u32 = 1;
 /// ...until this long passes without loss; then the delay shrinks back (clean calls keep the
 /// lowest delay; the first loss of a lossy period is concealed, later ones recovered).
+/// Packets of look-ahead while the incoming loss comes in bursts: the packet after a burst of
+/// up to this many is here in time to rebuild it from its deep redundancy (Opus DRED).
+const DRED_LOOKAHEAD_FRAMES: u32 = 4;
 const FEC_LOOKAHEAD_HOLD: Duration = Duration::from_secs(20);
 /// RFC 2198 RED (when negotiated): copies of the three previous frames in each packet (a burst
 /// of three comes back whole) once the remote reports this much loss AND the loss we see on its
@@ -157,6 +160,8 @@ pub struct MediaStats {
     pub fec_recovered: u64,
     /// Lost frames rebuilt from the redundant copies of an RFC 2198 RED packet.
     pub red_recovered: u64,
+    /// Lost frames rebuilt from the deep redundancy (Opus DRED) of a later packet.
+    pub dred_recovered: u64,
     /// The loss our encoder protects against (Opus FEC strength), from the remote's reports.
     pub expected_loss_percent: u8,
     /// Frames of RFC 3389 comfort noise played during the remote's silences.
@@ -243,6 +248,9 @@ pub struct MediaSession {
     comfort_noise_level: Option<(u8, Instant)>,
     comfort_noise_sent: u64,
     fec_recovered: u64,
+    dred_recovered: u64,
+    /// Our encoder sends Opus DRED (bursty loss reported, no RED negotiated).
+    dred_on: bool,
     packets_discarded: u64,
     dtmf_sent: u64,
     dtmf_received: u64,
@@ -328,6 +336,8 @@ impl MediaSession {
             comfort_noise_level: None,
             comfort_noise_sent: 0,
             fec_recovered: 0,
+            dred_recovered: 0,
+            dred_on: false,
             packets_discarded: 0,
             dtmf_sent: 0,
             dtmf_received: 0,
@@ -647,6 +657,7 @@ impl MediaSession {
             jitter_buffer: self.jitter.stats(),
             fec_recovered: self.fec_recovered,
             red_recovered: self.jitter.stats().redundant_played,
+            dred_recovered: self.dred_recovered,
             expected_loss_percent: self.expected_loss.percent,
             comfort_noise_frames: self.comfort_noise_frames,
             dtx_frames_received: self.jitter.stats().dtx_frames,
@@ -775,7 +786,12 @@ impl MediaSession {
             .last_loss_at
             .is_some_and(|at| now.saturating_duration_since(at) < FEC_LOOKAHEAD_HOLD);
         let wanted = if lossy {
-            FEC_LOOKAHEAD_FRAMES.max(self.remote_red_distance)
+            let dred = if self.loss_runs.mean_run() >= BURSTY_MEAN_RUN {
+                DRED_LOOKAHEAD_FRAMES
+            } else {
+                0
+            };
+            FEC_LOOKAHEAD_FRAMES.max(self.remote_red_distance).max(dred)
         } else {
             self.remote_red_distance = 0;
             0
@@ -850,7 +866,9 @@ impl MediaSession {
 
     /// With RED negotiated and loss seen, appends our [`LOSS_RUNS_APP_NAME`] packet to a report.
     fn write_loss_runs(&self, report: &mut Vec<u8>) {
-        if self.red_payload_type.is_none() || self.loss_runs.runs < 1.0 {
+        if (self.red_payload_type.is_none() && self.kind != CodecKind::Opus)
+            || self.loss_runs.runs < 1.0
+        {
             return;
         }
         let mean = (self.loss_runs.mean_run() * 256.0).min(f64::from(u16::MAX)) as u16;
@@ -875,9 +893,16 @@ impl MediaSession {
         let mean_run = self
             .remote_mean_run
             .unwrap_or_else(|| self.loss_runs.mean_run());
-        let bursty = mean_run >= BURSTY_MEAN_RUN;
+        let protect = mean_run >= BURSTY_MEAN_RUN && percent >= RED_MIN_LOSS_PERCENT;
+        // Without RED, Opus carries its own deep redundancy (DRED) in its packets.
+        let dred = protect && self.red_payload_type.is_none();
+        if dred != self.dred_on {
+            tracing::debug!(dred, "media: Opus DRED");
+            self.dred_on = dred;
+            self.encoder.set_deep_redundancy(dred);
+        }
         let copies = match self.red_payload_type {
-            Some(_) if bursty && percent >= RED_MIN_LOSS_PERCENT => red::MAX_DISTANCE as u8,
+            Some(_) if protect => red::MAX_DISTANCE as u8,
             _ => 0,
         };
         if copies != self.red_copies {
@@ -990,6 +1015,19 @@ impl MediaSession {
                 }
                 Ok(false) => {}
                 Err(error) => tracing::debug!(%error, "media: FEC decode failed"),
+            }
+        }
+        if let Some((frames, later)) = self.jitter.payload_after_loss() {
+            match self
+                .decoder
+                .decode_dred(later, frames, self.packet_samples, &mut self.pcm)
+            {
+                Ok(true) => {
+                    self.dred_recovered += 1;
+                    return FrameOutcome::FecRecovered;
+                }
+                Ok(false) => {}
+                Err(error) => tracing::debug!(%error, "media: DRED decode failed"),
             }
         }
         let before = self.pcm.len();

@@ -1,7 +1,7 @@
 //! Opus (RFC 6716 / RFC 7587): 48 kHz mono, VoIP application, in-band FEC on (bitrate following
 //! the expected loss), DTX off unless the remote asks for it (`usedtx=1`).
 
-use ::opus::{Application, Bitrate, Channels, Decoder, Encoder};
+use homeagent_opus::{Decoder, Dred, DredDecoder, Encoder};
 
 use super::{AudioDecoder, AudioEncoder, CodecError};
 use crate::CodecKind;
@@ -27,7 +27,18 @@ const LBRR_WITH_RED: bool = false;
 /// ...but not below this (wideband speech stays clear: with three copies ~70 kbit/s in all).
 const RED_MIN_BITRATE: i32 = 18_000;
 
-fn opus_error(operation: &'static str) -> impl FnOnce(::opus::Error) -> CodecError {
+/// Decoder complexity: 5 and above conceal with libopus's deep PLC (a neural vocoder) instead
+/// of pitch repetition.
+const DECODER_COMPLEXITY: i32 = 10;
+/// How much audio each packet carries as DRED (10 ms units) when bursts call for it: enough
+/// to rebuild bursts of up to 4 packets (the receiver's look-ahead).
+const DRED_DURATION_10MS: u32 = 10;
+/// The bitrate with DRED (in-band FEC off: it only covers one packet back, and with it on
+/// libopus gives DRED too few bits to reach back 100 ms). Measured: DRED reaches 80 ms back
+/// from 40 kbit/s at 12 % loss.
+const DRED_BITRATE: i32 = 48_000;
+
+fn opus_error(operation: &'static str) -> impl FnOnce(homeagent_opus::Error) -> CodecError {
     move |source| CodecError::Opus { operation, source }
 }
 
@@ -38,17 +49,17 @@ pub(super) struct OpusEncoder {
     loss_percent: u8,
     fec: bool,
     redundant_copies: u8,
+    dred: bool,
 }
 
 impl OpusEncoder {
     pub(super) fn new() -> Result<Self, CodecError> {
-        let mut encoder = Encoder::new(SAMPLE_RATE, Channels::Mono, Application::Voip)
-            .map_err(opus_error("encoder create"))?;
+        let mut encoder = Encoder::voip(SAMPLE_RATE, 1).map_err(opus_error("encoder create"))?;
         encoder
             .set_inband_fec(true)
             .map_err(opus_error("set inband fec"))?;
         encoder
-            .set_packet_loss_perc(i32::from(DEFAULT_LOSS_PERCENT))
+            .set_packet_loss_percent(i32::from(DEFAULT_LOSS_PERCENT))
             .map_err(opus_error("set packet loss"))?;
         encoder.set_dtx(false).map_err(opus_error("set dtx"))?;
         let mut encoder = Self {
@@ -57,15 +68,19 @@ impl OpusEncoder {
             loss_percent: DEFAULT_LOSS_PERCENT,
             fec: true,
             redundant_copies: 0,
+            dred: false,
         };
         encoder
             .encoder
-            .set_bitrate(Bitrate::Bits(encoder.bitrate()))
+            .set_bitrate(encoder.bitrate())
             .map_err(opus_error("set bitrate"))?;
         Ok(encoder)
     }
 
     fn bitrate(&self) -> i32 {
+        if self.dred {
+            return DRED_BITRATE;
+        }
         let wanted = if self.lbrr() {
             (BASE_BITRATE + FEC_BITRATE_PER_PERCENT * i32::from(self.loss_percent)).min(MAX_BITRATE)
         } else {
@@ -80,7 +95,7 @@ impl OpusEncoder {
 
     /// In-band FEC, unless RED copies whole frames: then LBRR would only take bits from them.
     fn lbrr(&self) -> bool {
-        self.fec && (self.redundant_copies == 0 || LBRR_WITH_RED)
+        self.fec && !self.dred && (self.redundant_copies == 0 || LBRR_WITH_RED)
     }
 
     fn apply_fec(&mut self) {
@@ -90,7 +105,7 @@ impl OpusEncoder {
     }
 
     fn apply_bitrate(&mut self) {
-        if let Err(error) = self.encoder.set_bitrate(Bitrate::Bits(self.bitrate())) {
+        if let Err(error) = self.encoder.set_bitrate(self.bitrate()) {
             tracing::warn!(%error, "opus: cannot set bitrate");
         }
     }
@@ -120,7 +135,7 @@ impl AudioEncoder for OpusEncoder {
         self.loss_percent = percent.min(100);
         if let Err(error) = self
             .encoder
-            .set_packet_loss_perc(i32::from(self.loss_percent))
+            .set_packet_loss_percent(i32::from(self.loss_percent))
         {
             tracing::warn!(%error, "opus: cannot set packet loss percentage");
         }
@@ -139,6 +154,19 @@ impl AudioEncoder for OpusEncoder {
             self.apply_fec();
             self.apply_bitrate();
         }
+    }
+
+    fn set_deep_redundancy(&mut self, on: bool) {
+        if on == self.dred {
+            return;
+        }
+        self.dred = on;
+        let units = if on { DRED_DURATION_10MS } else { 0 };
+        if let Err(error) = self.encoder.set_dred_duration(units) {
+            tracing::warn!(%error, "opus: cannot switch DRED");
+        }
+        self.apply_fec();
+        self.apply_bitrate();
     }
 
     fn set_dtx(&mut self, enabled: bool) {
@@ -215,15 +243,46 @@ impl SilkStart {
 pub(super) struct OpusDecoder {
     decoder: Decoder,
     scratch: Vec<i16>,
+    /// DRED: the feature decoder, the data of the last packet parsed, and that packet.
+    dred: Option<(DredDecoder, Dred)>,
+    dred_packet: Vec<u8>,
 }
 
 impl OpusDecoder {
     pub(super) fn new() -> Result<Self, CodecError> {
+        let mut decoder = Decoder::new(SAMPLE_RATE, 1).map_err(opus_error("decoder create"))?;
+        decoder
+            .set_complexity(DECODER_COMPLEXITY)
+            .map_err(opus_error("set complexity"))?;
         Ok(Self {
-            decoder: Decoder::new(SAMPLE_RATE, Channels::Mono)
-                .map_err(opus_error("decoder create"))?,
+            decoder,
             scratch: vec![0; MAX_PACKET_SAMPLES],
+            dred: None,
+            dred_packet: Vec::new(),
         })
+    }
+
+    /// Parses the DRED data of `packet` (once per packet); returns how far back it reaches.
+    fn dred_reach(&mut self, packet: &[u8]) -> Result<usize, CodecError> {
+        if self.dred.is_none() {
+            let decoder = DredDecoder::new().map_err(opus_error("dred decoder create"))?;
+            let dred = Dred::new().map_err(opus_error("dred alloc"))?;
+            self.dred = Some((decoder, dred));
+            self.dred_packet.clear();
+        }
+        let Some((decoder, dred)) = self.dred.as_mut() else {
+            return Ok(0);
+        };
+        if self.dred_packet != packet {
+            self.dred_packet.clear();
+            let max = DRED_DURATION_10MS as usize * SAMPLE_RATE as usize / 100;
+            // A failed parse leaves nothing usable: remembered as parsed, reaching nothing.
+            if let Err(error) = decoder.parse(dred, packet, max, SAMPLE_RATE) {
+                tracing::debug!(%error, "opus: no DRED in packet");
+            }
+            self.dred_packet.extend_from_slice(packet);
+        }
+        Ok(dred.available())
     }
 
     fn decode_into(
@@ -283,6 +342,33 @@ impl AudioDecoder for OpusDecoder {
             return Ok(false);
         }
         let decoded = self.decode_into(next_payload, samples, true, out)?;
+        Ok(decoded > 0)
+    }
+
+    fn decode_dred(
+        &mut self,
+        later_payload: &[u8],
+        frames_before: usize,
+        samples: usize,
+        out: &mut Vec<i16>,
+    ) -> Result<bool, CodecError> {
+        let offset = frames_before * samples;
+        let samples = samples.min(MAX_PACKET_SAMPLES);
+        if later_payload.is_empty() || frames_before == 0 {
+            return Ok(false);
+        }
+        if self.dred_reach(later_payload)? < offset {
+            return Ok(false);
+        }
+        let Some((_, dred)) = self.dred.as_ref() else {
+            return Ok(false);
+        };
+        let buffer = self.scratch.get_mut(..samples).unwrap_or_default();
+        let decoded = self
+            .decoder
+            .decode_dred(dred, offset, buffer)
+            .map_err(opus_error("dred decode"))?;
+        out.extend_from_slice(buffer.get(..decoded).unwrap_or_default());
         Ok(decoded > 0)
     }
 }
@@ -413,17 +499,11 @@ mod tests {
         let mut encoder = OpusEncoder::new().unwrap();
         assert_eq!(encoder.bitrate(), 48_000);
         encoder.set_packet_loss_percent(2);
-        assert_eq!(
-            encoder.encoder.get_bitrate().unwrap(),
-            Bitrate::Bits(35_200)
-        );
+        assert_eq!(encoder.encoder.bitrate().unwrap(), 35_200);
         encoder.set_packet_loss_percent(90);
         assert_eq!(encoder.bitrate(), MAX_BITRATE);
         encoder.set_inband_fec(false);
-        assert_eq!(
-            encoder.encoder.get_bitrate().unwrap(),
-            Bitrate::Bits(BASE_BITRATE)
-        );
+        assert_eq!(encoder.encoder.bitrate().unwrap(), BASE_BITRATE);
         // CELT-only and malformed packets.
         assert!(!has_inband_fec(&[0xF8, 0xFF, 0xFF]));
         assert!(!has_inband_fec(&[]));

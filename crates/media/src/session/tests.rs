@@ -787,6 +787,33 @@ fn red_follows_the_loss_pattern_the_remote_reports_on_our_stream() {
     assert!(random_run.is_some_and(|run| run < 1.4), "{random_run:?}");
 }
 
+/// Without RED negotiated, loss in bursts reported on our stream turns on Opus DRED: the
+/// receiver rebuilds most of each burst from the packet after it. Random loss does not.
+#[test]
+fn dred_rebuilds_bursts_when_red_is_not_negotiated() {
+    let run = |burst: Option<(f64, f64, bool)>, loss: f64| {
+        let mut pair = Pair::new(CodecKind::Opus, Duration::from_millis(30), loss);
+        pair.rng = SmallRng::seed_from_u64(5);
+        pair.burst = burst;
+        pair.impair_both_ways = false;
+        pair.run(Duration::from_secs(20));
+        (pair.a.dred_on, pair.b.stats())
+    };
+    let (on, bursty) = run(gilbert(0.10, 3.0), 0.0);
+    assert!(on, "DRED on for bursts");
+    assert_eq!(bursty.red_recovered, 0);
+    // Rebuilt: most losses once DRED is on (it starts after the first reports).
+    assert!(
+        bursty.dred_recovered * 2 > bursty.packets_lost as u64,
+        "{} of {} lost frames rebuilt",
+        bursty.dred_recovered,
+        bursty.packets_lost
+    );
+    let (on, random) = run(None, 0.10);
+    assert!(!on, "no DRED for random loss");
+    assert_eq!(random.dred_recovered, 0);
+}
+
 /// Gilbert loss with mean `loss` and mean burst length `mean_burst` (packets).
 fn gilbert(loss: f64, mean_burst: f64) -> Option<(f64, f64, bool)> {
     let r = 1.0 / mean_burst;
@@ -888,11 +915,12 @@ fn speech_figures() {
         let sent = pair.a.stats();
         let mean_delay = delays[20..].iter().sum::<f64>() / (delays.len() - 20) as f64;
         println!(
-            "{mode:5} {name:15} lost {:4} fec {:4} red {:4} concealed {:4} late {:3} delay {:5.1} ms \
+            "{mode:5} {name:15} lost {:4} fec {:4} red {:4} dred {:4} concealed {:4} late {:3} delay {:5.1} ms \
              target {:5.1} ms  tx {:5.1} kbit/s  {}",
             stats.packets_lost,
             stats.fec_recovered,
             stats.red_recovered,
+            stats.dred_recovered,
             stats.jitter_buffer.frames_concealed,
             stats.jitter_buffer.late_dropped,
             mean_delay,
