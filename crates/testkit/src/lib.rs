@@ -13,9 +13,11 @@
 #![forbid(unsafe_code)]
 
 pub mod impair;
+pub mod crm_server;
 pub mod netem;
 pub mod peers;
 pub mod pesq;
+pub mod platform_server;
 pub mod ports;
 pub mod process;
 pub mod tempdir;

@@ -1,0 +1,1 @@
+//! Customer context lookup (work in progress).

@@ -1,0 +1,1 @@
+//! Contact-center platform connector (work in progress).

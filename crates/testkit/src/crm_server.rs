@@ -1,0 +1,1 @@
+//! A CRM test server with fixtures (work in progress).

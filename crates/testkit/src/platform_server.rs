@@ -1,0 +1,1 @@
+//! A platform test server implementing docs/platform-api.yaml (work in progress).
