@@ -9,6 +9,7 @@ use homeagent_sip::dialog::Dialog;
 use homeagent_sip::message::{Message, Method, NameAddr, Request, Response, Uri};
 use homeagent_sip::transaction::{Peer, TransactionId, Transport};
 
+use crate::agent::auto_answer_request;
 use crate::config::AnswerMode;
 use crate::event::{CallId, EndReason, MediaCommand, PhoneEvent};
 use crate::phone::Phone;
@@ -89,6 +90,8 @@ pub(crate) struct Call {
     queued_hold: Option<bool>,
     remote_hold: bool,
     no_answer_at: Option<Instant>,
+    /// Incoming from the platform, which asked to be answered after a delay.
+    auto_answer_at: Option<Instant>,
     linger_until: Option<Instant>,
     end_reported: bool,
 }
@@ -205,6 +208,7 @@ impl Call {
             queued_hold: None,
             remote_hold: false,
             no_answer_at: None,
+            auto_answer_at: None,
             linger_until: None,
             end_reported: false,
         }
@@ -472,6 +476,32 @@ impl Call {
                     return Some(call);
                 }
             }
+        }
+        let acd = &phone.config.acd;
+        if let Some(status) = phone.agent.refusal(acd.is_platform(from.addr)) {
+            let detail = format!("agent {}", phone.agent.state().as_str());
+            call.reject(phone, status, EndReason::Declined, detail);
+            return Some(call);
+        }
+        // Auto-answer only for the platform: when its INVITE asks, or for every call with
+        // forced delivery.
+        let auto_after = if acd.is_platform(from.addr) {
+            auto_answer_request(&call.invite.headers)
+                .or(acd.auto_answer_all.then_some(Duration::ZERO))
+        } else {
+            None
+        };
+        match auto_after {
+            Some(delay) if delay.is_zero() => {
+                call.answer(phone, true);
+                return Some(call);
+            }
+            Some(delay) => {
+                call.send_ringing(phone);
+                call.auto_answer_at = Some(phone.now + delay);
+                return Some(call);
+            }
+            None => {}
         }
         match phone.config.answer {
             AnswerMode::Auto => call.answer(phone, true),
@@ -982,6 +1012,10 @@ impl Call {
     }
 
     pub(crate) fn handle_timeout(&mut self, phone: &mut Phone, now: Instant) {
+        if self.auto_answer_at.is_some_and(|t| t <= now) {
+            self.auto_answer_at = None;
+            self.answer(phone, true);
+        }
         if self.no_answer_at.is_some_and(|t| t <= now) {
             self.no_answer_at = None;
             if self.state == State::Calling {
@@ -1129,10 +1163,15 @@ impl Call {
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        match (self.no_answer_at, self.linger_until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.no_answer_at, self.auto_answer_at, self.linger_until]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Answered and not ended.
+    pub(crate) fn is_up(&self) -> bool {
+        matches!(self.state, State::Answered | State::Confirmed)
     }
 
     pub(crate) fn is_finished(&self) -> bool {

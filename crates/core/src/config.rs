@@ -1,9 +1,12 @@
 //! Phone configuration (already resolved: the driver has looked up names and bound sockets).
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use homeagent_media::CodecKind;
 use homeagent_sip::transaction::Peer;
+
+use crate::agent::WrapupRules;
 
 /// How incoming calls are handled when no front end decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,6 +52,28 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// The contact-center platform (ACD, SBC) and its delivery rules.
+#[derive(Debug, Clone, Default)]
+pub struct AcdConfig {
+    /// The platform's addresses (IP, and port when given). Only calls coming from them are
+    /// answered by themselves (when they ask, or with forced delivery), and they reach only a
+    /// ready agent. Empty: no call is answered by itself.
+    pub platform: Vec<(IpAddr, Option<u16>)>,
+    /// Forced delivery: every call from the platform is answered at once.
+    pub auto_answer_all: bool,
+    /// After-call work once a call ends.
+    pub wrapup: WrapupRules,
+}
+
+impl AcdConfig {
+    /// Whether a request from `addr` comes from the platform (for auto-answer).
+    pub fn is_platform(&self, addr: SocketAddr) -> bool {
+        self.platform
+            .iter()
+            .any(|(ip, port)| *ip == addr.ip() && port.is_none_or(|p| p == addr.port()))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PhoneConfig {
     /// Where our SIP socket is bound and reachable (used in Via and Contact).
@@ -63,6 +88,8 @@ pub struct PhoneConfig {
     /// Offer/accept RFC 4733 telephone-events.
     pub dtmf: bool,
     pub answer: AnswerMode,
+    /// How the contact-center platform delivers calls (auto-answer, agent state).
+    pub acd: AcdConfig,
     pub user_agent: String,
     /// Give up on an outgoing call not answered within this time (CANCEL).
     pub no_answer_timeout: Duration,
@@ -90,6 +117,7 @@ impl PhoneConfig {
             codecs: vec![CodecKind::Opus, CodecKind::Pcmu, CodecKind::Pcma],
             dtmf: true,
             answer: AnswerMode::Auto,
+            acd: AcdConfig::default(),
             user_agent: concat!("Homeagent/", env!("CARGO_PKG_VERSION")).to_owned(),
             no_answer_timeout: Duration::from_secs(60),
         }

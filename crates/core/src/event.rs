@@ -95,6 +95,10 @@ pub enum PhoneEvent {
         from: String,
         to: String,
     },
+    /// The agent's state changed (`since`: when, as given by the inputs' clock).
+    AgentState {
+        state: crate::AgentState,
+    },
     /// The remote side is ringing (180/183).
     Ringing {
         call: CallId,

@@ -12,6 +12,7 @@
 //! Call-IDs, cnonces) comes from a seed given at construction.
 #![forbid(unsafe_code)]
 
+mod agent;
 mod call;
 mod config;
 mod event;
@@ -20,7 +21,8 @@ mod pii;
 mod register;
 mod rng;
 
-pub use config::{Account, AnswerMode, Credentials, PhoneConfig};
+pub use agent::{AgentState, WrapupRules};
+pub use config::{Account, AcdConfig, AnswerMode, Credentials, PhoneConfig};
 pub use event::{CallId, EndReason, MediaCommand, MediaParams, PhoneEvent, RegistrationState};
 pub use phone::{Command, Input, Output, Phone};
 pub use pii::Pii;

@@ -8,6 +8,7 @@ use homeagent_sip::transaction::{
     Peer, TransactionEvent, TransactionId, TransactionLayer, Transmit, Transport,
 };
 
+use crate::agent::{Agent, AgentState};
 use crate::call::Call;
 use crate::config::PhoneConfig;
 use crate::event::{CallId, MediaCommand, PhoneEvent};
@@ -56,6 +57,13 @@ pub enum Command {
         call: CallId,
         consultation: CallId,
     },
+    /// The agent logs in or out, or becomes ready or not ready (on-call and after-call work
+    /// follow the calls).
+    SetAgentState {
+        state: AgentState,
+    },
+    /// The call's wrap-up is done: after-call work ends.
+    WrapupDone,
     /// Hang up every call, unregister, then report [`PhoneEvent::Stopped`].
     Shutdown,
 }
@@ -108,6 +116,7 @@ pub struct Phone {
     pub(crate) media_ports: VecDeque<u16>,
     pub(crate) outputs: VecDeque<Output>,
     pub(crate) now: Instant,
+    pub(crate) agent: Agent,
     shutdown: Option<Instant>,
     stopped: bool,
 }
@@ -126,6 +135,7 @@ impl Phone {
             media_ports: VecDeque::new(),
             outputs: VecDeque::new(),
             now,
+            agent: Agent::new(now),
             shutdown: None,
             stopped: false,
         };
@@ -151,6 +161,9 @@ impl Phone {
                 self.now = now;
                 self.transactions.handle_timeout(now);
                 self.with_registrar(|registrar, phone| registrar.handle_timeout(phone, now));
+                if self.agent.handle_timeout(now, &self.config.acd.wrapup) {
+                    self.emit_agent_state();
+                }
                 let due: Vec<CallId> = self
                     .calls
                     .iter()
@@ -203,6 +216,7 @@ impl Phone {
         for call in self.calls.values() {
             earliest(call.deadline());
         }
+        earliest(self.agent.deadline());
         earliest(self.shutdown);
         Output::Timeout(deadline)
     }
@@ -239,6 +253,16 @@ impl Phone {
                     .filter(|_| consultation != call)
                     .and_then(Call::replaces);
                 self.with_call(call, |c, phone| c.attended_transfer(phone, replaces))
+            }
+            Command::SetAgentState { state } => {
+                if self.agent.choose(state, now) {
+                    self.emit_agent_state();
+                }
+            }
+            Command::WrapupDone => {
+                if self.agent.wrapup_done(now, &self.config.acd.wrapup) {
+                    self.emit_agent_state();
+                }
             }
             Command::Shutdown => {
                 if self.shutdown.is_some() {
@@ -420,7 +444,32 @@ impl Phone {
     // ---- helpers for calls and registration ----
 
     pub(crate) fn emit(&mut self, event: PhoneEvent) {
+        let agent_changed = match &event {
+            PhoneEvent::Answered { .. } | PhoneEvent::Established { .. } => {
+                self.agent.call_started(self.now)
+            }
+            PhoneEvent::Ended { call, .. } => {
+                let others_up = self.calls.iter().any(|(id, c)| id != call && c.is_up());
+                !others_up && self.agent.calls_ended(self.now, &self.config.acd.wrapup)
+            }
+            _ => false,
+        };
         self.outputs.push_back(Output::Event(event));
+        if agent_changed {
+            self.emit_agent_state();
+        }
+    }
+
+    fn emit_agent_state(&mut self) {
+        let state = self.agent.state().clone();
+        tracing::info!(state = state.as_str(), "agent state");
+        self.outputs
+            .push_back(Output::Event(PhoneEvent::AgentState { state }));
+    }
+
+    /// The agent's state and since when.
+    pub fn agent_state(&self) -> (&AgentState, Instant) {
+        (self.agent.state(), self.agent.since())
     }
 
     pub(crate) fn media(&mut self, command: MediaCommand) {

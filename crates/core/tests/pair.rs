@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use homeagent_core::sip::message::{Message, Method, Request, Response};
 use homeagent_core::sip::transaction::{Peer, Transport};
 use homeagent_core::{
-    Account, AnswerMode, CallId, CodecKind, Command, Direction, EndReason, Input, MediaCommand,
-    Output, Phone, PhoneConfig, PhoneEvent, RegistrationState,
+    Account, AgentState, AnswerMode, CallId, CodecKind, Command, Direction, EndReason, Input,
+    MediaCommand, Output, Phone, PhoneConfig, PhoneEvent, RegistrationState,
 };
 use homeagent_testkit::netem::{Impairment, NetEmulator};
 
@@ -264,6 +264,68 @@ fn rejected_call_reports_busy() {
     world.run(Duration::from_secs(5), |w| w.ended(0).is_some());
     assert_eq!(world.ended(0), Some(EndReason::Busy));
     assert_eq!(world.ended(1), Some(EndReason::Declined));
+}
+
+/// A not-ready agent refuses the platform's calls (480), a busy one too (486); a ready agent
+/// gets the platform's call answered by itself (forced delivery), then after-call work.
+#[test]
+fn the_agent_state_decides_which_platform_calls_come_in() {
+    let mut configs = two_phones(AnswerMode::Manual);
+    configs[1].acd.platform = vec![(peer([10, 0, 0, 1]).addr.ip(), None)];
+    configs[1].acd.auto_answer_all = true;
+    configs[1].acd.wrapup.max_time = Duration::from_secs(30);
+    let mut world = World::new(4, Impairment::default(), configs);
+    let not_ready = AgentState::NotReady {
+        reason: "pause".into(),
+    };
+    world.command(
+        1,
+        Command::SetAgentState {
+            state: not_ready.clone(),
+        },
+    );
+    dial(&mut world);
+    world.run(Duration::from_secs(5), |w| w.ended(0).is_some());
+    let refused = world.events(0).iter().find_map(|e| match e {
+        PhoneEvent::Ended { code, .. } => *code,
+        _ => None,
+    });
+    assert_eq!(refused, Some(480), "{:?}", world.events(0));
+    // Ready: the platform's call is answered at once, by itself.
+    world.nodes[0].events.clear();
+    world.nodes[1].events.clear();
+    world.command(
+        1,
+        Command::SetAgentState {
+            state: AgentState::Ready,
+        },
+    );
+    dial(&mut world);
+    world.run(Duration::from_secs(3), |w| w.established(0));
+    assert!(
+        world
+            .events(1)
+            .iter()
+            .any(|e| matches!(e, PhoneEvent::Answered { auto: true, .. }))
+    );
+    let states = |world: &World| -> Vec<AgentState> {
+        world
+            .events(1)
+            .iter()
+            .filter_map(|e| match e {
+                PhoneEvent::AgentState { state } => Some(state.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(states(&world), [AgentState::Ready, AgentState::OnCall]);
+    world.command(0, Command::Hangup { call: CallId(2) });
+    world.run(Duration::from_secs(3), |w| w.ended(1).is_some());
+    assert_eq!(states(&world).last(), Some(&AgentState::AfterCallWork));
+    // The wrap-up is done: ready again.
+    world.command(1, Command::WrapupDone);
+    world.run(Duration::from_millis(10), |_| false);
+    assert_eq!(states(&world).last(), Some(&AgentState::Ready));
 }
 
 #[test]

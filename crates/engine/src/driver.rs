@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use homeagent_audio::{SinkSpec, SourceSpec};
 use homeagent_core::{
-    Account, CallId, Command, Credentials, Input, MediaCommand, Output, Phone, PhoneConfig,
+    AcdConfig, Account, CallId, Command, Credentials, Input, MediaCommand, Output, Phone, PhoneConfig,
     PhoneEvent, Pii,
 };
 use homeagent_sip::message::Uri;
@@ -55,6 +55,11 @@ pub(crate) async fn start(
     config.codecs = settings.codecs.clone();
     config.answer = settings.answer;
     config.no_answer_timeout = settings.no_answer_timeout;
+    config.acd = AcdConfig {
+        platform: resolve_platform(&settings.platform).await?,
+        auto_answer_all: settings.auto_answer_all,
+        wrapup: settings.wrapup.clone(),
+    };
     if let Some(user) = &settings.user {
         config.contact_user = user.clone();
     }
@@ -341,6 +346,39 @@ impl Driver {
         tracing::warn!("{message}");
         let _ = self.events.send(EngineEvent::Warning { message }).await;
     }
+}
+
+/// `HOST[:PORT]` entries as addresses (every address of a name; the port only when given).
+async fn resolve_platform(
+    entries: &[String],
+) -> Result<Vec<(IpAddr, Option<u16>)>, EngineError> {
+    let mut resolved = Vec::new();
+    for entry in entries {
+        let entry = entry.trim();
+        if let Ok(addr) = entry.parse::<SocketAddr>() {
+            resolved.push((addr.ip(), Some(addr.port())));
+            continue;
+        }
+        if let Ok(ip) = entry.trim_matches(['[', ']']).parse::<IpAddr>() {
+            resolved.push((ip, None));
+            continue;
+        }
+        let (host, port) = match entry.rsplit_once(':') {
+            Some((host, port)) => match port.parse::<u16>() {
+                Ok(port) => (host, Some(port)),
+                Err(_) => (entry, None),
+            },
+            None => (entry, None),
+        };
+        let addrs = tokio::net::lookup_host((host, port.unwrap_or(5060)))
+            .await
+            .map_err(|error| EngineError::Resolve {
+                what: format!("platform {entry}"),
+                reason: error.to_string(),
+            })?;
+        resolved.extend(addrs.map(|addr| (addr.ip(), port)));
+    }
+    Ok(resolved)
 }
 
 async fn stop_media(media: ActiveMedia) -> CallStats {

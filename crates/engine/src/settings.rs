@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use homeagent_audio::{DeviceSelector, ProcessingConfig, SinkSpec, SourceSpec};
-use homeagent_core::{AnswerMode, CodecKind};
+use homeagent_core::{AnswerMode, CodecKind, WrapupRules};
 
 #[derive(Debug, Clone)]
 pub struct PhoneSettings {
@@ -29,6 +29,13 @@ pub struct PhoneSettings {
     pub expires: u32,
     pub answer: AnswerMode,
     pub no_answer_timeout: Duration,
+    /// The contact-center platform, `HOST[:PORT]` each (resolved at start): its calls may be
+    /// answered by themselves and reach only a ready agent.
+    pub platform: Vec<String>,
+    /// Forced delivery: every call from the platform is answered at once.
+    pub auto_answer_all: bool,
+    /// After-call work once a call ends.
+    pub wrapup: WrapupRules,
 }
 
 impl Default for PhoneSettings {
@@ -47,6 +54,9 @@ impl Default for PhoneSettings {
             expires: 600,
             answer: AnswerMode::Auto,
             no_answer_timeout: Duration::from_secs(60),
+            platform: Vec::new(),
+            auto_answer_all: false,
+            wrapup: WrapupRules::default(),
         }
     }
 }
