@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 
 use crate::{AgentState, PlatformError, Wrapup};
@@ -17,6 +17,7 @@ pub struct HttpPlatform {
     base: Url,
     agent: String,
     authorization: Option<HeaderValue>,
+    timeout: Duration,
 }
 
 /// How the platform took a wrap-up.
@@ -61,8 +62,8 @@ impl HttpPlatform {
             }
             None => None,
         };
+        // No client-wide timeout: the event stream stays open; each other request has one.
         let client = reqwest::Client::builder()
-            .timeout(timeout)
             .connect_timeout(timeout)
             // A redirect usually means a wrong base URL; following it would turn POST into GET.
             .redirect(reqwest::redirect::Policy::none())
@@ -74,6 +75,7 @@ impl HttpPlatform {
             base,
             agent: agent.to_owned(),
             authorization,
+            timeout,
         })
     }
 
@@ -116,6 +118,25 @@ impl HttpPlatform {
         }
     }
 
+    /// `GET /agents/{agent}/events`: the state changes the platform makes itself (e.g. a
+    /// supervisor forcing a break), as Server-Sent Events. Optional in the contract: a platform
+    /// without it answers 404 ([`PlatformError::Rejected`]). The stream has no overall timeout;
+    /// reconnect after it ends or fails.
+    pub async fn state_events(&self) -> Result<StateEvents, PlatformError> {
+        let url = self.url(&["agents", &self.agent, "events"]);
+        let mut request = self.client.get(url).header(ACCEPT, "text/event-stream");
+        if let Some(value) = &self.authorization {
+            request = request.header(AUTHORIZATION, value.clone());
+        }
+        let response = request.send().await.map_err(unreachable)?;
+        classify(response.status())?;
+        Ok(StateEvents {
+            response,
+            buffer: Vec::new(),
+            data: String::new(),
+        })
+    }
+
     fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
         // `new` refused URLs that cannot be a base, the only case where this is `Err`.
@@ -126,7 +147,7 @@ impl HttpPlatform {
     }
 
     fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
-        let request = self.client.request(method, url);
+        let request = self.client.request(method, url).timeout(self.timeout);
         match &self.authorization {
             Some(value) => request.header(AUTHORIZATION, value.clone()),
             None => request,
@@ -135,22 +156,99 @@ impl HttpPlatform {
 
     /// Sends and sorts the answer: 2xx is success, the rest an error by class.
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<StatusCode, PlatformError> {
-        let response = request.send().await.map_err(|e| {
-            // Without the URL: it carries nothing secret, but errors end up in the UI.
-            PlatformError::Unavailable(e.without_url().to_string())
-        })?;
-        let status = response.status();
-        match status.as_u16() {
-            200..=299 => Ok(status),
-            401 | 403 => Err(PlatformError::Unauthorized {
-                status: status.as_u16(),
-            }),
-            408 | 429 => Err(PlatformError::Unavailable(format!("HTTP {status}"))),
-            400..=499 => Err(PlatformError::Rejected {
-                status: status.as_u16(),
-            }),
-            _ => Err(PlatformError::Unavailable(format!("HTTP {status}"))),
+        let response = request.send().await.map_err(unreachable)?;
+        classify(response.status())?;
+        Ok(response.status())
+    }
+}
+
+/// The agent states pushed by the platform ([`HttpPlatform::state_events`]).
+#[derive(Debug)]
+pub struct StateEvents {
+    response: reqwest::Response,
+    /// Bytes received and not yet split into lines.
+    buffer: Vec<u8>,
+    /// The `data:` lines of the event being received.
+    data: String,
+}
+
+/// Longest event line accepted from the platform.
+const MAX_EVENT_LINE: usize = 64 * 1024;
+
+impl StateEvents {
+    /// The next state the platform set; `Ok(None)` when the platform closed the stream. An
+    /// event that is not a valid state is skipped (with a warning).
+    pub async fn next(&mut self) -> Result<Option<AgentState>, PlatformError> {
+        loop {
+            while let Some(line) = self.take_line() {
+                if let Some(state) = self.handle_line(&line) {
+                    return Ok(Some(state));
+                }
+            }
+            if self.buffer.len() > MAX_EVENT_LINE {
+                return Err(PlatformError::Unavailable("event line too long".into()));
+            }
+            match self.response.chunk().await.map_err(unreachable)? {
+                Some(bytes) => self.buffer.extend_from_slice(&bytes),
+                None => return Ok(None),
+            }
         }
+    }
+
+    /// The first complete line (without its `\n` or `\r\n`), if any.
+    fn take_line(&mut self) -> Option<String> {
+        let end = self.buffer.iter().position(|&b| b == b'\n')?;
+        let mut line: Vec<u8> = self.buffer.drain(..=end).collect();
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        Some(String::from_utf8_lossy(&line).into_owned())
+    }
+
+    /// Collects `data:` lines; a blank line ends the event. Other fields and comments are
+    /// ignored.
+    fn handle_line(&mut self, line: &str) -> Option<AgentState> {
+        if line.is_empty() {
+            if self.data.is_empty() {
+                return None;
+            }
+            let data = std::mem::take(&mut self.data);
+            return match serde_json::from_str(&data) {
+                Ok(state) => Some(state),
+                Err(error) => {
+                    tracing::warn!(%error, "skipping an agent state event that is not a state");
+                    None
+                }
+            };
+        }
+        if let Some(value) = line.strip_prefix("data:") {
+            if !self.data.is_empty() {
+                self.data.push('\n');
+            }
+            self.data.push_str(value.strip_prefix(' ').unwrap_or(value));
+        }
+        None
+    }
+}
+
+fn unreachable(error: reqwest::Error) -> PlatformError {
+    // Without the URL: it carries nothing secret, but errors end up in the UI.
+    PlatformError::Unavailable(error.without_url().to_string())
+}
+
+/// 2xx is success; other statuses are an error by class (docs/platform-api.yaml).
+fn classify(status: StatusCode) -> Result<(), PlatformError> {
+    match status.as_u16() {
+        200..=299 => Ok(()),
+        401 | 403 => Err(PlatformError::Unauthorized {
+            status: status.as_u16(),
+        }),
+        408 | 429 => Err(PlatformError::Unavailable(format!("HTTP {status}"))),
+        400..=499 => Err(PlatformError::Rejected {
+            status: status.as_u16(),
+        }),
+        _ => Err(PlatformError::Unavailable(format!("HTTP {status}"))),
     }
 }
 

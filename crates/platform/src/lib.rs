@@ -37,6 +37,12 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Agent state
+//!
+//! [`HttpPlatform::login`], [`HttpPlatform::set_state`] and [`HttpPlatform::logout`] are plain
+//! requests (no queue: a state is only worth sending now). [`HttpPlatform::state_events`] follows
+//! the states the platform sets itself (optional in the contract).
+//!
 //! # Blocking
 //!
 //! [`Outbox`] methods are synchronous: each is one short SQLite statement or transaction,
@@ -54,6 +60,6 @@ pub use delivery::{
     Backoff, Delivered, DeliveryHandle, deliver_pending, spawn_delivery, spawn_delivery_with,
 };
 pub use error::PlatformError;
-pub use http::{HttpPlatform, Submitted};
+pub use http::{HttpPlatform, StateEvents, Submitted};
 pub use model::{AgentState, Wrapup};
 pub use outbox::{Outbox, RejectedWrapup};

@@ -143,3 +143,44 @@ async fn nobody_listening_is_unavailable() {
     let error = platform.login().await.expect_err("connection refused");
     assert!(matches!(error, PlatformError::Unavailable(_)), "{error:?}");
 }
+
+#[tokio::test]
+async fn state_events_deliver_the_platform_pushes_for_this_agent() {
+    let server = PlatformServer::start().expect("server starts");
+    server.require_token("t0k3n");
+    let platform = platform(&server, Some("t0k3n"));
+    let mut events = platform.state_events().await.expect("event stream opens");
+
+    server.push_state("someone-else", json!({"state": "ready", "reason": null}));
+    server.push_state("agent01", json!({"state": "bogus", "reason": null}));
+    server.push_state(
+        "agent01",
+        json!({"state": "not_ready", "reason": "supervisor"}),
+    );
+    server.push_state("agent01", json!({"state": "ready", "reason": null}));
+    let within = Duration::from_secs(5);
+    let first = tokio::time::timeout(within, events.next())
+        .await
+        .expect("in time")
+        .expect("ok");
+    assert_eq!(
+        first,
+        Some(AgentState::NotReady {
+            reason: "supervisor".into()
+        })
+    );
+    let second = tokio::time::timeout(within, events.next())
+        .await
+        .expect("in time")
+        .expect("ok");
+    assert_eq!(second, Some(AgentState::Ready));
+
+    let error = self::platform(&server, None)
+        .state_events()
+        .await
+        .expect_err("no token");
+    assert!(
+        matches!(error, PlatformError::Unauthorized { status: 401 }),
+        "{error:?}"
+    );
+}
