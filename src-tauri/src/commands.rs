@@ -28,6 +28,16 @@ pub struct AppInfo {
     pub locale: String,
     /// A number from a `tel:`/`sip:` link the app was opened with.
     pub deep_link: Option<String>,
+    pub workflow: WorkflowInfo,
+}
+
+/// What the contact-center screens offer (from the configuration).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, specta::Type)]
+pub struct WorkflowInfo {
+    pub not_ready_reasons: Vec<String>,
+    pub dispositions: Vec<homeagent_api::Disposition>,
+    /// The longest after-call work, seconds (`None`: no after-call work).
+    pub wrapup_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]

@@ -176,7 +176,8 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
         };
     }
     phone.answer = AnswerMode::Manual;
-    let mut agent = Phone::start(phone).await?;
+    let workflow = workflow_settings(&config, &mut warnings).await;
+    let mut agent = Phone::start(phone).await?.with_workflow(workflow);
     let commander = agent.commander();
     let mut training = None;
     if demo {
@@ -222,7 +223,16 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
             (None, host) => host.unwrap_or_default(),
         }
     });
+    let workflow_info = config
+        .lock()
+        .map(|c| commands::WorkflowInfo {
+            not_ready_reasons: c.not_ready_reasons(),
+            dispositions: c.dispositions(),
+            wrapup_seconds: c.wrapup_time.filter(|s| *s > 0.0),
+        })
+        .unwrap_or_default();
     let info = AppInfo {
+        workflow: workflow_info,
         mode: if demo { Mode::Demo } else { Mode::Live },
         version: env!("CARGO_PKG_VERSION").to_owned(),
         account,
@@ -246,6 +256,52 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
 
 /// The account's password from the OS keychain, or what to tell the agent (the phone still
 /// starts and registration then fails with the platform's answer).
+/// The contact-center workflow as configured, its secrets from the environment (scripted
+/// setups) or the OS keychain (`context`, `platform` entries of the account).
+async fn workflow_settings(
+    config: &AppConfig,
+    warnings: &mut Vec<String>,
+) -> homeagent_api::WorkflowSettings {
+    let mut secrets = HashMap::new();
+    for (name, variable, wanted) in [
+        (
+            "context",
+            "HOMEAGENT_CONTEXT_AUTH",
+            config.context_auth_header.is_some(),
+        ),
+        (
+            "platform",
+            "HOMEAGENT_PLATFORM_TOKEN",
+            config.platform_api.is_some(),
+        ),
+    ] {
+        if !wanted {
+            continue;
+        }
+        let value = match std::env::var(variable) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                let account = format!("{name}:{}", config.agent.as_deref().unwrap_or("agent"));
+                homeagent_api::load_password(&account)
+                    .await
+                    .unwrap_or_else(|error| {
+                        warnings.push(format!("{name} credential: {error}"));
+                        None
+                    })
+            }
+        };
+        if let Some(value) = value {
+            secrets.insert(name, value);
+        }
+    }
+    config
+        .workflow_settings(|name| secrets.get(name).cloned())
+        .unwrap_or_else(|error| {
+            warnings.push(format!("contact-center settings ignored: {error}"));
+            homeagent_api::WorkflowSettings::default()
+        })
+}
+
 async fn keychain_password(config: &AppConfig) -> Result<Option<String>, String> {
     let account = homeagent_api::account_key(
         config.user.as_deref().unwrap_or_default(),
@@ -265,6 +321,7 @@ struct Replay {
     /// Warnings from the start (configuration, keychain).
     startup: Vec<Event>,
     registration: Option<Event>,
+    agent_state: Option<Event>,
     calls: Vec<Event>,
 }
 
@@ -285,6 +342,7 @@ impl Replay {
             | Event::Registered { .. }
             | Event::RegistrationFailed { .. }
             | Event::Unregistered => self.registration = Some(event.clone()),
+            Event::AgentState { .. } => self.agent_state = Some(event.clone()),
             Event::Ended { call, .. } => self.calls.retain(|e| e.call() != Some(*call)),
             // Figures of the moment: the next report comes within seconds.
             Event::Quality { .. } => {}
@@ -297,6 +355,7 @@ impl Replay {
         self.startup
             .iter()
             .chain(&self.registration)
+            .chain(&self.agent_state)
             .chain(&self.calls)
             .cloned()
             .collect()

@@ -4,6 +4,7 @@
 //! Each test skips with a notice when a peer is not installed, unless
 //! `HOMEAGENT_REQUIRE_PEERS=1` (CI), where a missing peer fails the test.
 
+mod acd;
 mod baresip;
 mod common;
 mod controls;

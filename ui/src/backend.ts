@@ -168,6 +168,14 @@ export function fakeBackend(overrides: Partial<AppInfo> = {}): FakeBackend {
       account: "agent01@demo.invalid",
       locale: "fr-FR",
       deep_link: null,
+      workflow: {
+        not_ready_reasons: ["pause", "formation"],
+        dispositions: [
+          { code: "SALE", label: "Vente" },
+          { code: "INFO", label: "Demande d'information" },
+        ],
+        wrapup_seconds: 60,
+      },
       ...overrides,
     },
     deviceList: [

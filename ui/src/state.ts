@@ -137,6 +137,11 @@ export function reduce(state: PhoneState, event: Event, nowMs: number): PhoneSta
           mos: event.stats.mos,
         },
       }));
+    case "agent_state":
+    case "context":
+    case "wrapup_queued":
+    case "wrapup_delivered":
+      return state;
     case "warning":
       return addNotice(state, { kind: "warning", code: null, message: event.message, atMs: nowMs });
     case "error":

@@ -83,6 +83,121 @@ pub struct AppConfig {
     /// `device:NAME`), overriding `microphone`/`speaker`: for IT's diagnostics and for tests.
     pub audio_in: Option<String>,
     pub audio_out: Option<String>,
+    /// The contact-center platform (ACD/SBC), `HOST[:PORT]`, comma-separated: only its calls
+    /// answer themselves and they reach only a ready agent.
+    pub platform: Option<String>,
+    /// Forced delivery: every call from the platform is answered at once.
+    pub auto_answer_all: Option<bool>,
+    /// Customer context (screen-pop) URL template: `{from}`, `{to}`, `{header:NAME}`.
+    pub context_url: Option<String>,
+    /// Seconds; default 1.5.
+    pub context_timeout: Option<f64>,
+    /// Name of the header carrying the CRM credential (its value is in the OS keychain).
+    pub context_auth_header: Option<String>,
+    /// The customer card's rows: `"Label=json.path"`, in order; absent: every top-level field.
+    pub context_fields: Option<Vec<String>>,
+    /// The platform's HTTP API (docs/platform-api.yaml); its token is in the OS keychain.
+    pub platform_api: Option<String>,
+    /// The agent's id on the platform; default: `user`.
+    pub agent: Option<String>,
+    /// Not-ready reasons offered to the agent.
+    pub not_ready_reasons: Option<Vec<String>>,
+    /// Wrap-up disposition codes: `"CODE"` or `"CODE=Label"`.
+    pub dispositions: Option<Vec<String>>,
+    /// Longest after-call work, seconds (0: none).
+    pub wrapup_time: Option<f64>,
+    /// After after-call work: `ready` (default) or `not_ready:REASON`.
+    pub after_wrapup: Option<String>,
+}
+
+/// A wrap-up disposition the agent picks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Disposition {
+    pub code: String,
+    pub label: String,
+}
+
+impl AppConfig {
+    /// The not-ready reasons offered (a default set when IT configured none).
+    pub fn not_ready_reasons(&self) -> Vec<String> {
+        self.not_ready_reasons
+            .clone()
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| {
+                vec![
+                    "pause".into(),
+                    "formation".into(),
+                    "incident technique".into(),
+                ]
+            })
+    }
+
+    /// The dispositions offered.
+    pub fn dispositions(&self) -> Vec<Disposition> {
+        self.dispositions
+            .iter()
+            .flatten()
+            .filter(|d| !d.trim().is_empty())
+            .map(|entry| match entry.split_once('=') {
+                Some((code, label)) => Disposition {
+                    code: code.trim().to_owned(),
+                    label: label.trim().to_owned(),
+                },
+                None => Disposition {
+                    code: entry.trim().to_owned(),
+                    label: entry.trim().to_owned(),
+                },
+            })
+            .collect()
+    }
+
+    /// The workflow (context, platform API, wrap-ups) as configured; secrets from `secret`
+    /// (the keychain), looked up by name: `context`, `platform`.
+    pub fn workflow_settings(
+        &self,
+        secret: impl Fn(&str) -> Option<String>,
+    ) -> Result<crate::WorkflowSettings, String> {
+        let mut settings = crate::WorkflowSettings::default();
+        if let Some(template) = self.context_url.clone().filter(|t| !t.trim().is_empty()) {
+            let mut context = crate::ContextConfig {
+                url_template: template,
+                ..Default::default()
+            };
+            if let Some(seconds) = self.context_timeout {
+                if !(seconds.is_finite() && seconds > 0.0 && seconds < 60.0) {
+                    return Err(format!(
+                        "context_timeout = {seconds}: expected seconds (0-60)"
+                    ));
+                }
+                context.timeout = std::time::Duration::from_secs_f64(seconds);
+            }
+            for row in self.context_fields.iter().flatten() {
+                let (label, path) = row
+                    .split_once('=')
+                    .ok_or_else(|| format!("context_fields: {row:?} is not \"Label=path\""))?;
+                context
+                    .fields
+                    .push(crate::FieldMapping::new(label.trim(), path.trim()));
+            }
+            if let Some(header) = &self.context_auth_header
+                && let Some(value) = secret("context")
+            {
+                context.auth_header = Some((header.clone(), value));
+            }
+            settings.context = Some(context);
+        }
+        settings.platform_api = self.platform_api.clone().filter(|u| !u.trim().is_empty());
+        if settings.platform_api.is_some() {
+            settings.platform_token = secret("platform");
+        }
+        settings.agent = self
+            .agent
+            .clone()
+            .or_else(|| self.user.clone())
+            .unwrap_or_else(|| "agent".to_owned());
+        Ok(settings)
+    }
 }
 
 /// What the settings screen shows and saves (the user layer).
@@ -194,6 +309,32 @@ impl AppConfig {
         processing.echo_cancellation = self.echo_cancellation.as_deref().and_then(switch);
         processing.noise_suppression = self.noise_suppression.as_deref().and_then(switch);
         processing.gain_control = self.gain_control.as_deref().and_then(switch);
+        phone.platform = self
+            .platform
+            .iter()
+            .flat_map(|list| list.split(','))
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect();
+        phone.auto_answer_all = self.auto_answer_all.unwrap_or(false);
+        if let Some(seconds) = self.wrapup_time {
+            if !(seconds.is_finite() && (0.0..86_400.0).contains(&seconds)) {
+                return Err(format!("wrapup_time = {seconds}: expected seconds"));
+            }
+            phone.wrapup.max_time = std::time::Duration::from_secs_f64(seconds);
+        }
+        phone.wrapup.then_not_ready = match self.after_wrapup.as_deref().map(str::trim) {
+            None | Some("ready") => None,
+            Some(other) => match other.strip_prefix("not_ready") {
+                Some(reason) => Some(reason.trim_start_matches(':').trim().to_owned()),
+                None => {
+                    return Err(format!(
+                        "after_wrapup = {other:?}: ready or not_ready:REASON"
+                    ));
+                }
+            },
+        };
         Ok(phone)
     }
 

@@ -1,6 +1,6 @@
 //! Commands and events as the front ends see them (serde, stable names).
 
-use homeagent_engine::core::{CallId, PhoneEvent, RegistrationState};
+use homeagent_engine::core::{AgentState, CallId, PhoneEvent, RegistrationState};
 use homeagent_engine::{EngineCommand, EngineError, EngineEvent};
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +57,20 @@ pub enum Command {
         #[cfg_attr(feature = "specta", specta(optional))]
         output: Option<String>,
     },
+    /// The agent logs in or out, becomes ready or not ready (`state`: `ready`, `not_ready`
+    /// with a `reason`, `logged_out`); on-call and after-call work follow the calls.
+    SetAgentState {
+        state: String,
+        #[cfg_attr(feature = "specta", specta(optional))]
+        reason: Option<String>,
+    },
+    /// The wrap-up of a call: its disposition code and a free note, queued durably and
+    /// delivered to the platform; ends after-call work.
+    Wrapup {
+        call: u32,
+        disposition: String,
+        note: String,
+    },
     /// Hang up every call, unregister, then stop ([`Event::Stopped`]).
     Shutdown,
 }
@@ -93,6 +107,17 @@ impl Command {
                 consultation: CallId(u64::from(consultation)),
             },
             Self::Shutdown => C::Shutdown,
+            Self::SetAgentState { state, reason } => C::SetAgentState {
+                state: match (state.as_str(), reason) {
+                    ("logged_out", _) => AgentState::LoggedOut,
+                    ("not_ready", reason) => AgentState::NotReady {
+                        reason: reason.unwrap_or_default(),
+                    },
+                    _ => AgentState::Ready,
+                },
+            },
+            // The wrap-up itself is the workflow's (outbox); the phone only leaves ACW.
+            Self::Wrapup { .. } => C::WrapupDone,
             Self::SetAudio { input, output } => {
                 return EngineCommand::SetAudio { input, output };
             }
@@ -110,6 +135,44 @@ impl Command {
             }
         };
         EngineCommand::Phone(phone)
+    }
+}
+
+/// The rows of a customer card, in order (label, value as text). In JSON: an object.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContextFields(pub Vec<(String, String)>);
+
+impl Serialize for ContextFields {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (label, value) in &self.0 {
+            map.serialize_entry(label, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for ContextFields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Rows;
+        impl<'de> serde::de::Visitor<'de> for Rows {
+            type Value = ContextFields;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of text fields")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut rows = Vec::new();
+                while let Some((label, value)) = map.next_entry::<String, String>()? {
+                    rows.push((label, value));
+                }
+                Ok(ContextFields(rows))
+            }
+        }
+        deserializer.deserialize_map(Rows)
     }
 }
 
@@ -175,6 +238,38 @@ pub enum Event {
         reason: String,
     },
     Unregistered,
+    /// The agent's state: `logged_out`, `ready`, `not_ready` (with its `reason`), `on_call`,
+    /// `after_call_work`.
+    AgentState {
+        state: String,
+        reason: Option<String>,
+    },
+    /// The customer's context for an incoming call (screen-pop): `fields`, the customer card's
+    /// rows (label → value, as text, in order), or `error` when the CRM was slow, down or
+    /// answered garbage (the call is answerable regardless).
+    Context {
+        call: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(
+            feature = "specta",
+            specta(optional, type = Option<std::collections::HashMap<String, String>>)
+        )]
+        fields: Option<ContextFields>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "specta", specta(optional))]
+        error: Option<String>,
+    },
+    /// A wrap-up is stored in the outbox (durable), to be delivered under `key`.
+    WrapupQueued {
+        call: u32,
+        key: String,
+        disposition: String,
+    },
+    /// The platform acknowledged wrap-ups; `pending` are still to deliver.
+    WrapupDelivered {
+        delivered: u32,
+        pending: u32,
+    },
     Calling {
         call: u32,
         to: String,
@@ -292,7 +387,10 @@ impl Event {
             | Self::AudioInputEnded { call }
             | Self::Quality { call, .. }
             | Self::Ended { call, .. } => Some(*call),
+            Self::Context { call, .. } | Self::WrapupQueued { call, .. } => Some(*call),
             Self::Ready { .. }
+            | Self::AgentState { .. }
+            | Self::WrapupDelivered { .. }
             | Self::Registering { .. }
             | Self::Registered { .. }
             | Self::RegistrationFailed { .. }
@@ -397,7 +495,14 @@ fn from_phone(event: PhoneEvent) -> Event {
             RegistrationState::Unregistered => Event::Unregistered,
         },
         PhoneEvent::Calling { call, to } => Event::Calling { call: id(call), to },
-        PhoneEvent::Incoming { call, from, to } => Event::Incoming {
+        PhoneEvent::AgentState { state } => Event::AgentState {
+            state: state.as_str().to_owned(),
+            reason: match state {
+                AgentState::NotReady { reason } => Some(reason),
+                _ => None,
+            },
+        },
+        PhoneEvent::Incoming { call, from, to, .. } => Event::Incoming {
             call: id(call),
             from,
             to,

@@ -12,20 +12,24 @@ mod dto;
 mod history;
 mod secrets;
 mod training;
+mod workflow;
 
 pub use app_config::{
-    AppConfig, ConfigError, ConfigPaths, UserSettings, choose_device, save_user_settings,
+    AppConfig, ConfigError, ConfigPaths, Disposition, UserSettings, choose_device,
+    save_user_settings,
 };
 pub use device_check::{SILENCE_DBFS, level_dbfs, meter_input, play_test_tone, ring};
 pub use device_watch::{DeviceUpdate, DeviceWatch};
-pub use dto::{CallStats, Command, ErrorCode, Event};
+pub use dto::{CallStats, Command, ContextFields, ErrorCode, Event};
 pub use history::{CallHistory, CallResult, Direction, HistoryEntry, mask_number, party_number};
+pub use homeagent_context::{ContextConfig, FieldMapping};
 pub use homeagent_engine::core::AnswerMode;
 pub use homeagent_engine::{
     AudioDevice, PhoneSettings, SettingsError, SinkSpec, SourceSpec, list_audio_devices,
 };
 pub use secrets::{KEYCHAIN_SERVICE, SecretError, account_key, load_password, store_password};
 pub use training::{TrainingLine, TrainingSettings};
+pub use workflow::WorkflowSettings;
 
 use homeagent_engine::{Engine, EngineCommand};
 use tokio::sync::mpsc;
@@ -36,6 +40,9 @@ use tokio::sync::mpsc;
 pub struct Phone {
     commands: mpsc::Sender<EngineCommand>,
     events: mpsc::Receiver<homeagent_engine::EngineEvent>,
+    /// What the workflow reports (context, wrap-ups), merged into the events.
+    side: mpsc::Receiver<Event>,
+    workflow: Option<workflow::WorkflowLink>,
 }
 
 /// The phone could not start (socket in use, bad settings, …).
@@ -48,12 +55,31 @@ pub struct StartError {
 
 /// Sends commands to a [`Phone`] from anywhere.
 #[derive(Debug, Clone)]
-pub struct Commander(mpsc::Sender<EngineCommand>);
+pub struct Commander {
+    engine: mpsc::Sender<EngineCommand>,
+    workflow: Option<mpsc::Sender<workflow::Observation>>,
+}
 
 impl Commander {
     /// Queues a command; `false` when the engine has stopped.
     pub async fn send(&self, command: Command) -> bool {
-        self.0.send(command.into_engine()).await.is_ok()
+        if let (
+            Command::Wrapup {
+                call,
+                disposition,
+                note,
+            },
+            Some(workflow),
+        ) = (&command, &self.workflow)
+        {
+            let wrapup = workflow::Observation::Wrapup {
+                call: *call,
+                disposition: disposition.clone(),
+                note: note.clone(),
+            };
+            return workflow.send(wrapup).await.is_ok();
+        }
+        self.engine.send(command.into_engine()).await.is_ok()
     }
 }
 
@@ -65,7 +91,30 @@ impl Phone {
             message: e.to_string(),
         })?;
         let (commands, events) = engine.into_channels();
-        Ok(Self { commands, events })
+        let (_, side) = mpsc::channel(1);
+        Ok(Self {
+            commands,
+            events,
+            side,
+            workflow: None,
+        })
+    }
+
+    /// Starts the contact-center workflow (customer context, platform, wrap-ups) beside the
+    /// phone; its events join [`Self::next_event`].
+    pub fn with_workflow(mut self, settings: WorkflowSettings) -> Self {
+        if !settings.is_active() {
+            return self;
+        }
+        let (events, side) = mpsc::channel(256);
+        self.side = side;
+        self.workflow = Some(workflow::spawn(settings, events, self.commands.clone()));
+        self
+    }
+
+    /// How many wrap-ups wait for the platform's acknowledgement (`None`: no workflow).
+    pub fn pending_wrapups(&self) -> Option<tokio::sync::watch::Receiver<usize>> {
+        self.workflow.as_ref().map(|w| w.pending.clone())
     }
 
     /// Queues a command. Fails only when the engine has stopped.
@@ -81,12 +130,60 @@ impl Phone {
 
     /// A cloneable handle that sends commands (for timers and other tasks).
     pub fn commander(&self) -> Commander {
-        Commander(self.commands.clone())
+        Commander {
+            engine: self.commands.clone(),
+            workflow: self.workflow.as_ref().map(|w| w.observations.clone()),
+        }
     }
 
     /// The next event; `None` once the engine has stopped.
     pub async fn next_event(&mut self) -> Option<Event> {
-        self.events.recv().await.map(Event::from)
+        tokio::select! {
+            biased;
+            Some(event) = self.side.recv() => Some(event),
+            event = self.events.recv() => {
+                let event = event?;
+                if let Some(workflow) = &self.workflow {
+                    observe(&workflow.observations, &event);
+                }
+                Some(Event::from(event))
+            }
+        }
+    }
+}
+
+/// Tells the workflow what it needs of an engine event (never blocks the event stream).
+fn observe(workflow: &mpsc::Sender<workflow::Observation>, event: &homeagent_engine::EngineEvent) {
+    use homeagent_engine::EngineEvent as E;
+    use homeagent_engine::core::PhoneEvent as P;
+    let observation = match event {
+        E::Phone(P::Incoming {
+            call,
+            from,
+            to,
+            headers,
+        }) => workflow::Observation::Incoming {
+            call: u32::try_from(call.0).unwrap_or(u32::MAX),
+            from: from.clone(),
+            to: to.clone(),
+            headers: headers.clone(),
+        },
+        E::Phone(P::Answered { call, .. }) => workflow::Observation::Answered {
+            call: u32::try_from(call.0).unwrap_or(u32::MAX),
+        },
+        E::Ended { call, .. } => workflow::Observation::Ended {
+            call: u32::try_from(call.0).unwrap_or(u32::MAX),
+        },
+        E::Phone(P::AgentState { .. }) => match Event::from(event.clone()) {
+            Event::AgentState { state, reason } => {
+                workflow::Observation::AgentState { state, reason }
+            }
+            _ => return,
+        },
+        _ => return,
+    };
+    if workflow.try_send(observation).is_err() {
+        tracing::warn!("workflow busy: an observation was dropped");
     }
 }
 

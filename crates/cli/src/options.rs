@@ -141,6 +141,38 @@ pub struct Options {
     /// listen: exit after this many calls have ended.
     #[arg(long, global = true, value_name = "N")]
     pub calls: Option<u32>,
+    /// The contact-center platform (ACD/SBC) address: only its INVITEs may be answered by
+    /// themselves (Call-Info answer-after, Alert-Info auto-answer, Answer-Mode: Auto). With
+    /// it, other calls ring (--answer defaults to manual). Comma-separated for several.
+    #[arg(long, global = true, value_name = "HOST[:PORT]")]
+    pub platform: Option<String>,
+    /// Forced delivery: answer every call from --platform at once.
+    #[arg(long, global = true)]
+    pub auto_answer_all: bool,
+    /// Customer context lookup (screen-pop): URL template with {from}, {to} and
+    /// {header:NAME} (URL-encoded), e.g. https://crm/api?id={header:X-Customer-Id}. An
+    /// `Authorization`-style header can be given in HOMEAGENT_CONTEXT_AUTH ("Name: value").
+    #[arg(long, global = true, value_name = "TEMPLATE")]
+    pub context_url: Option<String>,
+    /// Context lookup timeout [default: 1.5].
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub context_timeout: Option<f64>,
+    /// The platform's HTTP API (docs/platform-api.yaml): agent state and wrap-ups. Bearer
+    /// token in HOMEAGENT_PLATFORM_TOKEN.
+    #[arg(long, global = true, value_name = "URL")]
+    pub platform_api: Option<String>,
+    /// Agent id for the platform API [default: --user, else "agent"].
+    #[arg(long, global = true, value_name = "ID")]
+    pub agent: Option<String>,
+    /// Submit this disposition (and note) when each answered call ends.
+    #[arg(long, global = true, value_name = "CODE[:NOTE]")]
+    pub wrapup: Option<String>,
+    /// After-call work after each call, at most SECONDS [default: 0 = none].
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub wrapup_time: Option<f64>,
+    /// The wrap-up outbox (SQLite) [default: $XDG_DATA_HOME/homeagent/outbox.sqlite].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub outbox: Option<PathBuf>,
     /// call: give up if not answered within SECONDS [default: 60].
     #[arg(long, global = true, value_name = "SECONDS")]
     pub timeout: Option<f64>,
@@ -174,6 +206,15 @@ struct FileOptions {
     auth_user: Option<String>,
     answer: Option<AnswerOption>,
     calls: Option<u32>,
+    platform: Option<String>,
+    auto_answer_all: Option<bool>,
+    context_url: Option<String>,
+    context_timeout: Option<f64>,
+    platform_api: Option<String>,
+    agent: Option<String>,
+    wrapup: Option<String>,
+    wrapup_time: Option<f64>,
+    outbox: Option<PathBuf>,
     timeout: Option<f64>,
     json: Option<bool>,
     log_level: Option<String>,
@@ -192,6 +233,8 @@ pub struct Resolved {
     pub debug: bool,
     /// The audio input is a WAV file: hang up when it ends (+1 s) unless --hangup-after.
     pub hangup_when_input_ends: bool,
+    /// Context lookup, platform API, wrap-ups.
+    pub workflow: homeagent_api::WorkflowSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,7 +316,33 @@ fn merge(
     if phone.registrar.is_some() && phone.password.is_none() {
         bail!("--registrar needs the password in the environment variable HOMEAGENT_PASSWORD");
     }
-    let answer = cli.answer.or(file.answer).unwrap_or(AnswerOption::Auto);
+    phone.platform = cli
+        .platform
+        .or(file.platform)
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    phone.auto_answer_all = cli.auto_answer_all || file.auto_answer_all.unwrap_or(false);
+    if phone.auto_answer_all && phone.platform.is_empty() {
+        bail!(
+            "--auto-answer-all needs --platform (only the platform's calls are answered by themselves)"
+        );
+    }
+    if let Some(time) = cli.wrapup_time.or(file.wrapup_time) {
+        phone.wrapup.max_time = seconds(time, "--wrapup-time")?;
+    }
+    // With a platform, its calls answer themselves; the others ring.
+    let default_answer = if phone.platform.is_empty() {
+        AnswerOption::Auto
+    } else {
+        AnswerOption::Manual
+    };
+    let answer = cli.answer.or(file.answer).unwrap_or(default_answer);
     phone.answer = match answer {
         AnswerOption::Auto => homeagent_api::AnswerMode::Auto,
         AnswerOption::Reject => homeagent_api::AnswerMode::Reject,
@@ -312,6 +381,17 @@ fn merge(
         .log_level
         .or(file.log_level)
         .unwrap_or_else(|| if debug { "debug".into() } else { "warn".into() });
+    let workflow = workflow_settings(
+        &phone,
+        WorkflowOptions {
+            context_url: cli.context_url.or(file.context_url),
+            context_timeout: cli.context_timeout.or(file.context_timeout),
+            platform_api: cli.platform_api.or(file.platform_api),
+            agent: cli.agent.or(file.agent),
+            wrapup: cli.wrapup.or(file.wrapup),
+            outbox: cli.outbox.or(file.outbox),
+        },
+    )?;
     let hangup_when_input_ends = hangup_after.is_none()
         && audio_in
             .as_deref()
@@ -325,7 +405,61 @@ fn merge(
         log_level,
         debug,
         hangup_when_input_ends,
+        workflow,
     })
+}
+
+struct WorkflowOptions {
+    context_url: Option<String>,
+    context_timeout: Option<f64>,
+    platform_api: Option<String>,
+    agent: Option<String>,
+    wrapup: Option<String>,
+    outbox: Option<PathBuf>,
+}
+
+fn workflow_settings(
+    phone: &PhoneSettings,
+    options: WorkflowOptions,
+) -> anyhow::Result<homeagent_api::WorkflowSettings> {
+    let mut settings = homeagent_api::WorkflowSettings::default();
+    if let Some(template) = options.context_url {
+        let mut context = homeagent_api::ContextConfig {
+            url_template: template,
+            ..Default::default()
+        };
+        if let Some(timeout) = options.context_timeout {
+            context.timeout = seconds(timeout, "--context-timeout")?;
+        }
+        if let Ok(header) = std::env::var("HOMEAGENT_CONTEXT_AUTH") {
+            let (name, value) = header
+                .split_once(':')
+                .context("HOMEAGENT_CONTEXT_AUTH must be \"Name: value\"")?;
+            context.auth_header = Some((name.trim().to_owned(), value.trim().to_owned()));
+        }
+        settings.context = Some(context);
+    }
+    settings.agent = options
+        .agent
+        .or_else(|| phone.user.clone())
+        .unwrap_or_else(|| "agent".to_owned());
+    settings.platform_api = options.platform_api;
+    settings.platform_token = std::env::var("HOMEAGENT_PLATFORM_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    settings.auto_wrapup = options.wrapup.map(|spec| match spec.split_once(':') {
+        Some((code, note)) => (code.to_owned(), note.to_owned()),
+        None => (spec, String::new()),
+    });
+    if let Some((code, _)) = &settings.auto_wrapup
+        && code.trim().is_empty()
+    {
+        bail!("--wrapup needs a disposition code");
+    }
+    if let Some(path) = options.outbox {
+        settings.outbox = path;
+    }
+    Ok(settings)
 }
 
 fn seconds(value: f64, option: &str) -> anyhow::Result<Duration> {

@@ -32,7 +32,7 @@ pub async fn run(settings: Resolved) -> u8 {
         _ => {}
     }
     let mut phone = match Phone::start(settings.phone.clone()).await {
-        Ok(phone) => phone,
+        Ok(phone) => phone.with_workflow(settings.workflow.clone()),
         Err(error) => {
             eprintln!("homeagent: {error}");
             return EXIT_FAILED;
@@ -59,24 +59,35 @@ pub async fn run(settings: Resolved) -> u8 {
                 run.exit = Some(EXIT_AUTH);
                 commander.send(Command::Shutdown).await;
             }
-            Event::Established { call, .. } => {
-                let call = *call;
-                if let Some(digits) = settings.dtmf.clone() {
-                    let commander = commander.clone();
-                    tokio::spawn(async move {
-                        // Let the media path settle so the first digit is not clipped.
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        commander.send(Command::SendDtmf { call, digits }).await;
-                    });
-                }
-                if let Some(after) = settings.hangup_after {
-                    hang_up_later(&commander, call, after);
-                }
-            }
             Event::AudioInputEnded { call } if settings.hangup_when_input_ends => {
                 hang_up_later(&commander, *call, Duration::from_secs(1));
             }
-            Event::Ended { .. } if run.call_ended(&event) => {
+            Event::Answered { call, .. } | Event::Established { call, .. } => {
+                run.answered.insert(*call);
+                if let Event::Established { call, .. } = &event {
+                    on_established(&settings, &commander, *call);
+                }
+            }
+            Event::Ended { call, .. } if run.call_ended(&event) => {
+                if settings.workflow.auto_wrapup.is_some() && run.answered.contains(call) {
+                    // Its wrap-up is queued next: leave once it is stored (and delivered, if
+                    // the platform answers in time; else at the next start).
+                    run.finishing = true;
+                    shut_down_later(&commander, WRAPUP_GRACE);
+                } else {
+                    commander.send(Command::Shutdown).await;
+                }
+            }
+            Event::WrapupQueued { .. } if run.finishing => {
+                if settings.workflow.platform_api.is_some() {
+                    // Wait for the platform's acknowledgement (below), a few seconds at most.
+                    run.awaiting_delivery = true;
+                    shut_down_later(&commander, DELIVERY_GRACE);
+                } else {
+                    commander.send(Command::Shutdown).await;
+                }
+            }
+            Event::WrapupDelivered { pending: 0, .. } if run.awaiting_delivery => {
                 commander.send(Command::Shutdown).await;
             }
             Event::Stopped => break,
@@ -87,6 +98,32 @@ pub async fn run(settings: Resolved) -> u8 {
         }
     }
     run.finish()
+}
+
+/// Longest wait for an ended call's wrap-up to be stored, then for its delivery.
+const WRAPUP_GRACE: Duration = Duration::from_secs(10);
+const DELIVERY_GRACE: Duration = Duration::from_secs(5);
+
+fn on_established(settings: &Resolved, commander: &homeagent_api::Commander, call: u32) {
+    if let Some(digits) = settings.dtmf.clone() {
+        let commander = commander.clone();
+        tokio::spawn(async move {
+            // Let the media path settle so the first digit is not clipped.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            commander.send(Command::SendDtmf { call, digits }).await;
+        });
+    }
+    if let Some(after) = settings.hangup_after {
+        hang_up_later(commander, call, after);
+    }
+}
+
+fn shut_down_later(commander: &homeagent_api::Commander, after: Duration) {
+    let commander = commander.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        commander.send(Command::Shutdown).await;
+    });
 }
 
 async fn stop_signal() {
@@ -140,6 +177,11 @@ struct Run {
     registered_once: bool,
     ended: Vec<Event>,
     exit: Option<u8>,
+    answered: std::collections::HashSet<u32>,
+    /// The last call ended; waiting for its wrap-up before leaving.
+    finishing: bool,
+    /// Its wrap-up is stored; waiting for the platform to take it.
+    awaiting_delivery: bool,
 }
 
 impl Run {
@@ -151,6 +193,9 @@ impl Run {
             registered_once: false,
             ended: Vec::new(),
             exit: None,
+            answered: std::collections::HashSet::new(),
+            finishing: false,
+            awaiting_delivery: false,
         }
     }
 

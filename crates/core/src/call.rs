@@ -446,10 +446,17 @@ impl Call {
             return None;
         }
         tracing::info!(call = %id, from = %Pii(&caller), "incoming call");
+        let headers = call
+            .invite
+            .headers
+            .iter()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect();
         phone.emit(PhoneEvent::Incoming {
             call: id,
             from: caller,
             to: callee,
+            headers,
         });
         // Check the offer now, so an impossible call is refused before it rings.
         if !call.invite.body.is_empty() {

@@ -94,6 +94,8 @@ pub enum PhoneEvent {
         call: CallId,
         from: String,
         to: String,
+        /// The INVITE's headers (for the customer-context lookup: `X-Customer-Id`, …).
+        headers: Vec<(String, String)>,
     },
     /// The agent's state changed (`since`: when, as given by the inputs' clock).
     AgentState {

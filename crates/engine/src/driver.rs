@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use homeagent_audio::{SinkSpec, SourceSpec};
 use homeagent_core::{
-    AcdConfig, Account, CallId, Command, Credentials, Input, MediaCommand, Output, Phone, PhoneConfig,
-    PhoneEvent, Pii,
+    Account, AcdConfig, CallId, Command, Credentials, Input, MediaCommand, Output, Phone,
+    PhoneConfig, PhoneEvent, Pii,
 };
 use homeagent_sip::message::Uri;
 use homeagent_sip::transaction::{Peer, Transport};
@@ -349,9 +349,7 @@ impl Driver {
 }
 
 /// `HOST[:PORT]` entries as addresses (every address of a name; the port only when given).
-async fn resolve_platform(
-    entries: &[String],
-) -> Result<Vec<(IpAddr, Option<u16>)>, EngineError> {
+async fn resolve_platform(entries: &[String]) -> Result<Vec<(IpAddr, Option<u16>)>, EngineError> {
     let mut resolved = Vec::new();
     for entry in entries {
         let entry = entry.trim();

@@ -12,8 +12,8 @@
 //! Logs and temp dirs are removed on `Drop` unless `HOMEAGENT_KEEP_LOGS=1`.
 #![forbid(unsafe_code)]
 
-pub mod impair;
 pub mod crm_server;
+pub mod impair;
 pub mod netem;
 pub mod peers;
 pub mod pesq;

@@ -35,6 +35,7 @@ export type AppInfo_Deserialize = {
 	locale: string,
 	/**  A number from a `tel:`/`sip:` link the app was opened with. */
 	deep_link?: string | null,
+	workflow: WorkflowInfo_Deserialize,
 };
 
 export type AppInfo_Serialize = {
@@ -46,6 +47,7 @@ export type AppInfo_Serialize = {
 	locale: string,
 	/**  A number from a `tel:`/`sip:` link the app was opened with. */
 	deep_link: string | null,
+	workflow: WorkflowInfo_Serialize,
 };
 
 export type AudioDevice = {
@@ -121,6 +123,16 @@ export type Command_Deserialize =
  *  calls in progress, at once, and for the next calls.
  */
 { command: "set_audio"; input?: string | null; output?: string | null } | 
+/**
+ *  The agent logs in or out, becomes ready or not ready (`state`: `ready`, `not_ready`
+ *  with a `reason`, `logged_out`); on-call and after-call work follow the calls.
+ */
+{ command: "set_agent_state"; state: string; reason?: string | null } | 
+/**
+ *  The wrap-up of a call: its disposition code and a free note, queued durably and
+ *  delivered to the platform; ends after-call work.
+ */
+{ command: "wrapup"; call: number; disposition: string; note: string } | 
 /**  Hang up every call, unregister, then stop ([`Event::Stopped`]). */
 { command: "shutdown" };
 
@@ -143,6 +155,16 @@ export type Command_Serialize =
  *  calls in progress, at once, and for the next calls.
  */
 { command: "set_audio"; input?: string | null; output?: string | null } | 
+/**
+ *  The agent logs in or out, becomes ready or not ready (`state`: `ready`, `not_ready`
+ *  with a `reason`, `logged_out`); on-call and after-call work follow the calls.
+ */
+{ command: "set_agent_state"; state: string; reason?: string | null } | 
+/**
+ *  The wrap-up of a call: its disposition code and a free note, queued durably and
+ *  delivered to the platform; ends after-call work.
+ */
+{ command: "wrapup"; call: number; disposition: string; note: string } | 
 /**  Hang up every call, unregister, then stop ([`Event::Stopped`]). */
 { command: "shutdown" };
 
@@ -151,6 +173,12 @@ export type DeepLink = {
 };
 
 export type Direction = "incoming" | "outgoing";
+
+/**  A wrap-up disposition the agent picks. */
+export type Disposition = {
+	code: string,
+	label: string,
+};
 
 /**  Error codes front ends branch on (never on message strings). */
 export type ErrorCode = "bind_failed" | "bad_settings" | "audio_device" | "network" | "stopped" | "internal";
@@ -161,7 +189,22 @@ export type Event = Event_Serialize | Event_Deserialize;
 /**  What the phone tells the front ends. Serialised as `{"event":"<name>", ...}`. */
 export type Event_Deserialize = 
 /**  Sockets bound; the phone is ready. */
-{ event: "ready"; sip: string } | { event: "registering"; registrar: string } | { event: "registered"; expires: number } | { event: "registration_failed"; code?: number | null; reason: string } | { event: "unregistered" } | { event: "calling"; call: number; to: string } | { event: "incoming"; call: number; from: string; to: string } | { event: "ringing"; call: number } | { event: "answered"; call: number; auto: boolean } | { event: "established"; call: number; codec: string; remote_rtp: string } | { event: "hold"; call: number; local: boolean } | { event: "resume"; call: number; local: boolean } | { event: "dtmf"; call: number; digit: string } | { event: "dtmf_sent"; call: number; digits: string } | { event: "muted"; call: number; muted: boolean } | 
+{ event: "ready"; sip: string } | { event: "registering"; registrar: string } | { event: "registered"; expires: number } | { event: "registration_failed"; code?: number | null; reason: string } | { event: "unregistered" } | 
+/**
+ *  The agent's state: `logged_out`, `ready`, `not_ready` (with its `reason`), `on_call`,
+ *  `after_call_work`.
+ */
+{ event: "agent_state"; state: string; reason?: string | null } | 
+/**
+ *  The customer's context for an incoming call (screen-pop): `fields`, the customer card's
+ *  rows (label → value, as text, in order), or `error` when the CRM was slow, down or
+ *  answered garbage (the call is answerable regardless).
+ */
+{ event: "context"; call: number; fields?: { [key in string]: string } | null; error?: string | null } | 
+/**  A wrap-up is stored in the outbox (durable), to be delivered under `key`. */
+{ event: "wrapup_queued"; call: number; key: string; disposition: string } | 
+/**  The platform acknowledged wrap-ups; `pending` are still to deliver. */
+{ event: "wrapup_delivered"; delivered: number; pending: number } | { event: "calling"; call: number; to: string } | { event: "incoming"; call: number; from: string; to: string } | { event: "ringing"; call: number } | { event: "answered"; call: number; auto: boolean } | { event: "established"; call: number; codec: string; remote_rtp: string } | { event: "hold"; call: number; local: boolean } | { event: "resume"; call: number; local: boolean } | { event: "dtmf"; call: number; digit: string } | { event: "dtmf_sent"; call: number; digits: string } | { event: "muted"; call: number; muted: boolean } | 
 /**  Our blind transfer reached its target; the call ends (`reason` "transferred"). */
 { event: "transferred"; call: number; target: string } | 
 /**  The transfer did not happen; the call goes on. */
@@ -194,7 +237,22 @@ normal: boolean; code?: number | null; detail: string; stats: CallStats_Deserial
 /**  What the phone tells the front ends. Serialised as `{"event":"<name>", ...}`. */
 export type Event_Serialize = 
 /**  Sockets bound; the phone is ready. */
-{ event: "ready"; sip: string } | { event: "registering"; registrar: string } | { event: "registered"; expires: number } | { event: "registration_failed"; code: number | null; reason: string } | { event: "unregistered" } | { event: "calling"; call: number; to: string } | { event: "incoming"; call: number; from: string; to: string } | { event: "ringing"; call: number } | { event: "answered"; call: number; auto: boolean } | { event: "established"; call: number; codec: string; remote_rtp: string } | { event: "hold"; call: number; local: boolean } | { event: "resume"; call: number; local: boolean } | { event: "dtmf"; call: number; digit: string } | { event: "dtmf_sent"; call: number; digits: string } | { event: "muted"; call: number; muted: boolean } | 
+{ event: "ready"; sip: string } | { event: "registering"; registrar: string } | { event: "registered"; expires: number } | { event: "registration_failed"; code: number | null; reason: string } | { event: "unregistered" } | 
+/**
+ *  The agent's state: `logged_out`, `ready`, `not_ready` (with its `reason`), `on_call`,
+ *  `after_call_work`.
+ */
+{ event: "agent_state"; state: string; reason: string | null } | 
+/**
+ *  The customer's context for an incoming call (screen-pop): `fields`, the customer card's
+ *  rows (label → value, as text, in order), or `error` when the CRM was slow, down or
+ *  answered garbage (the call is answerable regardless).
+ */
+{ event: "context"; call: number; fields?: { [key in string]: string }; error?: string } | 
+/**  A wrap-up is stored in the outbox (durable), to be delivered under `key`. */
+{ event: "wrapup_queued"; call: number; key: string; disposition: string } | 
+/**  The platform acknowledged wrap-ups; `pending` are still to deliver. */
+{ event: "wrapup_delivered"; delivered: number; pending: number } | { event: "calling"; call: number; to: string } | { event: "incoming"; call: number; from: string; to: string } | { event: "ringing"; call: number } | { event: "answered"; call: number; auto: boolean } | { event: "established"; call: number; codec: string; remote_rtp: string } | { event: "hold"; call: number; local: boolean } | { event: "resume"; call: number; local: boolean } | { event: "dtmf"; call: number; digit: string } | { event: "dtmf_sent"; call: number; digits: string } | { event: "muted"; call: number; muted: boolean } | 
 /**  Our blind transfer reached its target; the call ends (`reason` "transferred"). */
 { event: "transferred"; call: number; target: string } | 
 /**  The transfer did not happen; the call goes on. */
@@ -269,6 +327,25 @@ export type UserSettings_Serialize = {
 	gain_control: boolean,
 	preferred_devices: string[],
 	language: string | null,
+};
+
+/**  What the contact-center screens offer (from the configuration). */
+export type WorkflowInfo = WorkflowInfo_Serialize | WorkflowInfo_Deserialize;
+
+/**  What the contact-center screens offer (from the configuration). */
+export type WorkflowInfo_Deserialize = {
+	not_ready_reasons: string[],
+	dispositions: Disposition[],
+	/**  The longest after-call work, seconds (`None`: no after-call work). */
+	wrapup_seconds?: number | null,
+};
+
+/**  What the contact-center screens offer (from the configuration). */
+export type WorkflowInfo_Serialize = {
+	not_ready_reasons: string[],
+	dispositions: Disposition[],
+	/**  The longest after-call work, seconds (`None`: no after-call work). */
+	wrapup_seconds: number | null,
 };
 
 /* Tauri Specta runtime */

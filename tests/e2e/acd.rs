@@ -1,0 +1,336 @@
+//! The contact-center workflow through the CLI contract: sipp plays the ACD, a real HTTP CRM
+//! (`CrmServer`) answers the context lookups, a real HTTP platform (`PlatformServer`,
+//! `docs/platform-api.yaml`) takes the agent's state and the wrap-ups.
+
+use std::time::{Duration, Instant};
+
+use homeagent_testkit::crm_server::{CrmMode, CrmServer};
+use homeagent_testkit::platform_server::PlatformServer;
+use homeagent_testkit::{Sipp, TempDir, require, scenario};
+
+use crate::common::{Ha, WAIT};
+
+/// The CRM's customer.
+fn customer() -> serde_json::Value {
+    serde_json::json!({"name": "Jeanne Martin", "tier": "gold", "open_tickets": 2})
+}
+
+/// The time between sipp sending the INVITE and receiving the 200, from its message trace
+/// (`----- 2026-11-26 20:40:01.123456` headers before each message).
+fn invite_to_200(messages: &str) -> Option<Duration> {
+    let mut stamp = None;
+    let mut sent_invite = None;
+    for line in messages.lines() {
+        if line.starts_with("-----") {
+            let time = line.split_whitespace().last()?;
+            let mut parts = time.split(':');
+            let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+            let seconds = h.parse::<f64>().ok()? * 3600.0
+                + m.parse::<f64>().ok()? * 60.0
+                + s.parse::<f64>().ok()?;
+            stamp = Some(seconds);
+            continue;
+        }
+        if line.starts_with("INVITE ") && sent_invite.is_none() {
+            sent_invite = stamp;
+        }
+        if line.starts_with("SIP/2.0 200") && sent_invite.is_some() {
+            let (from, to) = (sent_invite?, stamp?);
+            return Some(Duration::from_secs_f64((to - from).max(0.0)));
+        }
+    }
+    None
+}
+
+#[test]
+fn the_platforms_call_answers_itself_and_the_customer_card_follows() {
+    if !require(&["sipp"]) {
+        return;
+    }
+    let crm = CrmServer::start().expect("CRM server");
+    crm.set_mode(CrmMode::Ok(customer()));
+    let template = format!(
+        "{}/customers?from={{from}}&id={{header:X-Customer-Id}}",
+        crm.base_url()
+    );
+    let ha = Ha::start(
+        &[
+            "listen",
+            "--calls",
+            "1",
+            "--platform",
+            "127.0.0.1",
+            "--context-url",
+            &template,
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+        ],
+        &[],
+    );
+    let peer = format!("127.0.0.1:{}", ha.port);
+    let result =
+        Sipp::run(scenario("acd_autoanswer.xml"), &["-s", "agent", &peer]).expect("sipp runs");
+    assert!(
+        result.success,
+        "sipp failed:\n{}\n{}",
+        result.output, result.errors
+    );
+    let answered = ha.event("answered", WAIT);
+    assert_eq!(answered["auto"], true, "{answered}");
+    let delay = invite_to_200(&result.messages).expect("INVITE and 200 in sipp's trace");
+    eprintln!("ACD INVITE → 200 OK: {} µs", delay.as_micros());
+    assert!(
+        delay < Duration::from_millis(500),
+        "answered after {delay:?}"
+    );
+    let context = ha.event("context", WAIT);
+    assert_eq!(context["fields"]["name"], "Jeanne Martin", "{context}");
+    assert_eq!(context["fields"]["tier"], "gold", "{context}");
+    assert!(context.get("error").is_none(), "{context}");
+    // The CRM got the templated lookup: the header's value URL-encoded.
+    let requests = crm.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let query = &requests[0].path_and_query;
+    assert!(query.starts_with("/customers?from=sipp&id="), "{query}");
+    assert!(query.ends_with("id=C-42%20%26%20co"), "{query}");
+}
+
+#[test]
+fn a_crm_that_fails_gives_a_context_error_and_the_call_goes_on() {
+    if !require(&["sipp"]) {
+        return;
+    }
+    let crm = CrmServer::start().expect("CRM server");
+    crm.set_mode(CrmMode::Slow(Duration::from_secs(5)));
+    let template = format!("{}/customers?id={{header:X-Customer-Id}}", crm.base_url());
+    let mut ha = Ha::start(
+        &[
+            "listen",
+            "--calls",
+            "1",
+            "--platform",
+            "127.0.0.1",
+            "--context-url",
+            &template,
+            "--context-timeout",
+            "0.3",
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+        ],
+        &[],
+    );
+    let peer = format!("127.0.0.1:{}", ha.port);
+    let result =
+        Sipp::run(scenario("acd_autoanswer.xml"), &["-s", "agent", &peer]).expect("sipp runs");
+    assert!(result.success, "{}\n{}", result.output, result.errors);
+    let context = ha.event("context", WAIT);
+    assert!(context["error"].is_string(), "{context}");
+    assert!(context.get("fields").is_none(), "{context}");
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
+}
+
+#[test]
+fn a_caller_that_is_not_the_platform_only_rings() {
+    if !require(&["sipp"]) {
+        return;
+    }
+    // The platform is another port: sipp's INVITE asks for auto-answer, in vain.
+    let ha = Ha::start(
+        &[
+            "listen",
+            "--calls",
+            "1",
+            "--platform",
+            "127.0.0.1:9",
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+        ],
+        &[],
+    );
+    let peer = format!("127.0.0.1:{}", ha.port);
+    let result =
+        Sipp::run(scenario("acd_not_platform.xml"), &["-s", "agent", &peer]).expect("sipp runs");
+    assert!(
+        result.success,
+        "sipp failed:\n{}\n{}",
+        result.output, result.errors
+    );
+    let ended = ha.event("ended", WAIT);
+    assert_eq!(ended["reason"], "remote_cancelled", "{ended}");
+    let answered = ha
+        .process
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "answered")
+        .count();
+    assert_eq!(answered, 0);
+}
+
+#[test]
+fn a_not_ready_agent_refuses_the_platforms_call_and_the_platform_is_told() {
+    if !require(&["sipp"]) {
+        return;
+    }
+    let platform = PlatformServer::start().expect("platform server");
+    let dir = TempDir::new("acd-not-ready").expect("temp dir");
+    let outbox = dir.path().join("outbox.sqlite");
+    let mut ha = Ha::start(
+        &[
+            "listen",
+            "--calls",
+            "1",
+            "--platform",
+            "127.0.0.1",
+            "--platform-api",
+            &platform.base_url(),
+            "--agent",
+            "agent07",
+            "--outbox",
+            outbox.to_str().unwrap_or_default(),
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+        ],
+        &[],
+    );
+    ha.command(r#"{"command":"set_agent_state","state":"not_ready","reason":"pause"}"#);
+    let state = ha.event("agent_state", WAIT);
+    assert_eq!(state["state"], "not_ready");
+    assert_eq!(state["reason"], "pause");
+    let peer = format!("127.0.0.1:{}", ha.port);
+    let result =
+        Sipp::run(scenario("acd_refused.xml"), &["-s", "agent", &peer]).expect("sipp runs");
+    assert!(
+        result.success,
+        "sipp failed:\n{}\n{}",
+        result.output, result.errors
+    );
+    let ended = ha.event("ended", WAIT);
+    assert_eq!(ended["code"], 480, "{ended}");
+    let deadline = Instant::now() + WAIT;
+    while platform.states().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let states = platform.states();
+    assert_eq!(
+        states.first().map(|s| s["state"].clone()),
+        Some("not_ready".into()),
+        "{states:?}"
+    );
+    assert_eq!(states[0]["reason"], "pause");
+    assert_eq!(states[0]["agent"], "agent07");
+    assert!(
+        platform
+            .sessions()
+            .iter()
+            .any(|(agent, on)| agent == "agent07" && *on)
+    );
+    let (code, _) = ha.finish(WAIT);
+    assert!(code == 0 || code == 3, "exit {code}");
+}
+
+/// `--wrapup` with the platform down: the wrap-up is stored, the agent's app is killed (-9)
+/// before the platform could acknowledge; at the next start, with the platform back, it is
+/// delivered; the platform holds exactly one copy.
+#[test]
+fn a_wrapup_survives_a_crash_while_the_platform_is_down_and_arrives_once() {
+    if !require(&["sipp"]) {
+        return;
+    }
+    let platform = PlatformServer::start().expect("platform server");
+    platform.set_available(false);
+    let dir = TempDir::new("acd-wrapup").expect("temp dir");
+    let outbox = dir.path().join("outbox.sqlite");
+    let outbox = outbox.to_str().unwrap_or_default().to_owned();
+    let args = |calls: &'static str| {
+        vec![
+            "listen".to_owned(),
+            "--calls".into(),
+            calls.into(),
+            "--platform".into(),
+            "127.0.0.1".into(),
+            "--platform-api".into(),
+            platform.base_url(),
+            "--wrapup".into(),
+            "SALE:contrat signé".into(),
+            "--outbox".into(),
+            outbox.clone(),
+            "--audio-in".into(),
+            "silence".into(),
+            "--audio-out".into(),
+            "null".into(),
+        ]
+    };
+    let first_args = args("2");
+    let first: Vec<&str> = first_args.iter().map(String::as_str).collect();
+    let ha = Ha::start(&first, &[]);
+    let peer = format!("127.0.0.1:{}", ha.port);
+    let result =
+        Sipp::run(scenario("acd_autoanswer.xml"), &["-s", "agent", &peer]).expect("sipp runs");
+    assert!(result.success, "{}\n{}", result.output, result.errors);
+    let queued = ha.event("wrapup_queued", WAIT);
+    assert_eq!(queued["disposition"], "SALE");
+    let key = queued["key"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(key.len(), 32, "{queued}");
+    // Crash: no clean exit, the platform never acknowledged.
+    let pid = ha.process.process().pid().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status();
+    assert!(killed.is_ok_and(|s| s.success()));
+    drop(ha);
+    assert!(platform.wrapups().is_empty(), "the platform was down");
+    // Back up; the agent starts the app again: the outbox is delivered at start.
+    platform.set_available(true);
+    let second_args = args("1");
+    let second: Vec<&str> = second_args.iter().map(String::as_str).collect();
+    let ha = Ha::start(&second, &[]);
+    let delivered = ha
+        .process
+        .wait_event(
+            |e| e["event"] == "wrapup_delivered" && e["pending"] == 0,
+            WAIT,
+        )
+        .expect("delivered after the restart");
+    assert_eq!(delivered["pending"], 0);
+    let stored = platform.wrapups();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0]["key"], key.as_str());
+    assert_eq!(stored[0]["disposition"], "SALE");
+    assert_eq!(stored[0]["note"], "contrat signé");
+    // A later call's wrap-up goes straight through, once.
+    let result = Sipp::run(
+        scenario("acd_autoanswer.xml"),
+        &["-s", "agent", &peer_of(&ha)],
+    )
+    .expect("sipp");
+    assert!(result.success, "{}\n{}", result.output, result.errors);
+    let deadline = Instant::now() + WAIT;
+    while platform.wrapups().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stored = platform.wrapups();
+    assert_eq!(
+        stored.len(),
+        2,
+        "{stored:?}\nevents: {:?}",
+        ha.process.events()
+    );
+    // One copy each: the first wrap-up was stored once (its retries answered duplicate).
+    let keys: std::collections::BTreeSet<&str> =
+        stored.iter().filter_map(|w| w["key"].as_str()).collect();
+    assert_eq!(keys.len(), 2, "{stored:?}");
+    assert!(keys.contains(key.as_str()));
+}
+
+fn peer_of(ha: &Ha) -> String {
+    format!("127.0.0.1:{}", ha.port)
+}
