@@ -4,8 +4,11 @@ import type { Backend } from "./backend";
 import { I18n } from "./context";
 import { isMessageKey, resolveLanguage, translator, type Translate } from "./i18n";
 import { shortcutCommand, shortcutFor } from "./shortcuts";
-import { dismissEnded, dismissNotices, endedCalls, focusedCall, initialState, liveCalls, reduce, ringingIncoming, type Call, type PhoneState } from "./state";
+import { dismissEnded, dismissNotices, endedCalls, focusedCall, initialState, liveCalls, openWrapups, reduce, ringingIncoming, type Call, type PhoneState } from "./state";
 import { ActiveCall, EndedCall, OtherCalls } from "./views/ActiveCall";
+import { AgentBar } from "./views/AgentBar";
+import { CustomerCard } from "./views/CustomerCard";
+import { Wrapup } from "./views/Wrapup";
 import { DialPad } from "./views/DialPad";
 import { Header } from "./views/Header";
 import { History } from "./views/History";
@@ -80,9 +83,16 @@ export function App({ backend, clock = Date.now, browserLanguage, initialTab = "
     return () => subscriptions.forEach((unsubscribe) => unsubscribe());
   }, [backend, clock, refreshHistory]);
 
-  // The call timer ticks while a call is answered.
+  const workflow = info?.workflow ?? null;
+  const dispositions = workflow?.dispositions ?? [];
+  const notReadyReasons = workflow?.not_ready_reasons ?? NO_REASONS;
+  // Contact-center mode: the platform tells an agent state, or dispositions are configured.
+  const contactCenter = phone.agent !== null || dispositions.length > 0;
+  const wrapups = dispositions.length > 0 ? openWrapups(phone) : [];
+
+  // The timers tick while a call is answered, the agent is in a state, or a wrap-up is open.
   const live = liveCalls(phone);
-  const ticking = live.some((call) => call.answeredAtMs !== null);
+  const ticking = live.some((call) => call.answeredAtMs !== null) || phone.agent !== null || wrapups.length > 0;
   useEffect(() => {
     setNowMs(clock());
     if (!ticking) return undefined;
@@ -115,14 +125,14 @@ export function App({ backend, clock = Date.now, browserLanguage, initialTab = "
   }, [incoming, t]);
 
   // Keyboard shortcuts, on the latest state.
-  const latest = useRef({ phone, dial });
-  latest.current = { phone, dial };
+  const latest = useRef({ phone, dial, notReadyReasons });
+  latest.current = { phone, dial, notReadyReasons };
   useEffect(() => {
     const onKeyDown = (event: KeyboardEvent) => {
       const action = shortcutFor(event);
       if (action === null) return;
       event.preventDefault();
-      const command = shortcutCommand(action, latest.current.phone, latest.current.dial);
+      const command = shortcutCommand(action, latest.current.phone, latest.current.dial, latest.current.notReadyReasons);
       if (command) send(command);
     };
     window.addEventListener("keydown", onKeyDown);
@@ -142,10 +152,20 @@ export function App({ backend, clock = Date.now, browserLanguage, initialTab = "
   };
 
   const notices = phone.notices;
+  // The customer card: once the context came, or while it loads for a contact-center agent
+  // (without a CRM no context ever comes, and no card should wait for it).
+  const card = (call: Call) =>
+    call.context !== null && (call.context.status !== "loading" || contactCenter) ? <CustomerCard context={call.context} callId={call.id} /> : null;
   return (
     <I18n.Provider value={{ t, language }}>
       <div class="app">
         <Header info={info} registration={phone.registration} engine={phone.engine} />
+        {phone.agent && <AgentBar agent={phone.agent} reasons={notReadyReasons} nowMs={nowMs} send={send} />}
+        {phone.wrapupsPending > 0 && (
+          <p class="wrapups-pending" role="status" data-testid="wrapups-pending" data-count={phone.wrapupsPending}>
+            {t(phone.wrapupsPending === 1 ? "wrapup.pendingOne" : "wrapup.pendingMany", { count: phone.wrapupsPending })}
+          </p>
+        )}
 
         {(notices.length > 0 || commandError) && (
           <div class="notices" data-testid="notices" role="alert">
@@ -176,10 +196,44 @@ export function App({ backend, clock = Date.now, browserLanguage, initialTab = "
         )}
 
         <div class="call-area">
-          {incoming && <IncomingCall call={incoming} waiting={live.filter((call) => call.status === "incoming").length - 1} send={send} />}
-          {focused && <ActiveCall key={focused.id} call={focused} others={others} nowMs={nowMs} send={send} />}
+          {incoming && (
+            <div class="with-card">
+              <IncomingCall call={incoming} waiting={live.filter((call) => call.status === "incoming").length - 1} send={send} />
+              {card(incoming)}
+            </div>
+          )}
+          {focused && (
+            <div class="with-card">
+              <ActiveCall key={focused.id} call={focused} others={others} nowMs={nowMs} send={send} />
+              {card(focused)}
+            </div>
+          )}
           <OtherCalls calls={others} send={send} />
-          {!incoming && !focused && ended.map((call) => <EndedCall key={call.id} call={call} onDismiss={() => setPhone(dismissEnded)} />)}
+          {!incoming &&
+            !focused &&
+            ended.map((call) => (
+              <div class="ended-group" key={call.id}>
+                {call.wrapup?.status === "queued" && (
+                  <p class="wrapup-saved ok" role="status" data-testid="wrapup-saved" data-call-id={call.id}>
+                    {t("wrapup.saved")}
+                  </p>
+                )}
+                <EndedCall call={call} onDismiss={() => setPhone((state) => dismissEnded(state, call.id))} />
+              </div>
+            ))}
+          {wrapups.map((call) => (
+            <div class="with-card" key={call.id}>
+              <Wrapup
+                call={call}
+                dispositions={dispositions}
+                wrapupSeconds={workflow?.wrapup_seconds ?? null}
+                nowMs={nowMs}
+                send={send}
+                onDismiss={() => setPhone((state) => dismissEnded(state, call.id))}
+              />
+              {card(call)}
+            </div>
+          ))}
         </div>
 
         <nav class="tabs" role="tablist" aria-label={t("tabs.label")}>
@@ -217,6 +271,8 @@ export function App({ backend, clock = Date.now, browserLanguage, initialTab = "
     </I18n.Provider>
   );
 }
+
+const NO_REASONS: string[] = [];
 
 function noticeText(code: string | null, message: string, t: Translate): string {
   const key = `error.engine.${code}`;

@@ -1,10 +1,11 @@
 // Keyboard shortcuts: Ctrl+Enter answer (or call when idle), Ctrl+Shift+E hang up / decline,
-// Ctrl+M mute, Ctrl+H hold/resume.
+// Ctrl+M mute, Ctrl+H hold/resume; for a contact-center agent Ctrl+Shift+R ready, Ctrl+Shift+P
+// not ready (with the first configured reason).
 import type { Command } from "./bindings";
 import { normalizeDialString } from "./format";
 import { focusedCall, liveCalls, ringingIncoming, type PhoneState } from "./state";
 
-export type ShortcutAction = "answer-or-call" | "hangup-or-decline" | "mute" | "hold";
+export type ShortcutAction = "answer-or-call" | "hangup-or-decline" | "mute" | "hold" | "agent-ready" | "agent-not-ready";
 
 export type KeyLike = Pick<KeyboardEvent, "key" | "code" | "ctrlKey" | "shiftKey" | "altKey" | "metaKey">;
 
@@ -13,13 +14,18 @@ export function shortcutFor(event: KeyLike): ShortcutAction | null {
   const key = event.key.toLowerCase();
   if (key === "enter" && !event.shiftKey) return "answer-or-call";
   if ((key === "e" || event.code === "KeyE") && event.shiftKey) return "hangup-or-decline";
+  if ((key === "r" || event.code === "KeyR") && event.shiftKey) return "agent-ready";
+  if ((key === "p" || event.code === "KeyP") && event.shiftKey) return "agent-not-ready";
   if ((key === "m" || event.code === "KeyM") && !event.shiftKey) return "mute";
   if ((key === "h" || event.code === "KeyH") && !event.shiftKey) return "hold";
   return null;
 }
 
-/** The command a shortcut gives in this state, or null when it does nothing. */
-export function shortcutCommand(action: ShortcutAction, state: PhoneState, dialText: string): Command | null {
+/**
+ * The command a shortcut gives in this state, or null when it does nothing. The agent-state
+ * shortcuts act only once the platform has told an agent state.
+ */
+export function shortcutCommand(action: ShortcutAction, state: PhoneState, dialText: string, notReadyReasons: readonly string[] = []): Command | null {
   const incoming = ringingIncoming(state);
   const focused = focusedCall(state);
   switch (action) {
@@ -38,5 +44,13 @@ export function shortcutCommand(action: ShortcutAction, state: PhoneState, dialT
     case "hold":
       if (!focused || focused.answeredAtMs === null) return null;
       return focused.localHold ? { command: "resume", call: focused.id } : { command: "hold", call: focused.id };
+    case "agent-ready":
+      if (state.agent === null || state.agent.state === "ready") return null;
+      return { command: "set_agent_state", state: "ready" };
+    case "agent-not-ready": {
+      if (state.agent === null || state.agent.state === "not_ready") return null;
+      const reason = notReadyReasons[0];
+      return reason === undefined ? { command: "set_agent_state", state: "not_ready" } : { command: "set_agent_state", state: "not_ready", reason };
+    }
   }
 }

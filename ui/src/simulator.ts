@@ -11,8 +11,32 @@ export type SimulationOptions = {
   autoAnswer?: boolean;
 };
 
+/** What the training CRM answers for a call (a lookup every third call fails, as a slow CRM does). */
+function trainingContext(id: number): Event {
+  if (id % 3 === 0) return { event: "context", call: id, error: "CRM timeout (training)" };
+  return {
+    event: "context",
+    call: id,
+    fields: {
+      Client: "Client Formation",
+      "N° client": `C-${String(1000 + id)}`,
+      Contrat: "Fibre Pro 1 Gb/s",
+      "Dernier contact": "12/05 — panne signalée",
+      Note: "Préfère être rappelé le matin",
+    },
+  };
+}
+
 export function simulate(fake: FakeBackend, options: SimulationOptions = {}): FakeBackend {
   const calls = new Map<number, SimCall>();
+  // The contact-center side: the agent's state, wrap-ups queued and delivered.
+  let agentState = "logged_out";
+  let pending = 0;
+  let wrapups = 0;
+  const setAgent = (state: string, reason: string | null = null) => {
+    agentState = state;
+    fake.emit({ event: "agent_state", state, reason });
+  };
   const timers = new Map<number, ReturnType<typeof setInterval>>();
   let nextId = 1;
   let tick = 0;
@@ -49,6 +73,7 @@ export function simulate(fake: FakeBackend, options: SimulationOptions = {}): Fa
     clearInterval(timers.get(id));
     timers.delete(id);
     calls.delete(id);
+    if (call.answeredAt !== null && agentState === "on_call") setTimeout(() => setAgent("after_call_work"), 50);
     const duration = call.answeredAt === null ? 0 : Math.round((Date.now() - call.answeredAt) / 1000);
     fake.emit({
       event: "ended",
@@ -74,6 +99,7 @@ export function simulate(fake: FakeBackend, options: SimulationOptions = {}): Fa
     if (!call || call.answeredAt !== null) return;
     call.answeredAt = Date.now();
     fake.emit({ event: "answered", call: id, auto });
+    if (agentState !== "logged_out") setAgent("on_call");
     later(100, { event: "established", call: id, codec: "opus", remote_rtp: "127.0.0.1:40000" });
     startQuality(id);
   };
@@ -81,6 +107,7 @@ export function simulate(fake: FakeBackend, options: SimulationOptions = {}): Fa
     const id = nextId++;
     calls.set(id, { id, direction: "incoming", number: "+33612345678", answeredAt: null, startedAt: Date.now() });
     fake.emit({ event: "incoming", call: id, from: '"Client Formation" <sip:+33612345678@formation.invalid>', to: "<sip:agent01@formation.invalid>" });
+    later(700, trainingContext(id));
     if (options.autoAnswer) setTimeout(() => answer(id, true), 500);
   };
 
@@ -134,6 +161,28 @@ export function simulate(fake: FakeBackend, options: SimulationOptions = {}): Fa
           end(command.consultation, "transferred", "answered");
         }, 400);
         break;
+      case "set_agent_state":
+        later(100, { event: "agent_state", state: command.state, reason: command.state === "not_ready" ? (command.reason ?? null) : null });
+        agentState = command.state;
+        // A ready agent gets the next training call a little later.
+        if (command.state === "ready" && calls.size === 0) setTimeout(() => agentState === "ready" && calls.size === 0 && ringIn(), 6000);
+        break;
+      case "wrapup": {
+        wrapups++;
+        pending++;
+        const key = `formation-${Date.now()}-${wrapups}`;
+        later(150, { event: "wrapup_queued", call: command.call, key, disposition: command.disposition });
+        setTimeout(() => {
+          if (agentState === "after_call_work") setAgent("ready");
+          if (calls.size === 0) setTimeout(() => agentState === "ready" && calls.size === 0 && ringIn(), 6000);
+        }, 300);
+        // The training platform acknowledges after a while (every fourth delivery waits longer).
+        setTimeout(() => {
+          pending--;
+          fake.emit({ event: "wrapup_delivered", delivered: 1, pending });
+        }, wrapups % 4 === 0 ? 8000 : 1500);
+        break;
+      }
       case "shutdown":
         later(0, { event: "stopped" });
         break;
@@ -154,6 +203,7 @@ export function simulate(fake: FakeBackend, options: SimulationOptions = {}): Fa
   later(200, { event: "ready", sip: "sip:agent01@formation.invalid" });
   later(400, { event: "registering", registrar: "sip:formation.invalid" });
   later(1200, { event: "registered", expires: 600 });
+  setTimeout(() => setAgent("ready"), 1300);
   setTimeout(ringIn, 3000);
   return fake;
 }

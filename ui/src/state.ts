@@ -1,7 +1,7 @@
 // Pure UI state: `reduce(state, event, nowMs)` folds phone events into what the views show.
 // Time is an argument (no clock read here), so tests are deterministic.
 import type { Event } from "./bindings";
-import type { CallDirection, CallId, ErrorCode, QualityReport } from "./types";
+import type { CallDirection, CallId, ErrorCode, EventOf, QualityReport } from "./types";
 
 export type Registration =
   | { status: "unregistered" }
@@ -27,6 +27,21 @@ export type Transfer =
 
 export type EndInfo = { reason: string; normal: boolean; code: number | null; detail: string; mos: number | null };
 
+/** The agent's state on the contact-center platform. */
+export type AgentStateName = "logged_out" | "ready" | "not_ready" | "on_call" | "after_call_work";
+export const AGENT_STATES: readonly AgentStateName[] = ["logged_out", "ready", "not_ready", "on_call", "after_call_work"];
+
+export type Agent = { state: AgentStateName; reason: string | null; sinceMs: number };
+
+/** The customer card of a call (screen-pop): in memory only, never stored. */
+export type CustomerContext =
+  | { status: "loading" }
+  | { status: "ready"; rows: [label: string, value: string][] }
+  | { status: "error"; message: string };
+
+/** The wrap-up of an answered call that has ended: still to do, or queued under `key`. */
+export type WrapupStatus = { status: "open" } | { status: "queued"; key: string; disposition: string };
+
 export type Call = {
   id: CallId;
   direction: CallDirection;
@@ -48,6 +63,10 @@ export type Call = {
   inputEnded: boolean;
   transfer: Transfer | null;
   end: EndInfo | null;
+  /** Null for calls without a screen-pop (outgoing calls). */
+  context: CustomerContext | null;
+  /** Null until an answered call ends. */
+  wrapup: WrapupStatus | null;
 };
 
 export type Notice = { kind: "warning" | "error"; code: ErrorCode | null; message: string; atMs: number };
@@ -61,10 +80,14 @@ export type PhoneState = {
   registration: Registration;
   calls: Record<CallId, Call>;
   notices: Notice[];
+  /** Null until the first `agent_state` event (no contact-center platform). */
+  agent: Agent | null;
+  /** Wrap-ups stored in the outbox, not yet acknowledged by the platform. */
+  wrapupsPending: number;
 };
 
 export function initialState(): PhoneState {
-  return { engine: "starting", sip: null, registration: { status: "unregistered" }, calls: {}, notices: [] };
+  return { engine: "starting", sip: null, registration: { status: "unregistered" }, calls: {}, notices: [], agent: null, wrapupsPending: 0 };
 }
 
 export function reduce(state: PhoneState, event: Event, nowMs: number): PhoneState {
@@ -82,7 +105,7 @@ export function reduce(state: PhoneState, event: Event, nowMs: number): PhoneSta
     case "calling":
       return addCall(state, newCall(event.call, "outgoing", parseParty(event.to), "calling", nowMs));
     case "incoming":
-      return addCall(state, newCall(event.call, "incoming", parseParty(event.from), "incoming", nowMs));
+      return addCall(state, { ...newCall(event.call, "incoming", parseParty(event.from), "incoming", nowMs), context: { status: "loading" } });
     case "ringing":
       return updateCall(state, event.call, (call) =>
         call.status === "calling" ? { ...call, status: "ringing" } : call,
@@ -129,6 +152,7 @@ export function reduce(state: PhoneState, event: Event, nowMs: number): PhoneSta
         ...call,
         status: "ended",
         endedAtMs: nowMs,
+        wrapup: call.answeredAtMs !== null ? { status: "open" } : null,
         end: {
           reason: event.reason,
           normal: event.normal,
@@ -137,11 +161,25 @@ export function reduce(state: PhoneState, event: Event, nowMs: number): PhoneSta
           mos: event.stats.mos,
         },
       }));
-    case "agent_state":
+    case "agent_state": {
+      const name = agentStateName(event.state);
+      if (name === null) return state;
+      const reason = name === "not_ready" ? (event.reason ?? null) : null;
+      // A repeated state (replayed when a window opens) keeps its start time.
+      if (state.agent?.state === name && state.agent.reason === reason) return state;
+      return { ...state, agent: { state: name, reason, sinceMs: nowMs } };
+    }
     case "context":
+      return updateWrapupCall(state, event.call, (call) => ({ ...call, context: customerContext(event) }));
     case "wrapup_queued":
+      return updateWrapupCall(state, event.call, (call) => ({
+        ...call,
+        // The customer's data leaves memory once the wrap-up is safe in the outbox.
+        context: null,
+        wrapup: { status: "queued", key: event.key, disposition: event.disposition },
+      }));
     case "wrapup_delivered":
-      return state;
+      return { ...state, wrapupsPending: Math.max(0, event.pending) };
     case "warning":
       return addNotice(state, { kind: "warning", code: null, message: event.message, atMs: nowMs });
     case "error":
@@ -156,6 +194,20 @@ export function reduce(state: PhoneState, event: Event, nowMs: number): PhoneSta
         ),
       };
   }
+}
+
+function agentStateName(value: string): AgentStateName | null {
+  return (AGENT_STATES as readonly string[]).includes(value) ? (value as AgentStateName) : null;
+}
+
+function customerContext(event: EventOf<"context">): CustomerContext {
+  if (event.error !== undefined && event.error !== null) return { status: "error", message: event.error };
+  const rows: [string, string][] = [];
+  for (const [label, value] of Object.entries(event.fields ?? {})) {
+    // Shown as text whatever arrives: non-strings are not trusted to be strings.
+    if (typeof value === "string") rows.push([label, value]);
+  }
+  return { status: "ready", rows };
 }
 
 /** The warnings for one quality report, by Twilio's thresholds (strictly above / below). */
@@ -237,14 +289,20 @@ function newCall(id: CallId, direction: CallDirection, remote: Party, status: Ca
     inputEnded: false,
     transfer: null,
     end: null,
+    context: null,
+    wrapup: null,
   };
 }
 
-/** A new call clears the calls that had ended (their summary has been seen). */
+/**
+ * A new call clears the calls that had ended (their summary has been seen), except, for a
+ * contact-center agent, those whose wrap-up is still to do.
+ */
 function addCall(state: PhoneState, call: Call): PhoneState {
   const calls: Record<CallId, Call> = {};
   for (const existing of Object.values(state.calls)) {
-    if (existing.status !== "ended" && existing.id !== call.id) calls[existing.id] = existing;
+    const keep = existing.status !== "ended" || (state.agent !== null && existing.wrapup?.status === "open");
+    if (keep && existing.id !== call.id) calls[existing.id] = existing;
   }
   calls[call.id] = call;
   return { ...state, calls };
@@ -253,6 +311,14 @@ function addCall(state: PhoneState, call: Call): PhoneState {
 function updateCall(state: PhoneState, id: CallId, update: (call: Call) => Call): PhoneState {
   const call = state.calls[id];
   if (call === undefined || call.status === "ended") return state;
+  return { ...state, calls: { ...state.calls, [id]: update(call) } };
+}
+
+/** Like `updateCall`, also for an ended call whose wrap-up is still open. */
+function updateWrapupCall(state: PhoneState, id: CallId, update: (call: Call) => Call): PhoneState {
+  const call = state.calls[id];
+  if (call === undefined) return state;
+  if (call.status === "ended" && call.wrapup?.status !== "open") return state;
   return { ...state, calls: { ...state.calls, [id]: update(call) } };
 }
 
@@ -277,10 +343,15 @@ function addNotice(state: PhoneState, notice: Notice): PhoneState {
   return { ...state, notices: [...state.notices, notice].slice(-NOTICE_LIMIT) };
 }
 
-/** Removes the ended calls (the agent dismissed their summary). */
-export function dismissEnded(state: PhoneState): PhoneState {
+/**
+ * Removes the ended calls, or only the ended call `id` (the agent dismissed their summary or
+ * wrap-up): their customer data goes with them.
+ */
+export function dismissEnded(state: PhoneState, id?: CallId): PhoneState {
   const calls: Record<CallId, Call> = {};
-  for (const call of Object.values(state.calls)) if (call.status !== "ended") calls[call.id] = call;
+  for (const call of Object.values(state.calls)) {
+    if (call.status !== "ended" || (id !== undefined && call.id !== id)) calls[call.id] = call;
+  }
   return { ...state, calls };
 }
 
@@ -317,6 +388,19 @@ export function focusedCall(state: PhoneState): Call | null {
 
 export function endedCalls(state: PhoneState): Call[] {
   return Object.values(state.calls).filter((call) => call.status === "ended");
+}
+
+/** Ended answered calls whose wrap-up is still to do, oldest first. */
+export function openWrapups(state: PhoneState): Call[] {
+  return endedCalls(state)
+    .filter((call) => call.wrapup?.status === "open")
+    .sort((a, b) => (a.endedAtMs ?? 0) - (b.endedAtMs ?? 0) || a.id - b.id);
+}
+
+/** Seconds of after-call work left for an ended call, or null without a limit. */
+export function wrapupSecondsLeft(call: Call, wrapupSeconds: number | null, nowMs: number): number | null {
+  if (wrapupSeconds === null || call.endedAtMs === null) return null;
+  return Math.max(0, Math.ceil(wrapupSeconds - (nowMs - call.endedAtMs) / 1000));
 }
 
 /**

@@ -487,6 +487,35 @@ fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
 mod tests {
     use super::*;
 
+    /// Every `# key = value` line of the documented example, uncommented, is a known key with a
+    /// valid value.
+    #[test]
+    fn the_documented_example_parses_with_every_key() {
+        let example = include_str!("../../../docs/homeagent-desktop.example.toml");
+        let uncommented: String = example
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                l.split_once(" = ")
+                    .is_some_and(|(key, _)| key.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let config: AppConfig = toml::from_str(&uncommented).unwrap();
+        assert_eq!(config.dispositions()[0].label, "Vente");
+        let phone = config.phone_settings(&[], &[]).unwrap();
+        assert_eq!(phone.platform, ["10.1.2.3:5060"]);
+        assert_eq!(phone.wrapup.max_time, std::time::Duration::from_secs(60));
+        let workflow = config.workflow_settings(|_| Some("secret".into())).unwrap();
+        let context = workflow.context.expect("context lookup");
+        assert_eq!(context.fields.len(), 2);
+        assert_eq!(
+            context.auth_header.map(|h| h.0).as_deref(),
+            Some("Authorization")
+        );
+        assert_eq!(workflow.platform_token.as_deref(), Some("secret"));
+    }
+
     fn paths(dir: &Path) -> ConfigPaths {
         ConfigPaths {
             system: dir.join("system.toml"),

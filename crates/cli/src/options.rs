@@ -564,6 +564,46 @@ mod tests {
     }
 
     #[test]
+    fn contact_center_options() {
+        let resolve = |args: &[&str]| {
+            let mut all = vec!["homeagent", "listen"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all)
+                .map_err(|e| e.to_string())?
+                .resolve()
+                .map_err(|e| e.to_string())
+        };
+        let plain = resolve(&[]).unwrap();
+        assert_eq!(plain.phone.answer, homeagent_api::AnswerMode::Auto);
+        assert!(!plain.workflow.is_active());
+        let acd = resolve(&[
+            "--platform",
+            "10.0.0.1:5060, sbc.example",
+            "--auto-answer-all",
+            "--wrapup",
+            "SALE:signed: yes",
+            "--context-url",
+            "http://crm/{header:X-Customer-Id}",
+            "--wrapup-time",
+            "30",
+        ])
+        .unwrap();
+        // Other callers ring: only the platform's calls answer themselves.
+        assert_eq!(acd.phone.answer, homeagent_api::AnswerMode::Manual);
+        assert_eq!(acd.phone.platform, ["10.0.0.1:5060", "sbc.example"]);
+        assert!(acd.phone.auto_answer_all);
+        assert_eq!(acd.phone.wrapup.max_time, Duration::from_secs(30));
+        assert_eq!(
+            acd.workflow.auto_wrapup,
+            Some(("SALE".to_owned(), "signed: yes".to_owned()))
+        );
+        assert!(acd.workflow.context.is_some());
+        let forced_alone = resolve(&["--auto-answer-all"]).unwrap_err();
+        assert!(forced_alone.contains("--platform"), "{forced_alone}");
+        assert!(resolve(&["--wrapup", ":note"]).is_err());
+    }
+
+    #[test]
     fn unknown_config_keys_are_errors() {
         assert!(toml::from_str::<FileOptions>("bnid = \"x\"").is_err());
     }
