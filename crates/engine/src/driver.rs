@@ -86,7 +86,10 @@ pub(crate) async fn start(
             input: settings.audio_in.clone(),
             output: settings.audio_out.clone(),
             processing: settings.audio_processing,
+            zip_tone: false,
         },
+        auto_answered: std::collections::HashSet::new(),
+        platform_delivery: !settings.platform.is_empty(),
         has_account: settings.registrar.is_some(),
     };
     let _ = driver.events.send(EngineEvent::Ready { sip: bound }).await;
@@ -108,6 +111,10 @@ struct Driver {
     /// Media figures of calls whose media stopped, until the phone reports their end.
     finished: HashMap<CallId, CallStats>,
     route: AudioRoute,
+    /// Calls answered by themselves, whose media starts with the zip tone.
+    auto_answered: std::collections::HashSet<CallId>,
+    /// A platform is configured: its calls answer themselves and start with the zip tone.
+    platform_delivery: bool,
     has_account: bool,
 }
 
@@ -246,7 +253,14 @@ impl Driver {
                     stats,
                 }
             }
-            event => EngineEvent::Phone(event),
+            event => {
+                if let PhoneEvent::Answered { call, auto: true } = &event
+                    && self.platform_delivery
+                {
+                    self.auto_answered.insert(*call);
+                }
+                EngineEvent::Phone(event)
+            }
         };
         let _ = self.events.send(event).await;
         stopped
@@ -263,13 +277,11 @@ impl Driver {
                     tracing::error!(local_port, "phone used an RTP port the engine did not bind");
                     return;
                 };
-                match media::spawn(
-                    call,
-                    sockets,
-                    media,
-                    self.route.clone(),
-                    self.events.clone(),
-                ) {
+                let route = AudioRoute {
+                    zip_tone: self.auto_answered.remove(&call),
+                    ..self.route.clone()
+                };
+                match media::spawn(call, sockets, media, route, self.events.clone()) {
                     Ok(control) => {
                         self.calls.insert(
                             call,

@@ -80,6 +80,9 @@ pub(crate) struct AudioRoute {
     pub(crate) input: SourceSpec,
     pub(crate) output: SinkSpec,
     pub(crate) processing: ProcessingSettings,
+    /// Play the zip tone first: the call was answered by itself (ACD delivery), the agent
+    /// must know a customer is there.
+    pub(crate) zip_tone: bool,
 }
 
 impl AudioRoute {
@@ -192,6 +195,12 @@ impl CallMedia {
         quality_clock.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut quality = QualityLog::default();
         let mut muted = false;
+        let zip = if self.route.zip_tone {
+            zip_tone(rate)
+        } else {
+            Vec::new()
+        };
+        let mut zip_played = 0;
         let mut rtp_buf = vec![0u8; 2048];
         let mut rtcp_buf = vec![0u8; 2048];
         let stats = loop {
@@ -287,6 +296,11 @@ impl CallMedia {
                     }
                     self.session.send_audio(now, &mic);
                     self.session.pull_audio(now, &mut speaker);
+                    if let Some(rest) = zip.get(zip_played..).filter(|rest| !rest.is_empty()) {
+                        let n = rest.len().min(speaker.len());
+                        speaker.get_mut(..n).unwrap_or_default().copy_from_slice(rest.get(..n).unwrap_or_default());
+                        zip_played += n;
+                    }
                     if let Some(processor) = processor.as_mut() {
                         processor.process_render(&speaker);
                     }
@@ -397,6 +411,26 @@ async fn opened<T>(opening: &mut Option<JoinHandle<Result<T, AudioError>>>) -> R
     }
 }
 
+/// The zip tone: two short 1 kHz beeps (60 ms, 40 ms apart) at about -14 dBFS, with 5 ms
+/// ramps, as contact-center headsets play when a call connects by itself.
+fn zip_tone(rate: u32) -> Vec<i16> {
+    let ms = |n: u32| (rate / 1000 * n) as usize;
+    let (beep, gap, ramp) = (ms(60), ms(40), ms(5).max(1));
+    let amplitude = 0.2 * f64::from(i16::MAX);
+    let mut tone = Vec::with_capacity(2 * beep + gap);
+    for burst in 0..2 {
+        if burst == 1 {
+            tone.extend(std::iter::repeat_n(0, gap));
+        }
+        for i in 0..beep {
+            let envelope = (i.min(beep - 1 - i) as f64 / ramp as f64).min(1.0);
+            let phase = std::f64::consts::TAU * 1000.0 * i as f64 / f64::from(rate);
+            tone.push((amplitude * envelope * phase.sin()) as i16);
+        }
+    }
+    tone
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -488,6 +522,7 @@ mod tests {
             input: SourceSpec::Wav("in.wav".into()),
             output: SinkSpec::Null,
             processing: ProcessingSettings::default(),
+            zip_tone: false,
         };
         assert!(files.processor(48_000).unwrap().is_none());
         let forced = AudioRoute {
@@ -527,6 +562,7 @@ mod tests {
             input: SourceSpec::Wav(fifo.clone()),
             output: SinkSpec::Null,
             processing: ProcessingSettings::default(),
+            zip_tone: false,
         };
         let (events_tx, mut events) = mpsc::channel(16);
         let control = spawn(CallId(1), sockets, params, route, events_tx).unwrap();
@@ -589,6 +625,7 @@ mod tests {
             input: SourceSpec::Silence,
             output: SinkSpec::Null,
             processing: ProcessingSettings::default(),
+            zip_tone: false,
         };
         let (events_tx, _events) = mpsc::channel(64);
         let control = spawn(CallId(1), sockets, params, route, events_tx).unwrap();
@@ -648,6 +685,50 @@ mod tests {
             written > 44 + 160,
             "{written} bytes written to the new output"
         );
+    }
+
+    /// A call answered by itself starts with the zip tone in the speaker, then the call's
+    /// audio (here: silence).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_auto_answered_call_starts_with_the_zip_tone() {
+        let dir = std::env::temp_dir().join(format!("homeagent-zip-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let heard = |zip: bool| {
+            let dir = dir.clone();
+            async move {
+                let (_peer, _peer_rtcp, sockets, params) = pcmu_call().await;
+                let file = dir.join(format!("heard-{zip}.wav"));
+                let route = AudioRoute {
+                    input: SourceSpec::Silence,
+                    output: SinkSpec::Wav(file.clone()),
+                    processing: ProcessingSettings::default(),
+                    zip_tone: zip,
+                };
+                let (events_tx, _events) = mpsc::channel(64);
+                let control = spawn(CallId(1), sockets, params, route, events_tx).unwrap();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let (reply, stats) = oneshot::channel();
+                control.send(MediaControl::Stop(reply)).await.unwrap();
+                let _ = stats.await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let bytes = std::fs::read(&file).unwrap_or_default();
+                bytes
+                    .get(44..)
+                    .unwrap_or_default()
+                    .chunks_exact(2)
+                    .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                    .collect::<Vec<i16>>()
+            }
+        };
+        let with = heard(true).await;
+        let without = heard(false).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        let peak = |samples: &[i16]| samples.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+        // 8 kHz: the first 160 ms are 1280 samples.
+        assert!(with.len() > 1600, "{} samples", with.len());
+        assert!(peak(&with[..1280]) > 5000, "zip tone heard");
+        assert!(peak(&with[1400..]) < 100, "then the call's silence");
+        assert!(peak(&without) < 100, "no tone otherwise");
     }
 
     async fn pcmu_call() -> (UdpSocket, UdpSocket, MediaSockets, MediaParams) {
