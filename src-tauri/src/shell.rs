@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use homeagent_api::{
     AnswerMode, AppConfig, CallHistory, Command, Commander, ConfigPaths, DeviceWatch, Event,
-    HistoryEntry, Phone, PhoneSettings, TrainingLine, TrainingSettings, UserSettings,
+    HistoryEntry, Phone, PhoneSettings, TrainingCrm, TrainingLine, TrainingSettings, UserSettings,
 };
 use tauri::{AppHandle, Emitter, Manager};
 use tauri_plugin_notification::NotificationExt;
@@ -28,6 +28,7 @@ pub struct Shell {
     pub meter: Mutex<Option<Arc<AtomicBool>>>,
     /// Kept alive for the app's lifetime in demo mode.
     _training: Option<TrainingLine>,
+    _training_crm: Option<TrainingCrm>,
 }
 
 impl Shell {
@@ -176,7 +177,22 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
         };
     }
     phone.answer = AnswerMode::Manual;
-    let workflow = workflow_settings(&config, &mut warnings).await;
+    let mut workflow = workflow_settings(&config, &mut warnings).await;
+    // Training mode: a local customer database answers the card's lookups; wrap-ups stay in a
+    // throwaway outbox (there is no platform to deliver them to).
+    let training_crm = if demo {
+        let crm = TrainingCrm::start().await?;
+        workflow.context = Some(homeagent_api::ContextConfig {
+            url_template: crm.url_template(),
+            ..Default::default()
+        });
+        workflow.outbox = std::env::temp_dir()
+            .join(format!("homeagent-training-{}", std::process::id()))
+            .join("outbox.sqlite");
+        Some(crm)
+    } else {
+        None
+    };
     let mut agent = Phone::start(phone).await?.with_workflow(workflow);
     let commander = agent.commander();
     let mut training = None;
@@ -227,7 +243,11 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
         .lock()
         .map(|c| commands::WorkflowInfo {
             not_ready_reasons: c.not_ready_reasons(),
-            dispositions: c.dispositions(),
+            dispositions: if demo && c.dispositions().is_empty() {
+                training_dispositions()
+            } else {
+                c.dispositions()
+            },
             wrapup_seconds: c.wrapup_time.filter(|s| *s > 0.0),
         })
         .unwrap_or_default();
@@ -251,11 +271,27 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
         devices: device_watch,
         meter: Mutex::new(None),
         _training: training,
+        _training_crm: training_crm,
     })
 }
 
 /// The account's password from the OS keychain, or what to tell the agent (the phone still
 /// starts and registration then fails with the platform's answer).
+/// Wrap-up codes offered on the training line when IT configured none.
+fn training_dispositions() -> Vec<homeagent_api::Disposition> {
+    [
+        ("VENTE", "Vente"),
+        ("INFO", "Demande d'information"),
+        ("RAPPEL", "Rappel à planifier"),
+    ]
+    .into_iter()
+    .map(|(code, label)| homeagent_api::Disposition {
+        code: code.to_owned(),
+        label: label.to_owned(),
+    })
+    .collect()
+}
+
 /// The contact-center workflow as configured, its secrets from the environment (scripted
 /// setups) or the OS keychain (`context`, `platform` entries of the account).
 async fn workflow_settings(

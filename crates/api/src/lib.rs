@@ -28,7 +28,7 @@ pub use homeagent_engine::{
     AudioDevice, PhoneSettings, SettingsError, SinkSpec, SourceSpec, list_audio_devices,
 };
 pub use secrets::{KEYCHAIN_SERVICE, SecretError, account_key, load_password, store_password};
-pub use training::{TrainingLine, TrainingSettings};
+pub use training::{TrainingCrm, TrainingLine, TrainingSettings};
 pub use workflow::WorkflowSettings;
 
 use homeagent_engine::{Engine, EngineCommand};

@@ -119,3 +119,81 @@ fn later(commander: &Commander, after: Duration, command: Command) {
         commander.send(command).await;
     });
 }
+
+/// The training line's customer database: a local HTTP service on 127.0.0.1 that answers every
+/// lookup with the same fictitious customer, so the customer card shows in training mode.
+#[derive(Debug)]
+pub struct TrainingCrm {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+/// The fictitious customer the training line's CRM describes.
+const TRAINING_CUSTOMER: &str = r#"{"nom":"Camille Exemple","contrat":"FORMATION-001","offre":"Fibre 1 Gb/s","note":"Client fictif de la ligne de formation"}"#;
+
+impl TrainingCrm {
+    pub async fn start() -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(answer_lookup(stream));
+            }
+        });
+        Ok(Self { addr, task })
+    }
+
+    /// The URL template for [`crate::ContextConfig::url_template`].
+    pub fn url_template(&self) -> String {
+        format!("http://{}/customers?from={{from}}", self.addr)
+    }
+}
+
+impl Drop for TrainingCrm {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Reads one request head (bounded) and answers with the training customer.
+async fn answer_lookup(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+        match tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => head.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            _ => return,
+        }
+    }
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{TRAINING_CUSTOMER}",
+        TRAINING_CUSTOMER.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_training_crm_answers_a_context_lookup() {
+        let crm = TrainingCrm::start().await.unwrap();
+        let client = homeagent_context::ContextClient::new(crate::ContextConfig {
+            url_template: crm.url_template(),
+            ..Default::default()
+        })
+        .unwrap();
+        let call = homeagent_context::CallInfo {
+            from: TRAINING_CALLER.into(),
+            to: "agent".into(),
+            headers: Vec::new(),
+        };
+        let card = client.lookup(&call).await.unwrap();
+        assert_eq!(card.value("nom"), Some("Camille Exemple"));
+        assert_eq!(card.fields.len(), 4);
+    }
+}
