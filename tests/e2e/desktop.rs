@@ -5,9 +5,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use homeagent_testkit::crm_server::{CrmMode, CrmServer};
 use homeagent_testkit::peers::baresip::{Baresip, BaresipOpts, Codec, SipAccount, Transport};
+use homeagent_testkit::platform_server::PlatformServer;
 use homeagent_testkit::webdriver::{DesktopApp, WebDriverError};
-use homeagent_testkit::{Kamailio, KamailioOpts, TempDir, ports, require, score_pesq};
+use homeagent_testkit::{
+    Kamailio, KamailioOpts, Sipp, TempDir, ports, require, scenario, score_pesq,
+};
 
 use crate::common::{PESQ_FLOOR, SOUND_SERVER, WAIT, virtual_devices};
 
@@ -160,6 +164,8 @@ struct LiveDesk {
     alice: Baresip,
     kam: Kamailio,
     speech: PathBuf,
+    /// The app's SIP port (the ACD, sipp, calls it there directly).
+    sip_port: u16,
     _dir: TempDir,
 }
 
@@ -175,6 +181,11 @@ const LIVE_TOOLS: &[&str] = &[
 
 impl LiveDesk {
     fn start(name: &str) -> Self {
+        Self::start_with(name, "")
+    }
+
+    /// Like [`Self::start`], with more keys in the system configuration.
+    fn start_with(name: &str, extra_config: &str) -> Self {
         let kam = Kamailio::start(KamailioOpts::default()).expect("kamailio starts");
         let dir = TempDir::new(name).expect("temp dir");
         let port = ports::reserve(&[0, 2, 3, 4, 5, 6, 7, 8, 9]);
@@ -185,7 +196,7 @@ impl LiveDesk {
             format!(
                 "registrar = \"sip:127.0.0.1:{kam_port}\"\nuser = \"agent01\"\n\
                  bind = \"127.0.0.1:{port}\"\nrtp_ports = \"{}-{}\"\ncodecs = \"pcmu\"\n\
-                 audio_in = \"{}\"\naudio_out = \"null\"\n",
+                 audio_in = \"{}\"\naudio_out = \"null\"\n{extra_config}",
                 port + 2,
                 port + 9,
                 speech.display(),
@@ -220,6 +231,7 @@ impl LiveDesk {
             alice,
             kam,
             speech,
+            sip_port: port,
             _dir: dir,
         }
     }
@@ -592,4 +604,80 @@ fn pulse_streams(streams: &str, devices: &str, pid: &str) -> Vec<String> {
     }
     on.sort();
     on
+}
+
+/// The ACD (sipp, the configured platform) delivers a call asking for auto-answer: the app
+/// answers by itself and shows the customer card from the CRM; the CRM's HTML arrives as text
+/// (no element, no script); the agent picks a disposition and the platform gets the wrap-up.
+#[test]
+fn the_platforms_call_shows_the_customer_card_as_text_and_the_wrapup_reaches_the_platform() {
+    if !require(LIVE_TOOLS) || !require(&["sipp"]) {
+        return;
+    }
+    let crm = CrmServer::start().expect("CRM");
+    crm.set_mode(CrmMode::Malicious);
+    let platform = PlatformServer::start().expect("platform");
+    let config = format!(
+        "platform = \"127.0.0.1\"\ncontext_url = \"{}/customers?id={{header:X-Customer-Id}}\"\n\
+         platform_api = \"{}\"\ndispositions = [\"SALE=Vente\", \"INFO=Information\"]\n\
+         wrapup_time = 60.0\n",
+        crm.base_url(),
+        platform.base_url(),
+    );
+    let desk = LiveDesk::start_with("desktop-acd", &config);
+    let app = &desk.app;
+    wait_status(app, "agent-state", "ready").expect("agent ready");
+    let peer = format!("127.0.0.1:{}", desk.sip_port);
+    let sipp = Sipp::spawn(scenario("acd_autoanswer.xml"), &["-s", "agent01", &peer])
+        .expect("sipp plays the ACD");
+    // Answered by itself: the call is active without a click, the card shows.
+    wait_status(app, "active-call", "active").expect("auto-answered");
+    app.wait_for("customer-field", UI_WAIT)
+        .expect("customer card");
+    let html = app
+        .property("customer-card", "innerHTML")
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    assert!(
+        html.contains("&lt;img"),
+        "the CRM's HTML shows as text: {html}"
+    );
+    assert!(!html.contains("<img"), "no element from the CRM: {html}");
+    let _ = app.screenshot("customer-card");
+    let result = sipp.wait(WAIT).expect("sipp ends");
+    assert!(result.success, "{}\n{}", result.output, result.errors);
+    // After-call work: the wrap-up form; pick "Vente", add a note, submit.
+    app.wait_for("wrapup-disposition", UI_WAIT)
+        .expect("wrap-up form");
+    app.type_text("wrapup-filter", "Ven", UI_WAIT)
+        .expect("filter");
+    app.click("wrapup-disposition", UI_WAIT)
+        .expect("disposition list");
+    desk.app
+        .wait_until("disposition chosen", UI_WAIT, |app| {
+            choose_first_option(app, "wrapup-disposition")
+        })
+        .expect("disposition chosen");
+    app.type_text("wrapup-note", "rappel demain", UI_WAIT)
+        .expect("note");
+    app.click("wrapup-submit", UI_WAIT).expect("submit");
+    let deadline = std::time::Instant::now() + WAIT;
+    while platform.wrapups().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let wrapups = platform.wrapups();
+    assert_eq!(wrapups.len(), 1, "{wrapups:?}");
+    assert_eq!(wrapups[0]["disposition"], "SALE");
+    assert_eq!(wrapups[0]["note"], "rappel demain");
+}
+
+/// Selects the first option of a `<select>` by clicking it (WebDriver has no "select" verb).
+fn choose_first_option(app: &DesktopApp, test_id: &str) -> bool {
+    app.select_first_option(test_id).is_ok()
+        && app
+            .property(test_id, "value")
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .is_some_and(|v| !v.is_empty())
 }

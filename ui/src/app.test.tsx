@@ -483,3 +483,293 @@ describe("more states", () => {
     await waitFor(() => expect(fake.commands).toEqual([{ command: "hangup", call: 4 }]));
   });
 });
+
+describe("contact-center workflow", () => {
+  const endedEvent = (call: number): Event => ({
+    event: "ended",
+    call,
+    reason: "remote_hangup",
+    normal: true,
+    code: null,
+    detail: "",
+    stats: { codec: "opus", duration_s: 42, packets_sent: 1, packets_received: 1, packets_lost: 0, jitter_ms: 3, rtt_ms: null, mos: 4.3 },
+  });
+  const fields = { Nom: "Mme Carla Fichet", "N° client": "C-1042", Contrat: "Fibre Pro" };
+
+  async function agentSetup(info: Partial<AppInfo> = {}): Promise<Setup> {
+    const context = await setup({
+      workflow: {
+        not_ready_reasons: ["déjeuner", "formation"],
+        dispositions: [
+          { code: "SALE", label: "Vente conclue" },
+          { code: "INFO", label: "Demande d'information" },
+          { code: "CB", label: "Rappel programmé" },
+        ],
+        wrapup_seconds: 60,
+      },
+      ...info,
+    });
+    emit(context.fake, { event: "agent_state", state: "ready", reason: null });
+    return context;
+  }
+
+  async function wrapupOpen(info: Partial<AppInfo> = {}): Promise<Setup> {
+    const context = await agentSetup(info);
+    emit(context.fake, incoming, { event: "context", call: 7, fields }, { event: "answered", call: 7, auto: true });
+    context.clock.now = T0 + 30_000;
+    emit(context.fake, endedEvent(7), { event: "agent_state", state: "after_call_work", reason: null });
+    return context;
+  }
+
+  it("has no agent bar until the platform tells a state", async () => {
+    const { fake } = await setup();
+    expect(screen.queryByTestId("agent-bar")).toBeNull();
+    emit(fake, { event: "agent_state", state: "not_ready", reason: "déjeuner" });
+    const pill = screen.getByTestId("agent-state");
+    expect(pill.dataset.state).toBe("not_ready");
+    expect(pill.textContent).toBe("En pause (déjeuner)");
+  });
+
+  it("the agent bar shows the state, a ticking time in state and sends state changes", async () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
+    try {
+      const { fake, clock } = await agentSetup();
+      expect(screen.getByTestId("agent-state").dataset.state).toBe("ready");
+      expect(screen.getByTestId("agent-state").textContent).toBe("Prêt");
+      expect(screen.getByTestId("agent-time").textContent).toBe("00:00");
+      clock.now = T0 + 75_000;
+      act(() => {
+        vi.advanceTimersByTime(1000);
+      });
+      expect(screen.getByTestId("agent-time").textContent).toBe("01:15");
+
+      fireEvent.click(screen.getByTestId("agent-not-ready"));
+      fireEvent.change(screen.getByTestId("agent-reason"), { target: { value: "formation" } });
+      fireEvent.click(screen.getByTestId("agent-not-ready"));
+      fireEvent.click(screen.getByTestId("agent-ready"));
+      fireEvent.click(screen.getByTestId("agent-logout"));
+      await waitFor(() =>
+        expect(fake.agentStateCommands).toEqual([
+          { command: "set_agent_state", state: "not_ready", reason: "déjeuner" },
+          { command: "set_agent_state", state: "not_ready", reason: "formation" },
+          { command: "set_agent_state", state: "ready" },
+          { command: "set_agent_state", state: "logged_out" },
+        ]),
+      );
+      // The state follows the events, not the clicks; its time starts again.
+      emit(fake, { event: "agent_state", state: "logged_out", reason: null });
+      expect(screen.getByTestId("agent-state").dataset.state).toBe("logged_out");
+      expect(screen.getByTestId("agent-state").textContent).toBe("Déconnecté");
+      expect(screen.getByTestId("agent-time").textContent).toBe("00:00");
+      expect((screen.getByTestId("agent-logout") as HTMLButtonElement).disabled).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("Ctrl+Shift+P pauses with the first reason, Ctrl+Shift+R makes the agent ready", async () => {
+    const { fake } = await agentSetup();
+    fireEvent.keyDown(window, { key: "P", code: "KeyP", ctrlKey: true, shiftKey: true });
+    await waitFor(() => expect(fake.commands).toEqual([{ command: "set_agent_state", state: "not_ready", reason: "déjeuner" }]));
+    emit(fake, { event: "agent_state", state: "not_ready", reason: "déjeuner" });
+    fireEvent.keyDown(window, { key: "R", code: "KeyR", ctrlKey: true, shiftKey: true });
+    await waitFor(() => expect(fake.commands.at(-1)).toEqual({ command: "set_agent_state", state: "ready" }));
+  });
+
+  it("the customer card goes from loading to its rows, in order, beside the incoming call", async () => {
+    const { fake } = await agentSetup();
+    emit(fake, incoming);
+    const card = screen.getByTestId("customer-card");
+    expect(screen.getByTestId("customer-card-loading").textContent).toBe("Recherche du client…");
+    expect(card.getAttribute("aria-busy")).toBe("true");
+    emit(fake, { event: "context", call: 7, fields });
+    expect(screen.queryByTestId("customer-card-loading")).toBeNull();
+    const rows = screen.getAllByTestId("customer-field");
+    expect(rows.map((row) => row.dataset.label)).toEqual(["Nom", "N° client", "Contrat"]);
+    expect(rows.map((row) => [row.querySelector("dt")?.textContent, row.querySelector("dd")?.textContent])).toEqual([
+      ["Nom", "Mme Carla Fichet"],
+      ["N° client", "C-1042"],
+      ["Contrat", "Fibre Pro"],
+    ]);
+    // Still there once answered, beside the call controls.
+    emit(fake, { event: "answered", call: 7, auto: false });
+    expect(screen.getByTestId("active-call")).toBeTruthy();
+    expect(screen.getAllByTestId("customer-field")).toHaveLength(3);
+  });
+
+  it("a CRM error shows 'Contexte indisponible' and never blocks answering", async () => {
+    const { fake } = await agentSetup();
+    emit(fake, incoming, { event: "context", call: 7, error: "timeout after 2 s" });
+    expect(screen.getByTestId("customer-card-error").textContent).toBe("Contexte indisponible");
+    expect(screen.queryAllByTestId("customer-field")).toHaveLength(0);
+    const answer = screen.getByTestId("answer-button") as HTMLButtonElement;
+    expect(answer.disabled).toBe(false);
+    fireEvent.click(answer);
+    await waitFor(() => expect(fake.commands).toEqual([{ command: "answer", call: 7 }]));
+  });
+
+  it("in English the error reads 'Context unavailable'", async () => {
+    const { fake } = await agentSetup({ locale: "en-GB" });
+    emit(fake, incoming, { event: "context", call: 7, error: "crm down" });
+    await waitFor(() => expect(screen.getByTestId("customer-card-error").textContent).toBe("Context unavailable"));
+  });
+
+  it("without a contact-center setup, no card waits for a context that never comes", async () => {
+    const { fake } = await setup({ workflow: { not_ready_reasons: [], dispositions: [], wrapup_seconds: null } });
+    emit(fake, incoming);
+    expect(screen.queryByTestId("customer-card")).toBeNull();
+    emit(fake, { event: "context", call: 7, fields });
+    expect(screen.getAllByTestId("customer-field")).toHaveLength(3);
+  });
+
+  it("renders CRM data as text: markup shows literally and never runs", async () => {
+    const { fake } = await agentSetup();
+    const payload = '<img src=x onerror="window.__xss=1">';
+    emit(fake, incoming, { event: "context", call: 7, fields: { Nom: payload, [`<b>${payload}</b>`]: "<script>window.__xss=2</script>" } });
+    const card = screen.getByTestId("customer-card");
+    const rows = screen.getAllByTestId("customer-field");
+    expect(rows[0]?.querySelector("dd")?.textContent).toBe(payload);
+    expect(rows[1]?.querySelector("dt")?.textContent).toBe(`<b>${payload}</b>`);
+    expect(rows[1]?.dataset.label).toBe(`<b>${payload}</b>`);
+    expect(card.textContent).toContain(payload);
+    expect(card.querySelector("img")).toBeNull();
+    expect(card.querySelector("b")).toBeNull();
+    expect(card.querySelector("script")).toBeNull();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect((window as { __xss?: unknown }).__xss).toBeUndefined();
+  });
+
+  it("wrap-up: filter, pick, note and submit send the command; wrapup_queued closes it", async () => {
+    const { fake } = await wrapupOpen();
+    const form = screen.getByTestId("wrapup");
+    expect(form.dataset.callId).toBe("7");
+    // The card stays beside the form during the wrap-up.
+    expect(screen.getAllByTestId("customer-field")).toHaveLength(3);
+    const submit = screen.getByTestId("wrapup-submit") as HTMLButtonElement;
+    expect(submit.disabled).toBe(true);
+    const select = screen.getByTestId("wrapup-disposition") as HTMLSelectElement;
+    const labels = () => [...select.options].filter((option) => option.value !== "").map((option) => option.textContent);
+    expect(labels()).toEqual(["Vente conclue", "Demande d'information", "Rappel programmé"]);
+    // Case- and accent-insensitive filter on the label (or the code).
+    fireEvent.input(screen.getByTestId("wrapup-filter"), { target: { value: "PROGRAMME" } });
+    expect(labels()).toEqual(["Rappel programmé"]);
+    fireEvent.input(screen.getByTestId("wrapup-filter"), { target: { value: "zzz" } });
+    expect(labels()).toEqual([]);
+    expect(select.textContent).toContain("Aucune qualification ne correspond");
+    fireEvent.input(screen.getByTestId("wrapup-filter"), { target: { value: "info" } });
+    expect(labels()).toEqual(["Demande d'information"]);
+    fireEvent.change(select, { target: { value: "INFO" } });
+    expect(submit.disabled).toBe(false);
+    fireEvent.input(screen.getByTestId("wrapup-note"), { target: { value: "Rappeler <lundi> & envoyer devis" } });
+    fireEvent.click(submit);
+    await waitFor(() =>
+      expect(fake.wrapupCommands).toEqual([{ command: "wrapup", call: 7, disposition: "INFO", note: "Rappeler <lundi> & envoyer devis" }]),
+    );
+    expect(fake.commands.at(-1)).toEqual({ command: "wrapup", call: 7, disposition: "INFO", note: "Rappeler <lundi> & envoyer devis" });
+    // No double submit while it is being stored.
+    expect(submit.disabled).toBe(true);
+    expect(screen.getByTestId("wrapup")).toBeTruthy();
+
+    emit(fake, { event: "wrapup_queued", call: 7, key: "homeagent-7-abc", disposition: "INFO" });
+    expect(screen.queryByTestId("wrapup")).toBeNull();
+    expect(screen.getByTestId("wrapup-saved").textContent).toBe("Qualification enregistrée");
+    // The customer's data is gone from the screen.
+    expect(screen.queryByTestId("customer-card")).toBeNull();
+    expect(document.body.textContent).not.toContain("Carla Fichet");
+  });
+
+  it("a filter that hides the chosen disposition unselects it", async () => {
+    await wrapupOpen();
+    fireEvent.change(screen.getByTestId("wrapup-disposition"), { target: { value: "SALE" } });
+    expect((screen.getByTestId("wrapup-submit") as HTMLButtonElement).disabled).toBe(false);
+    fireEvent.input(screen.getByTestId("wrapup-filter"), { target: { value: "rappel" } });
+    expect((screen.getByTestId("wrapup-submit") as HTMLButtonElement).disabled).toBe(true);
+  });
+
+  it("counts the after-call work down from the end of the call", async () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
+    try {
+      const { clock } = await wrapupOpen();
+      const countdown = screen.getByTestId("wrapup-countdown");
+      expect(countdown.textContent).toBe("01:00");
+      clock.now = T0 + 30_000 + 15_000;
+      act(() => {
+        vi.advanceTimersByTime(1000);
+      });
+      expect(screen.getByTestId("wrapup-countdown").textContent).toBe("00:45");
+      clock.now = T0 + 30_000 + 120_000;
+      act(() => {
+        vi.advanceTimersByTime(1000);
+      });
+      expect(screen.getByTestId("wrapup-countdown").textContent).toBe("00:00");
+      expect(screen.getByTestId("wrapup-countdown").dataset.seconds).toBe("0");
+      // The form stays: a late wrap-up is still better than none.
+      expect(screen.getByTestId("wrapup")).toBeTruthy();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("has no countdown without an after-call work limit", async () => {
+    await wrapupOpen({
+      workflow: { not_ready_reasons: [], dispositions: [{ code: "OK", label: "Traité" }], wrapup_seconds: null },
+    });
+    expect(screen.getByTestId("wrapup")).toBeTruthy();
+    expect(screen.queryByTestId("wrapup-countdown")).toBeNull();
+  });
+
+  it("no wrap-up for a call never answered", async () => {
+    const { fake } = await agentSetup();
+    emit(fake, incoming, endedEvent(7));
+    expect(screen.queryByTestId("wrapup")).toBeNull();
+  });
+
+  it("dismissing the wrap-up drops the ended call and its customer data", async () => {
+    await wrapupOpen();
+    expect(document.body.textContent).toContain("Carla Fichet");
+    fireEvent.click(screen.getByTestId("wrapup-dismiss"));
+    expect(screen.queryByTestId("wrapup")).toBeNull();
+    expect(screen.queryByTestId("call-ended")).toBeNull();
+    expect(document.body.textContent).not.toContain("Carla Fichet");
+  });
+
+  it("the wrap-up of the last call stays open when the next call rings", async () => {
+    const { fake } = await wrapupOpen();
+    emit(fake, { event: "incoming", call: 8, from: "sip:0700000000@h", to: "sip:agent@h" });
+    expect(screen.getByTestId("incoming-call")).toBeTruthy();
+    expect(screen.getByTestId("wrapup").dataset.callId).toBe("7");
+  });
+
+  it("shows the wrap-ups waiting for delivery", async () => {
+    const { fake } = await agentSetup();
+    expect(screen.queryByTestId("wrapups-pending")).toBeNull();
+    emit(fake, { event: "wrapup_delivered", delivered: 0, pending: 3 });
+    expect(screen.getByTestId("wrapups-pending").textContent).toBe("3 qualifications en attente d'envoi");
+    emit(fake, { event: "wrapup_delivered", delivered: 2, pending: 1 });
+    expect(screen.getByTestId("wrapups-pending").textContent).toBe("1 qualification en attente d'envoi");
+    emit(fake, { event: "wrapup_delivered", delivered: 1, pending: 0 });
+    expect(screen.queryByTestId("wrapups-pending")).toBeNull();
+  });
+
+  it("never writes customer data to localStorage or sessionStorage", async () => {
+    localStorage.clear();
+    sessionStorage.clear();
+    const writes: string[] = [];
+    const setItem = vi.spyOn(Storage.prototype, "setItem").mockImplementation(function (this: Storage, key: string) {
+      writes.push(key);
+    });
+    try {
+      const { fake } = await wrapupOpen();
+      emit(fake, { event: "context", call: 7, fields });
+      fireEvent.change(screen.getByTestId("wrapup-disposition"), { target: { value: "SALE" } });
+      fireEvent.input(screen.getByTestId("wrapup-note"), { target: { value: "note client" } });
+      fireEvent.click(screen.getByTestId("wrapup-submit"));
+      emit(fake, { event: "wrapup_queued", call: 7, key: "k", disposition: "SALE" });
+      expect(writes).toEqual([]);
+      expect(localStorage.length).toBe(0);
+      expect(sessionStorage.length).toBe(0);
+    } finally {
+      setItem.mockRestore();
+    }
+  });
+});

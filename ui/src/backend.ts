@@ -107,6 +107,10 @@ function subscribe<T>(name: string, callback: (payload: T) => void): Unsubscribe
 export type FakeBackend = Backend & {
   /** Every command given to `send`, in order. */
   readonly commands: Command[];
+  /** The `set_agent_state` commands among them, in order. */
+  readonly agentStateCommands: Extract<Command, { command: "set_agent_state" }>[];
+  /** The `wrapup` commands among them, in order. */
+  readonly wrapupCommands: Extract<Command, { command: "wrapup" }>[];
   readonly savedSettings: UserSettings[];
   readonly testTones: (string | null)[];
   /** Every `setLevelMeter` argument, in order. */
@@ -158,6 +162,8 @@ export function fakeBackend(overrides: Partial<AppInfo> = {}): FakeBackend {
   };
   const fake: FakeBackend = {
     commands: [],
+    agentStateCommands: [],
+    wrapupCommands: [],
     savedSettings: [],
     passwordsSaved: 0,
     testTones: [],
@@ -189,6 +195,8 @@ export function fakeBackend(overrides: Partial<AppInfo> = {}): FakeBackend {
     appInfo: async () => ({ ...fake.info }),
     send: async (command) => {
       fake.commands.push(command);
+      if (command.command === "set_agent_state") fake.agentStateCommands.push({ ...command });
+      if (command.command === "wrapup") fake.wrapupCommands.push({ ...command });
       if (fake.failSendWith !== null) throw fake.failSendWith;
     },
     devices: async () => fake.deviceList.map((device) => ({ ...device })),

@@ -22,7 +22,7 @@ const incoming: Event = { event: "incoming", call: 3, from: "sip:0612345678@h", 
 const answered: Event = { event: "answered", call: 3, auto: false };
 
 describe("shortcutFor", () => {
-  it("maps the four shortcuts", () => {
+  it("maps the call shortcuts", () => {
     expect(shortcutFor(key("Enter"))).toBe("answer-or-call");
     expect(shortcutFor(key("E", { shiftKey: true, code: "KeyE" }))).toBe("hangup-or-decline");
     expect(shortcutFor(key("m"))).toBe("mute");
@@ -65,6 +65,33 @@ describe("shortcutCommand", () => {
     expect(shortcutCommand("hold", held, "")).toEqual({ command: "resume", call: 3 });
     expect(shortcutCommand("mute", state([incoming]), "")).toBeNull();
     expect(shortcutCommand("hold", state([{ event: "calling", call: 1, to: "sip:1@h" }]), "")).toBeNull();
+  });
+});
+
+describe("agent-state shortcuts", () => {
+  const ready: Event = { event: "agent_state", state: "ready", reason: null };
+  const paused: Event = { event: "agent_state", state: "not_ready", reason: "pause" };
+
+  it("Ctrl+Shift+R is ready, Ctrl+Shift+P not ready; without Shift they are not", () => {
+    expect(shortcutFor(key("R", { shiftKey: true, code: "KeyR" }))).toBe("agent-ready");
+    expect(shortcutFor(key("P", { shiftKey: true, code: "KeyP" }))).toBe("agent-not-ready");
+    expect(shortcutFor(key("r"))).toBeNull();
+    expect(shortcutFor(key("p"))).toBeNull();
+    expect(shortcutFor(key("R", { shiftKey: true, ctrlKey: false }))).toBeNull();
+  });
+
+  it("set the agent state, with the first not-ready reason, only once an agent state is known", () => {
+    expect(shortcutCommand("agent-ready", initialState(), "", ["pause"])).toBeNull();
+    expect(shortcutCommand("agent-not-ready", initialState(), "", ["pause"])).toBeNull();
+    expect(shortcutCommand("agent-ready", state([paused]), "")).toEqual({ command: "set_agent_state", state: "ready" });
+    expect(shortcutCommand("agent-ready", state([ready]), "")).toBeNull();
+    expect(shortcutCommand("agent-not-ready", state([ready]), "", ["déjeuner", "formation"])).toEqual({
+      command: "set_agent_state",
+      state: "not_ready",
+      reason: "déjeuner",
+    });
+    expect(shortcutCommand("agent-not-ready", state([ready]), "")).toEqual({ command: "set_agent_state", state: "not_ready" });
+    expect(shortcutCommand("agent-not-ready", state([paused]), "", ["pause"])).toBeNull();
   });
 });
 

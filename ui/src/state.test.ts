@@ -8,10 +8,12 @@ import {
   focusedCall,
   initialState,
   liveCalls,
+  openWrapups,
   parseParty,
   qualityWarnings,
   reduce,
   ringingIncoming,
+  wrapupSecondsLeft,
   type PhoneState,
 } from "./state";
 import type { QualityReport } from "./types";
@@ -310,5 +312,145 @@ describe("parseParty", () => {
     ["sip:%E0%A4%A@pbx", { name: null, number: "%E0%A4%A" }],
   ])("%s", (input, expected) => {
     expect(parseParty(input)).toEqual(expected);
+  });
+});
+
+describe("contact-center workflow", () => {
+  const answered: Event = { event: "answered", call: 7, auto: true };
+  const ended: Event = {
+    event: "ended",
+    call: 7,
+    reason: "remote_hangup",
+    normal: true,
+    code: null,
+    detail: "",
+    stats: { codec: "opus", duration_s: 30, packets_sent: 1, packets_received: 1, packets_lost: 0, jitter_ms: 2, rtt_ms: null, mos: 4.2 },
+  };
+  const fields = { Nom: "Mme Carla Fichet", Contrat: "Fibre", "N° client": "C-42" };
+
+  it("agent_state: null until told, then state, reason and since; a repeat keeps the start", () => {
+    let state = initialState();
+    expect(state.agent).toBeNull();
+    state = reduce(state, { event: "agent_state", state: "ready", reason: null }, T0);
+    expect(state.agent).toEqual({ state: "ready", reason: null, sinceMs: T0 });
+    state = reduce(state, { event: "agent_state", state: "ready", reason: null }, T0 + 5000);
+    expect(state.agent?.sinceMs).toBe(T0);
+    state = reduce(state, { event: "agent_state", state: "not_ready", reason: "pause" }, T0 + 6000);
+    expect(state.agent).toEqual({ state: "not_ready", reason: "pause", sinceMs: T0 + 6000 });
+    // Another reason is another state (its time starts again).
+    state = reduce(state, { event: "agent_state", state: "not_ready", reason: "formation" }, T0 + 7000);
+    expect(state.agent).toEqual({ state: "not_ready", reason: "formation", sinceMs: T0 + 7000 });
+    for (const name of ["on_call", "after_call_work", "logged_out"] as const) {
+      state = reduce(state, { event: "agent_state", state: name, reason: "ignored" }, T0 + 8000);
+      expect(state.agent).toEqual({ state: name, reason: null, sinceMs: T0 + 8000 });
+    }
+    // An unknown state from a newer engine changes nothing.
+    expect(reduce(state, { event: "agent_state", state: "dancing", reason: null }, T0 + 9000)).toBe(state);
+  });
+
+  it("context: loading from incoming, then rows in order, or an error; outgoing calls have none", () => {
+    let state = reduce(initialState(), incoming, T0);
+    expect(state.calls[7]?.context).toEqual({ status: "loading" });
+    const withRows = reduce(state, { event: "context", call: 7, fields }, T0 + 300);
+    expect(withRows.calls[7]?.context).toEqual({
+      status: "ready",
+      rows: [
+        ["Nom", "Mme Carla Fichet"],
+        ["Contrat", "Fibre"],
+        ["N° client", "C-42"],
+      ],
+    });
+    const failed = reduce(state, { event: "context", call: 7, error: "timeout after 2 s" }, T0 + 300);
+    expect(failed.calls[7]?.context).toEqual({ status: "error", message: "timeout after 2 s" });
+    // Still answerable: the error does not touch the call.
+    expect(reduce(failed, answered, T0 + 400).calls[7]?.status).toBe("active");
+    // Neither fields nor error: an empty card.
+    state = reduce(state, { event: "context", call: 7 }, T0 + 300);
+    expect(state.calls[7]?.context).toEqual({ status: "ready", rows: [] });
+    // Unknown call: nothing.
+    expect(reduce(state, { event: "context", call: 99, fields }, T0)).toBe(state);
+    const outgoing = reduce(initialState(), { event: "calling", call: 1, to: "sip:1000@h" }, T0);
+    expect(outgoing.calls[1]?.context).toBeNull();
+  });
+
+  it("an answered call that ends has an open wrap-up; an unanswered one has none", () => {
+    const done = run([
+      [incoming, T0],
+      [answered, T0 + 1000],
+      [ended, T0 + 31_000],
+    ]);
+    expect(done.calls[7]?.wrapup).toEqual({ status: "open" });
+    expect(openWrapups(done).map((call) => call.id)).toEqual([7]);
+    const missed = run([
+      [incoming, T0],
+      [ended, T0 + 5000],
+    ]);
+    expect(missed.calls[7]?.wrapup).toBeNull();
+    expect(openWrapups(missed)).toEqual([]);
+  });
+
+  it("wrapup_queued closes the wrap-up with its key and clears the customer data", () => {
+    let state = run([
+      [incoming, T0],
+      [{ event: "context", call: 7, fields }, T0 + 200],
+      [answered, T0 + 1000],
+      [ended, T0 + 31_000],
+    ]);
+    // The card stays during the wrap-up.
+    expect(state.calls[7]?.context?.status).toBe("ready");
+    state = reduce(state, { event: "wrapup_queued", call: 7, key: "k-1", disposition: "SALE" }, T0 + 40_000);
+    expect(state.calls[7]?.wrapup).toEqual({ status: "queued", key: "k-1", disposition: "SALE" });
+    expect(state.calls[7]?.context).toBeNull();
+    expect(JSON.stringify(state)).not.toContain("Carla Fichet");
+    expect(openWrapups(state)).toEqual([]);
+    // A late context after the wrap-up does not bring customer data back.
+    expect(reduce(state, { event: "context", call: 7, fields }, T0 + 41_000).calls[7]?.context).toBeNull();
+  });
+
+  it("dismissing an ended call drops its customer data, one call or all", () => {
+    const state = run([
+      [incoming, T0],
+      [{ event: "context", call: 7, fields }, T0 + 200],
+      [answered, T0 + 1000],
+      [ended, T0 + 31_000],
+      [{ event: "calling", call: 8, to: "sip:2000@h" }, T0 + 32_000],
+    ]);
+    const dismissed = dismissEnded(state, 7);
+    expect(Object.keys(dismissed.calls)).toEqual(["8"]);
+    expect(JSON.stringify(dismissed)).not.toContain("Carla Fichet");
+    expect(dismissEnded(state, 8)).toEqual(state);
+  });
+
+  it("for an agent, a new call keeps the ended calls still to wrap up", () => {
+    const events: [Event, number][] = [
+      [incoming, T0],
+      [answered, T0 + 1000],
+      [ended, T0 + 31_000],
+      [{ event: "incoming", call: 8, from: "sip:0611@h", to: "sip:agent@h" }, T0 + 40_000],
+    ];
+    expect(Object.keys(run(events).calls)).toEqual(["8"]);
+    const agent = reduce(initialState(), { event: "agent_state", state: "ready", reason: null }, T0);
+    expect(Object.keys(run(events, agent).calls).sort()).toEqual(["7", "8"]);
+  });
+
+  it("wrapup_delivered sets the pending count", () => {
+    let state = reduce(initialState(), { event: "wrapup_delivered", delivered: 0, pending: 3 }, T0);
+    expect(state.wrapupsPending).toBe(3);
+    state = reduce(state, { event: "wrapup_delivered", delivered: 3, pending: 0 }, T0);
+    expect(state.wrapupsPending).toBe(0);
+  });
+
+  it("counts the after-call work down from the end of the call", () => {
+    const done = run([
+      [incoming, T0],
+      [answered, T0 + 1000],
+      [ended, T0 + 31_000],
+    ]);
+    const call = done.calls[7];
+    if (!call) throw new Error("call 7 missing");
+    expect(wrapupSecondsLeft(call, 60, T0 + 31_000)).toBe(60);
+    expect(wrapupSecondsLeft(call, 60, T0 + 41_500)).toBe(50);
+    expect(wrapupSecondsLeft(call, 60, T0 + 200_000)).toBe(0);
+    expect(wrapupSecondsLeft(call, null, T0 + 41_000)).toBeNull();
   });
 });

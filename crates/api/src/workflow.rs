@@ -262,7 +262,10 @@ impl Workflow {
             }
             Observation::Ended { call } => {
                 let answered = self.calls.get(&call).is_some_and(|c| c.answered);
-                if answered && let Some((code, note)) = self.settings.auto_wrapup.clone() {
+                if !answered {
+                    // Nothing to wrap up.
+                    self.calls.remove(&call);
+                } else if let Some((code, note)) = self.settings.auto_wrapup.clone() {
                     self.wrapup(call, code, note).await;
                 }
             }

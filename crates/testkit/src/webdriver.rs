@@ -135,6 +135,28 @@ impl DesktopApp {
         .map(drop)
     }
 
+    /// Picks the first non-empty option of a `<select>` by clicking it.
+    pub fn select_first_option(&self, test_id: &str) -> Result<()> {
+        let selector = format!("[data-testid=\"{test_id}\"] option:not([value=\"\"])");
+        let found = self.session_request(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": selector})),
+        )?;
+        let element = found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| fail(format!("no option in {found}")))?;
+        self.session_request(
+            "POST",
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        )
+        .map(drop)
+    }
+
     /// Types into an input (W3C Element Send Keys), as the agent would.
     pub fn type_text(&self, test_id: &str, text: &str, timeout: Duration) -> Result<()> {
         let element = self.wait_for(test_id, timeout)?;
