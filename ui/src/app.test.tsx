@@ -527,6 +527,8 @@ describe("contact-center workflow", () => {
     emit(fake, { event: "agent_state", state: "not_ready", reason: "déjeuner" });
     const pill = screen.getByTestId("agent-state");
     expect(pill.dataset.state).toBe("not_ready");
+    // `data-status` too, as the other status pills (the desktop e2e test waits on it).
+    expect(pill.dataset.status).toBe("not_ready");
     expect(pill.textContent).toBe("En pause (déjeuner)");
   });
 

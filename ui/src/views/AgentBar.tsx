@@ -23,7 +23,7 @@ export function AgentBar({ agent, reasons, nowMs, send }: Props) {
 
   return (
     <section class="agent-bar" aria-label={t("agent.label")} data-testid="agent-bar">
-      <span class={`agent-pill agent-${agent.state}`} role="status" aria-live="polite" data-testid="agent-state" data-state={agent.state}>
+      <span class={`agent-pill agent-${agent.state}`} role="status" aria-live="polite" data-testid="agent-state" data-state={agent.state} data-status={agent.state}>
         <span class="status-dot" aria-hidden="true" />
         {label}
       </span>
