@@ -680,6 +680,18 @@ describe("contact-center workflow", () => {
     expect(document.body.textContent).not.toContain("Carla Fichet");
   });
 
+  it("a refused wrap-up can be submitted again", async () => {
+    const { fake } = await wrapupOpen();
+    fake.failSendWith = "outbox unavailable";
+    fireEvent.change(screen.getByTestId("wrapup-disposition"), { target: { value: "SALE" } });
+    fireEvent.click(screen.getByTestId("wrapup-submit"));
+    expect(await screen.findByText(/outbox unavailable/)).toBeTruthy();
+    await waitFor(() => expect((screen.getByTestId("wrapup-submit") as HTMLButtonElement).disabled).toBe(false));
+    fake.failSendWith = null;
+    fireEvent.click(screen.getByTestId("wrapup-submit"));
+    await waitFor(() => expect(fake.wrapupCommands).toHaveLength(2));
+  });
+
   it("a filter that hides the chosen disposition unselects it", async () => {
     await wrapupOpen();
     fireEvent.change(screen.getByTestId("wrapup-disposition"), { target: { value: "SALE" } });

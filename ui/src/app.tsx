@@ -43,13 +43,21 @@ export function App({ backend, clock = Date.now, browserLanguage, initialTab = "
     document.documentElement.lang = language;
   }, [language]);
 
-  const send = useCallback(
-    (command: Command) => {
+  /** Sends a command; resolves false (the error shown) when the shell refused it. */
+  const trySend = useCallback(
+    (command: Command): Promise<boolean> => {
       setCommandError(null);
-      backend.send(command).catch((error: unknown) => setCommandError(String(error)));
+      return backend.send(command).then(
+        () => true,
+        (error: unknown) => {
+          setCommandError(String(error));
+          return false;
+        },
+      );
     },
     [backend],
   );
+  const send = useCallback((command: Command) => void trySend(command), [trySend]);
   const refreshHistory = useCallback(() => {
     backend.history().then(setHistory).catch(() => undefined);
   }, [backend]);
@@ -228,7 +236,7 @@ export function App({ backend, clock = Date.now, browserLanguage, initialTab = "
                 dispositions={dispositions}
                 wrapupSeconds={workflow?.wrapup_seconds ?? null}
                 nowMs={nowMs}
-                send={send}
+                send={trySend}
                 onDismiss={() => setPhone((state) => dismissEnded(state, call.id))}
               />
               {card(call)}

@@ -13,7 +13,8 @@ type Props = {
   /** `AppInfo.workflow.wrapup_seconds`: the after-call work allowed, counted from the end. */
   wrapupSeconds: number | null;
   nowMs: number;
-  send: (command: Command) => void;
+  /** Resolves false when the command was refused: the form can be submitted again. */
+  send: (command: Command) => Promise<boolean>;
   onDismiss: () => void;
 };
 
@@ -44,7 +45,9 @@ export function Wrapup({ call, dispositions, wrapupSeconds, nowMs, send, onDismi
     event.preventDefault();
     if (chosen === "" || submitted) return;
     setSubmitted(true);
-    send({ command: "wrapup", call: call.id, disposition: chosen, note });
+    void send({ command: "wrapup", call: call.id, disposition: chosen, note }).then((sent) => {
+      if (!sent) setSubmitted(false);
+    });
   };
 
   return (
