@@ -108,7 +108,11 @@ export function simulate(fake: FakeBackend, options: SimulationOptions = {}): Fa
     calls.set(id, { id, direction: "incoming", number: "+33612345678", answeredAt: null, startedAt: Date.now() });
     fake.emit({ event: "incoming", call: id, from: '"Client Formation" <sip:+33612345678@formation.invalid>', to: "<sip:agent01@formation.invalid>" });
     later(700, trainingContext(id));
-    if (options.autoAnswer) setTimeout(() => answer(id, true), 500);
+    if (options.autoAnswer) {
+      setTimeout(() => answer(id, true), 500);
+      // The training customer hangs up after a short talk, so the wrap-up can be tried.
+      setTimeout(() => calls.get(id)?.answeredAt && end(id, "remote_hangup", "answered"), 12_000);
+    }
   };
 
   const send = fake.send;

@@ -79,7 +79,7 @@ export function Wrapup({ call, dispositions, wrapupSeconds, nowMs, send, onDismi
         <select
           id={ids.disposition}
           data-testid="wrapup-disposition"
-          size={Math.min(6, Math.max(2, shown.length + 1))}
+          size={Math.min(8, Math.max(2, shown.length + 1))}
           required
           value={chosen}
           onChange={(event) => {
