@@ -139,6 +139,8 @@ impl Phone {
             shutdown: None,
             stopped: false,
         };
+        // The agent's starting state, for the front ends.
+        phone.emit_agent_state();
         if let Some(account) = account {
             let mut registrar = Registrar::new(&mut phone, &account);
             registrar.start(&mut phone);

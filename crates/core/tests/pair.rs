@@ -548,7 +548,11 @@ fn malformed_request_gets_400_and_no_call() {
         from: peer([10, 0, 0, 1]),
         bytes: garbage,
     });
-    let out = world.nodes[1].phone.poll_output();
+    // Past the agent's starting state.
+    let mut out = world.nodes[1].phone.poll_output();
+    while let Output::Event(PhoneEvent::AgentState { .. }) = out {
+        out = world.nodes[1].phone.poll_output();
+    }
     match out {
         Output::Transmit(t) => match t.message {
             Message::Response(r) => assert_eq!(r.status, 400),
