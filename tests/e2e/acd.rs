@@ -202,7 +202,13 @@ fn a_not_ready_agent_refuses_the_platforms_call_and_the_platform_is_told() {
         &[],
     );
     ha.command(r#"{"command":"set_agent_state","state":"not_ready","reason":"pause"}"#);
-    let state = ha.event("agent_state", WAIT);
+    let state = ha
+        .process
+        .wait_event(
+            |e| e["event"] == "agent_state" && e["state"] != "ready",
+            WAIT,
+        )
+        .expect("not ready");
     assert_eq!(state["state"], "not_ready");
     assert_eq!(state["reason"], "pause");
     let peer = format!("127.0.0.1:{}", ha.port);
@@ -215,18 +221,26 @@ fn a_not_ready_agent_refuses_the_platforms_call_and_the_platform_is_told() {
     );
     let ended = ha.event("ended", WAIT);
     assert_eq!(ended["code"], 480, "{ended}");
+    let told = |platform: &PlatformServer| {
+        platform
+            .states()
+            .into_iter()
+            .find(|s| s["state"] == "not_ready")
+    };
     let deadline = Instant::now() + WAIT;
-    while platform.states().is_empty() && Instant::now() < deadline {
+    while told(&platform).is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
+    let not_ready = told(&platform).expect("the platform was told");
+    assert_eq!(not_ready["reason"], "pause");
+    assert_eq!(not_ready["agent"], "agent07");
+    // In order: the platform's last word is the agent's last state.
     let states = platform.states();
     assert_eq!(
-        states.first().map(|s| s["state"].clone()),
+        states.last().map(|s| s["state"].clone()),
         Some("not_ready".into()),
         "{states:?}"
     );
-    assert_eq!(states[0]["reason"], "pause");
-    assert_eq!(states[0]["agent"], "agent07");
     assert!(
         platform
             .sessions()

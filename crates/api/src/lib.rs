@@ -112,11 +112,6 @@ impl Phone {
         self
     }
 
-    /// How many wrap-ups wait for the platform's acknowledgement (`None`: no workflow).
-    pub fn pending_wrapups(&self) -> Option<tokio::sync::watch::Receiver<usize>> {
-        self.workflow.as_ref().map(|w| w.pending.clone())
-    }
-
     /// Queues a command. Fails only when the engine has stopped.
     pub async fn send(&self, command: Command) -> Result<(), StartError> {
         self.commands
@@ -144,7 +139,7 @@ impl Phone {
             event = self.events.recv() => {
                 let event = event?;
                 if let Some(workflow) = &self.workflow {
-                    observe(&workflow.observations, &event);
+                    observe(&workflow.observations, &event).await;
                 }
                 Some(Event::from(event))
             }
@@ -152,8 +147,12 @@ impl Phone {
     }
 }
 
-/// Tells the workflow what it needs of an engine event (never blocks the event stream).
-fn observe(workflow: &mpsc::Sender<workflow::Observation>, event: &homeagent_engine::EngineEvent) {
+/// Tells the workflow what it needs of an engine event (waits when it is busy: a call's end
+/// must never be lost, its wrap-up depends on it).
+async fn observe(
+    workflow: &mpsc::Sender<workflow::Observation>,
+    event: &homeagent_engine::EngineEvent,
+) {
     use homeagent_engine::EngineEvent as E;
     use homeagent_engine::core::PhoneEvent as P;
     let observation = match event {
@@ -182,8 +181,8 @@ fn observe(workflow: &mpsc::Sender<workflow::Observation>, event: &homeagent_eng
         },
         _ => return,
     };
-    if workflow.try_send(observation).is_err() {
-        tracing::warn!("workflow busy: an observation was dropped");
+    if workflow.send(observation).await.is_err() {
+        tracing::warn!("the workflow has stopped");
     }
 }
 

@@ -98,12 +98,10 @@ pub(crate) enum Observation {
     },
 }
 
-/// The workflow's side of the phone: where to send observations, and how many wrap-ups are
-/// still to deliver.
+/// The workflow's side of the phone: where to send observations.
 #[derive(Debug, Clone)]
 pub(crate) struct WorkflowLink {
     pub(crate) observations: mpsc::Sender<Observation>,
-    pub(crate) pending: watch::Receiver<usize>,
 }
 
 pub(crate) fn spawn(
@@ -112,7 +110,6 @@ pub(crate) fn spawn(
     engine: mpsc::Sender<EngineCommand>,
 ) -> WorkflowLink {
     let (observations, inbox) = mpsc::channel(256);
-    let (pending_tx, pending) = watch::channel(0);
     let workflow = Workflow {
         context: settings.context.clone().and_then(|config| {
             ContextClient::new(config)
@@ -136,15 +133,12 @@ pub(crate) fn spawn(
         engine,
         outbox: None,
         delivery: None,
-        pending: pending_tx,
+        state_sync: None,
         calls: HashMap::new(),
         expected: 0,
     };
     tokio::spawn(workflow.run(inbox));
-    WorkflowLink {
-        observations,
-        pending,
-    }
+    WorkflowLink { observations }
 }
 
 /// What the workflow keeps of a call (no customer data).
@@ -162,7 +156,7 @@ struct Workflow {
     engine: mpsc::Sender<EngineCommand>,
     outbox: Option<Arc<Outbox>>,
     delivery: Option<DeliveryHandle>,
-    pending: watch::Sender<usize>,
+    state_sync: Option<watch::Sender<Option<homeagent_platform::AgentState>>>,
     calls: HashMap<u32, CallRecord>,
     /// Wrap-ups waiting for delivery, as last known.
     expected: u32,
@@ -201,7 +195,6 @@ impl Workflow {
                         remaining = None;
                         continue;
                     };
-                    let _ = self.pending.send(left);
                     let left = u32::try_from(left).unwrap_or(u32::MAX);
                     let delivered = self.expected.saturating_sub(left);
                     self.expected = left;
@@ -271,14 +264,13 @@ impl Workflow {
             }
             Observation::AgentState { state, reason } => {
                 if let Some(platform) = self.platform.clone() {
-                    let state = platform_state(&state, reason);
-                    let events = self.events.clone();
-                    tokio::spawn(async move {
-                        if let Err(error) = platform.set_state(&state).await {
-                            let message = format!("platform not told the agent's state: {error}");
-                            let _ = events.send(Event::Warning { message }).await;
-                        }
+                    // One task tells the platform, in order, the latest state first come.
+                    let sync = self.state_sync.get_or_insert_with(|| {
+                        let (latest, changes) = watch::channel(None);
+                        tokio::spawn(tell_states(platform, changes, self.events.clone()));
+                        latest
                     });
+                    let _ = sync.send(Some(platform_state(&state, reason)));
                 }
             }
             Observation::Wrapup {
@@ -391,6 +383,24 @@ impl Workflow {
     async fn warn(&self, message: String) {
         tracing::warn!("{message}");
         let _ = self.events.send(Event::Warning { message }).await;
+    }
+}
+
+/// Tells the platform each agent state, in order (a state superseded while a request was in
+/// flight is skipped: the platform only needs the latest).
+async fn tell_states(
+    platform: Arc<HttpPlatform>,
+    mut changes: watch::Receiver<Option<homeagent_platform::AgentState>>,
+    events: mpsc::Sender<Event>,
+) {
+    while changes.changed().await.is_ok() {
+        let Some(state) = changes.borrow_and_update().clone() else {
+            continue;
+        };
+        if let Err(error) = platform.set_state(&state).await {
+            let message = format!("platform not told the agent's state: {error}");
+            let _ = events.send(Event::Warning { message }).await;
+        }
     }
 }
 
