@@ -251,6 +251,50 @@ fn a_not_ready_agent_refuses_the_platforms_call_and_the_platform_is_told() {
     assert!(code == 0 || code == 3, "exit {code}");
 }
 
+/// The platform (a supervisor) sets the agent not ready: the phone follows and says so.
+#[test]
+fn a_state_pushed_by_the_platform_applies_to_the_agent() {
+    let platform = PlatformServer::start().expect("platform server");
+    let dir = TempDir::new("acd-pushed").expect("temp dir");
+    let outbox = dir.path().join("outbox.sqlite");
+    let ha = Ha::start(
+        &[
+            "listen",
+            "--platform",
+            "127.0.0.1",
+            "--platform-api",
+            &platform.base_url(),
+            "--agent",
+            "agent09",
+            "--outbox",
+            outbox.to_str().unwrap_or_default(),
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+        ],
+        &[],
+    );
+    // The event stream opens after the login: push until the agent follows.
+    let pushed = serde_json::json!({"state": "not_ready", "reason": "supervisor"});
+    let deadline = Instant::now() + WAIT;
+    let followed = loop {
+        platform.push_state("agent09", pushed.clone());
+        let seen = ha.process.wait_event(
+            |e| e["event"] == "agent_state" && e["state"] == "not_ready",
+            Duration::from_millis(300),
+        );
+        if let Ok(event) = seen {
+            break Some(event);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+    };
+    let followed = followed.expect("the agent follows the platform");
+    assert_eq!(followed["reason"], "supervisor");
+}
+
 /// `--wrapup` with the platform down: the wrap-up is stored, the agent's app is killed (-9)
 /// before the platform could acknowledge; at the next start, with the platform back, it is
 /// delivered; the platform holds exactly one copy.

@@ -168,6 +168,11 @@ impl Workflow {
             if let Err(error) = platform.login().await {
                 self.warn(format!("platform login failed: {error}")).await;
             }
+            // A supervisor (or the platform) may change the agent's state.
+            tokio::spawn(follow_platform_states(
+                platform.clone(),
+                self.engine.clone(),
+            ));
             // Wrap-ups left from an earlier run (crash, reboot, platform down): deliver them.
             if let Some(outbox) = self.open_outbox().await {
                 let count = tokio::task::spawn_blocking(move || outbox.pending_count()).await;
@@ -401,6 +406,39 @@ async fn tell_states(
             let message = format!("platform not told the agent's state: {error}");
             let _ = events.send(Event::Warning { message }).await;
         }
+    }
+}
+
+/// Applies the states the platform pushes (Server-Sent Events), reconnecting with backoff.
+async fn follow_platform_states(platform: Arc<HttpPlatform>, engine: mpsc::Sender<EngineCommand>) {
+    use homeagent_engine::core::{AgentState as Core, Command as C};
+    use homeagent_platform::AgentState as Pushed;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        if let Ok(mut events) = platform.state_events().await {
+            backoff = Duration::from_secs(1);
+            while let Ok(Some(state)) = events.next().await {
+                let state = match state {
+                    Pushed::LoggedOut => Core::LoggedOut,
+                    Pushed::Ready => Core::Ready,
+                    Pushed::NotReady { reason } => Core::NotReady { reason },
+                    // On-call and after-call work follow the calls, here.
+                    Pushed::OnCall | Pushed::AfterCallWork => continue,
+                };
+                if engine
+                    .send(EngineCommand::Phone(C::SetAgentState { state }))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+        if engine.is_closed() {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 
