@@ -249,6 +249,14 @@ fn a_not_ready_agent_refuses_the_platforms_call_and_the_platform_is_told() {
     );
     let (code, _) = ha.finish(WAIT);
     assert!(code == 0 || code == 3, "exit {code}");
+    // It logged out when it stopped.
+    let sessions = platform.sessions();
+    assert!(
+        sessions
+            .iter()
+            .any(|(agent, on)| agent == "agent07" && !*on),
+        "{sessions:?}"
+    );
 }
 
 /// The platform (a supervisor) sets the agent not ready: the phone follows and says so.

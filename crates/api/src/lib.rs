@@ -141,11 +141,22 @@ impl Phone {
                 if let Some(workflow) = &self.workflow {
                     observe(&workflow.observations, &event).await;
                 }
-                Some(Event::from(event))
+                let event = Event::from(event);
+                if let (Event::Stopped, Some(workflow)) = (&event, &self.workflow) {
+                    // The agent leaves: the platform is told before the front end exits.
+                    let (done, logged_out) = tokio::sync::oneshot::channel();
+                    if workflow.observations.send(workflow::Observation::Stopped(done)).await.is_ok() {
+                        let _ = tokio::time::timeout(LOGOUT_GRACE, logged_out).await;
+                    }
+                }
+                Some(event)
             }
         }
     }
 }
+
+/// The longest wait for the platform's logout when the phone stops.
+const LOGOUT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Tells the workflow what it needs of an engine event (waits when it is busy: a call's end
 /// must never be lost, its wrap-up depends on it).

@@ -96,6 +96,8 @@ pub(crate) enum Observation {
         disposition: String,
         note: String,
     },
+    /// The phone stopped: log out of the platform, then answer.
+    Stopped(tokio::sync::oneshot::Sender<()>),
 }
 
 /// The workflow's side of the phone: where to send observations.
@@ -283,6 +285,14 @@ impl Workflow {
                 disposition,
                 note,
             } => self.wrapup(call, disposition, note).await,
+            Observation::Stopped(done) => {
+                if let Some(platform) = &self.platform
+                    && let Err(error) = platform.logout().await
+                {
+                    tracing::warn!(%error, "platform logout failed");
+                }
+                let _ = done.send(());
+            }
         }
     }
 
