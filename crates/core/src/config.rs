@@ -63,6 +63,8 @@ pub struct AcdConfig {
     pub auto_answer_all: bool,
     /// After-call work once a call ends.
     pub wrapup: WrapupRules,
+    /// Publish the agent's state as presence (PUBLISH/PIDF) to the registrar, where it takes it.
+    pub publish_presence: bool,
 }
 
 impl AcdConfig {

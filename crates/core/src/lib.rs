@@ -18,6 +18,7 @@ mod config;
 mod event;
 mod phone;
 mod pii;
+mod presence;
 mod register;
 mod rng;
 

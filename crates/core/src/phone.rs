@@ -12,6 +12,7 @@ use crate::agent::{Agent, AgentState};
 use crate::call::Call;
 use crate::config::PhoneConfig;
 use crate::event::{CallId, MediaCommand, PhoneEvent};
+use crate::presence::Presence;
 use crate::register::Registrar;
 use crate::rng::Rng;
 
@@ -111,6 +112,7 @@ pub struct Phone {
     pub(crate) rng: Rng,
     pub(crate) transactions: TransactionLayer,
     registrar: Option<Registrar>,
+    presence: Option<Presence>,
     pub(crate) calls: BTreeMap<CallId, Call>,
     next_call: u64,
     pub(crate) media_ports: VecDeque<u16>,
@@ -130,6 +132,7 @@ impl Phone {
             rng: Rng::new(seed),
             transactions: TransactionLayer::new(Default::default()),
             registrar: None,
+            presence: None,
             calls: BTreeMap::new(),
             next_call: 1,
             media_ports: VecDeque::new(),
@@ -142,6 +145,9 @@ impl Phone {
         // The agent's starting state, for the front ends.
         phone.emit_agent_state();
         if let Some(account) = account {
+            if phone.config.acd.publish_presence {
+                phone.presence = Some(Presence::new(&mut phone, &account));
+            }
             let mut registrar = Registrar::new(&mut phone, &account);
             registrar.start(&mut phone);
             phone.registrar = Some(registrar);
@@ -166,6 +172,7 @@ impl Phone {
                 if self.agent.handle_timeout(now, &self.config.acd.wrapup) {
                     self.emit_agent_state();
                 }
+                self.with_presence(|presence, phone| presence.handle_timeout(phone, now));
                 let due: Vec<CallId> = self
                     .calls
                     .iter()
@@ -219,6 +226,9 @@ impl Phone {
             earliest(call.deadline());
         }
         earliest(self.agent.deadline());
+        if let Some(presence) = &self.presence {
+            earliest(presence.deadline());
+        }
         earliest(self.shutdown);
         Output::Timeout(deadline)
     }
@@ -367,6 +377,10 @@ impl Phone {
     }
 
     fn response(&mut self, id: TransactionId, response: Response) {
+        if self.presence.as_ref().is_some_and(|p| p.owns(id)) {
+            self.with_presence(|presence, phone| presence.handle_response(phone, &response));
+            return;
+        }
         if self.registrar.as_ref().is_some_and(|r| r.owns(id)) {
             self.with_registrar(|registrar, phone| registrar.handle_response(phone, &response));
             return;
@@ -382,6 +396,10 @@ impl Phone {
     }
 
     fn transaction_timeout(&mut self, id: TransactionId) {
+        if self.presence.as_ref().is_some_and(|p| p.owns(id)) {
+            self.with_presence(|presence, _| presence.handle_transaction_timeout());
+            return;
+        }
         if self.registrar.as_ref().is_some_and(|r| r.owns(id)) {
             self.with_registrar(|registrar, phone| registrar.handle_transaction_timeout(phone));
             return;
@@ -430,6 +448,13 @@ impl Phone {
         }
     }
 
+    fn with_presence(&mut self, f: impl FnOnce(&mut Presence, &mut Phone)) {
+        if let Some(mut presence) = self.presence.take() {
+            f(&mut presence, self);
+            self.presence = Some(presence);
+        }
+    }
+
     fn with_registrar(&mut self, f: impl FnOnce(&mut Registrar, &mut Phone)) {
         if let Some(mut registrar) = self.registrar.take() {
             f(&mut registrar, self);
@@ -456,10 +481,22 @@ impl Phone {
             }
             _ => false,
         };
+        let registered = matches!(
+            event,
+            PhoneEvent::Registration(crate::event::RegistrationState::Registered { .. })
+        );
         self.outputs.push_back(Output::Event(event));
         if agent_changed {
             self.emit_agent_state();
+        } else if registered {
+            self.publish_presence();
         }
+    }
+
+    /// Publishes the agent's state as presence (where configured and taken).
+    fn publish_presence(&mut self) {
+        let state = self.agent.state().clone();
+        self.with_presence(|presence, phone| presence.publish(phone, &state));
     }
 
     fn emit_agent_state(&mut self) {
@@ -467,6 +504,7 @@ impl Phone {
         tracing::info!(state = state.as_str(), "agent state");
         self.outputs
             .push_back(Output::Event(PhoneEvent::AgentState { state }));
+        self.publish_presence();
     }
 
     /// The agent's state and since when.

@@ -158,6 +158,14 @@ impl Registrar {
             return None;
         };
         self.requests.push(request.clone());
+        if request.method == Method::Publish {
+            // A presence server: takes every publication, the ETag numbered by CSeq.
+            let mut r = Response::from_request(&request, 200, "OK", Some("pub"));
+            let cseq = request.headers.cseq().map_or(0, |c| c.seq);
+            r.headers.push("SIP-ETag", format!("etag-{cseq}"));
+            r.headers.push("Expires", "600");
+            return Some(r);
+        }
         if request.method != Method::Register {
             return None;
         }
@@ -536,6 +544,65 @@ fn registers_with_digest_and_unregisters_on_shutdown() {
         .unwrap()
         .clone();
     assert_eq!(last.headers.get("Expires"), Some("0"));
+}
+
+/// SIP-only contact-center mode: the agent's state is published as presence once registered
+/// (`open` when ready), and again with the platform's ETag when it changes (`closed`).
+#[test]
+fn the_agent_state_is_published_as_presence() {
+    let registrar = peer([10, 0, 0, 100]);
+    let mut config = PhoneConfig::new(peer([10, 0, 0, 1]));
+    config.account = Some(Account {
+        registrar: "sip:10.0.0.100".into(),
+        proxy: registrar,
+        domain: "10.0.0.100".into(),
+        user: "alice".into(),
+        auth_user: None,
+        password: "secret".into(),
+        expires: 120,
+    });
+    config.acd.publish_presence = true;
+    let mut world = World::new(7, Impairment::default(), vec![config]);
+    world.registrar = Some(Registrar {
+        peer: registrar,
+        challenged: false,
+        requests: Vec::new(),
+    });
+    let publishes = |w: &World| -> Vec<Request> {
+        w.registrar
+            .as_ref()
+            .map(|r| {
+                r.requests
+                    .iter()
+                    .filter(|q| q.method == Method::Publish)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    world.run(Duration::from_secs(5), |w| !publishes(w).is_empty());
+    let first = publishes(&world);
+    assert_eq!(first.len(), 1, "one publication once registered");
+    let body = String::from_utf8_lossy(&first[0].body).into_owned();
+    assert!(body.contains("<basic>open</basic>"), "{body}");
+    assert_eq!(first[0].headers.get("Event"), Some("presence"));
+    assert_eq!(first[0].headers.get("SIP-If-Match"), None);
+    world.command(
+        0,
+        Command::SetAgentState {
+            state: AgentState::NotReady {
+                reason: "pause".into(),
+            },
+        },
+    );
+    world.run(Duration::from_secs(2), |w| publishes(w).len() >= 2);
+    let second = publishes(&world);
+    assert_eq!(second.len(), 2);
+    let body = String::from_utf8_lossy(&second[1].body).into_owned();
+    assert!(body.contains("<basic>closed</basic>"), "{body}");
+    assert!(body.contains("not_ready (pause)"), "{body}");
+    let etag = second[1].headers.get("SIP-If-Match").unwrap_or_default();
+    assert!(etag.starts_with("etag-"), "{etag}");
 }
 
 #[test]

@@ -59,6 +59,9 @@ pub(crate) async fn start(
         platform: resolve_platform(&settings.platform).await?,
         auto_answer_all: settings.auto_answer_all,
         wrapup: settings.wrapup.clone(),
+        // SIP-only contact-center mode: the agent's state as presence, where the registrar
+        // takes it.
+        publish_presence: !settings.platform.is_empty(),
     };
     if let Some(user) = &settings.user {
         config.contact_user = user.clone();
