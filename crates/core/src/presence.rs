@@ -16,6 +16,8 @@ use crate::phone::Phone;
 const EXPIRES: u32 = 600;
 /// Refresh this long before it expires.
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+/// Never refresh sooner than this (a server answering `Expires: 0` must not cause a loop).
+const MIN_REFRESH: Duration = Duration::from_secs(30);
 const MAX_AUTH_ATTEMPTS: u32 = 2;
 
 #[derive(Debug)]
@@ -115,8 +117,11 @@ impl Presence {
                     .and_then(|e| e.trim().parse::<u64>().ok())
                     .unwrap_or(u64::from(EXPIRES));
                 let lifetime = Duration::from_secs(expires);
-                self.refresh_at =
-                    Some(phone.now + lifetime.saturating_sub(REFRESH_MARGIN).max(lifetime / 2));
+                let refresh = lifetime
+                    .saturating_sub(REFRESH_MARGIN)
+                    .max(lifetime / 2)
+                    .max(MIN_REFRESH);
+                self.refresh_at = Some(phone.now + refresh);
                 if let Some(body) = self.sent.take().map(|r| r.body).filter(|b| !b.is_empty()) {
                     self.published = String::from_utf8(body).ok();
                 }
