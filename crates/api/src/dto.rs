@@ -60,7 +60,7 @@ pub enum Command {
     /// The agent logs in or out, becomes ready or not ready (`state`: `ready`, `not_ready`
     /// with a `reason`, `logged_out`); on-call and after-call work follow the calls.
     SetAgentState {
-        state: String,
+        state: AgentChoice,
         #[cfg_attr(feature = "specta", specta(optional))]
         reason: Option<String>,
     },
@@ -108,12 +108,12 @@ impl Command {
             },
             Self::Shutdown => C::Shutdown,
             Self::SetAgentState { state, reason } => C::SetAgentState {
-                state: match (state.as_str(), reason) {
-                    ("logged_out", _) => AgentState::LoggedOut,
-                    ("not_ready", reason) => AgentState::NotReady {
+                state: match state {
+                    AgentChoice::LoggedOut => AgentState::LoggedOut,
+                    AgentChoice::NotReady => AgentState::NotReady {
                         reason: reason.unwrap_or_default(),
                     },
-                    _ => AgentState::Ready,
+                    AgentChoice::Ready => AgentState::Ready,
                 },
             },
             // The wrap-up itself is the workflow's (outbox); the phone only leaves ACW.
@@ -136,6 +136,17 @@ impl Command {
         };
         EngineCommand::Phone(phone)
     }
+}
+
+/// The states an agent chooses (on-call and after-call work follow the calls). An unknown
+/// value is a bad command, never silently "ready".
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentChoice {
+    Ready,
+    NotReady,
+    LoggedOut,
 }
 
 /// The rows of a customer card, in order (label, value as text). In JSON: an object.
@@ -595,6 +606,22 @@ mod tests {
                 input: None,
                 output: Some("device:usb-headset".into())
             }
+        );
+        let paused: Command = serde_json::from_str(
+            r#"{"command":"set_agent_state","state":"not_ready","reason":"pause"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            paused,
+            Command::SetAgentState {
+                state: AgentChoice::NotReady,
+                reason: Some("pause".into())
+            }
+        );
+        // A typo is an error, not a ready agent.
+        assert!(
+            serde_json::from_str::<Command>(r#"{"command":"set_agent_state","state":"not-ready"}"#)
+                .is_err()
         );
     }
 }

@@ -20,7 +20,7 @@ pub use app_config::{
 };
 pub use device_check::{SILENCE_DBFS, level_dbfs, meter_input, play_test_tone, ring};
 pub use device_watch::{DeviceUpdate, DeviceWatch};
-pub use dto::{CallStats, Command, ContextFields, ErrorCode, Event};
+pub use dto::{AgentChoice, CallStats, Command, ContextFields, ErrorCode, Event};
 pub use history::{CallHistory, CallResult, Direction, HistoryEntry, mask_number, party_number};
 pub use homeagent_context::{ContextConfig, FieldMapping};
 pub use homeagent_engine::core::AnswerMode;
@@ -184,12 +184,7 @@ async fn observe(
         E::Ended { call, .. } => workflow::Observation::Ended {
             call: u32::try_from(call.0).unwrap_or(u32::MAX),
         },
-        E::Phone(P::AgentState { .. }) => match Event::from(event.clone()) {
-            Event::AgentState { state, reason } => {
-                workflow::Observation::AgentState { state, reason }
-            }
-            _ => return,
-        },
+        E::Phone(P::AgentState { state }) => workflow::Observation::AgentState(state.clone()),
         _ => return,
     };
     if workflow.send(observation).await.is_err() {

@@ -87,10 +87,7 @@ pub(crate) enum Observation {
     Ended {
         call: u32,
     },
-    AgentState {
-        state: String,
-        reason: Option<String>,
-    },
+    AgentState(homeagent_engine::core::AgentState),
     Wrapup {
         call: u32,
         disposition: String,
@@ -269,7 +266,7 @@ impl Workflow {
                     self.wrapup(call, code, note).await;
                 }
             }
-            Observation::AgentState { state, reason } => {
+            Observation::AgentState(state) => {
                 if let Some(platform) = self.platform.clone() {
                     // One task tells the platform, in order, the latest state first come.
                     let sync = self.state_sync.get_or_insert_with(|| {
@@ -277,7 +274,7 @@ impl Workflow {
                         tokio::spawn(tell_states(platform, changes, self.events.clone()));
                         latest
                     });
-                    let _ = sync.send(Some(platform_state(&state, reason)));
+                    let _ = sync.send(Some(platform_state(state)));
                 }
             }
             Observation::Wrapup {
@@ -463,15 +460,14 @@ async fn wait_changed(watch: &mut Option<watch::Receiver<usize>>) -> Option<usiz
     }
 }
 
-fn platform_state(state: &str, reason: Option<String>) -> homeagent_platform::AgentState {
+fn platform_state(state: homeagent_engine::core::AgentState) -> homeagent_platform::AgentState {
+    use homeagent_engine::core::AgentState as Core;
     use homeagent_platform::AgentState as S;
     match state {
-        "ready" => S::Ready,
-        "not_ready" => S::NotReady {
-            reason: reason.unwrap_or_default(),
-        },
-        "on_call" => S::OnCall,
-        "after_call_work" => S::AfterCallWork,
-        _ => S::LoggedOut,
+        Core::LoggedOut => S::LoggedOut,
+        Core::Ready => S::Ready,
+        Core::NotReady { reason } => S::NotReady { reason },
+        Core::OnCall => S::OnCall,
+        Core::AfterCallWork => S::AfterCallWork,
     }
 }

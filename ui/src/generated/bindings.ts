@@ -24,6 +24,12 @@ export const commands = {
 };
 
 /* Types */
+/**
+ *  The states an agent chooses (on-call and after-call work follow the calls). An unknown
+ *  value is a bad command, never silently "ready".
+ */
+export type AgentChoice = "ready" | "not_ready" | "logged_out";
+
 export type AppInfo = AppInfo_Serialize | AppInfo_Deserialize;
 
 export type AppInfo_Deserialize = {
@@ -127,7 +133,7 @@ export type Command_Deserialize =
  *  The agent logs in or out, becomes ready or not ready (`state`: `ready`, `not_ready`
  *  with a `reason`, `logged_out`); on-call and after-call work follow the calls.
  */
-{ command: "set_agent_state"; state: string; reason?: string | null } | 
+{ command: "set_agent_state"; state: AgentChoice; reason?: string | null } | 
 /**
  *  The wrap-up of a call: its disposition code and a free note, queued durably and
  *  delivered to the platform; ends after-call work.
@@ -159,7 +165,7 @@ export type Command_Serialize =
  *  The agent logs in or out, becomes ready or not ready (`state`: `ready`, `not_ready`
  *  with a `reason`, `logged_out`); on-call and after-call work follow the calls.
  */
-{ command: "set_agent_state"; state: string; reason?: string | null } | 
+{ command: "set_agent_state"; state: AgentChoice; reason?: string | null } | 
 /**
  *  The wrap-up of a call: its disposition code and a free note, queued durably and
  *  delivered to the platform; ends after-call work.
