@@ -160,7 +160,13 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
     let devices = list_devices().await;
     let (inputs, outputs) = device_names(&devices);
     let mut phone = config.phone_settings(&inputs, &outputs)?;
-    let device_watch = Arc::new(Mutex::new(DeviceWatch::new(&config, inputs, outputs)));
+    // The watch polls the preferred sound host only: it starts from that host's devices.
+    let (watched_inputs, watched_outputs) = device_names(&preferred_devices().await);
+    let device_watch = Arc::new(Mutex::new(DeviceWatch::new(
+        &config,
+        watched_inputs,
+        watched_outputs,
+    )));
     phone.password = match std::env::var("HOMEAGENT_PASSWORD") {
         Ok(password) => Some(password),
         Err(_) if !demo => keychain_password(&config).await.unwrap_or_else(|warning| {
@@ -644,7 +650,7 @@ async fn watch_devices(
     let every = env_seconds("HOMEAGENT_DEVICE_POLL", 2.0);
     loop {
         tokio::time::sleep(every).await;
-        let devices = list_devices().await;
+        let devices = preferred_devices().await;
         if devices.is_empty() {
             // No sound server reachable right now: keep the last route.
             continue;
@@ -657,7 +663,9 @@ async fn watch_devices(
             return;
         };
         if update.devices_changed {
-            let _ = app.emit(commands::DEVICES_CHANGED, commands::audio_devices(devices));
+            // The window lists every host's devices, as `list_devices` does.
+            let all = commands::audio_devices(list_devices().await);
+            let _ = app.emit(commands::DEVICES_CHANGED, all);
         }
         if let Some(switch) = update.switch {
             tracing::info!(?switch, "sound devices changed");
@@ -666,6 +674,14 @@ async fn watch_devices(
             }
         }
     }
+}
+
+async fn preferred_devices() -> Vec<homeagent_api::AudioDevice> {
+    tauri::async_runtime::spawn_blocking(homeagent_api::list_preferred_audio_devices)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default()
 }
 
 async fn list_devices() -> Vec<homeagent_api::AudioDevice> {

@@ -26,6 +26,7 @@ pub use homeagent_context::{ContextConfig, FieldMapping};
 pub use homeagent_engine::core::AnswerMode;
 pub use homeagent_engine::{
     AudioDevice, PhoneSettings, SettingsError, SinkSpec, SourceSpec, list_audio_devices,
+    list_preferred_audio_devices,
 };
 pub use secrets::{KEYCHAIN_SERVICE, SecretError, account_key, load_password, store_password};
 pub use training::{TrainingCrm, TrainingLine, TrainingSettings};

@@ -82,7 +82,16 @@ pub struct DeviceInfo {
 /// Lists the devices of every available cpal host, the preferred host first (on Linux:
 /// PulseAudio, also served by PipeWire, when a server is reachable; then ALSA).
 pub fn list_devices() -> Result<Vec<DeviceInfo>, AudioError> {
-    let hosts = hosts();
+    list_devices_of(hosts())
+}
+
+/// The devices of the preferred host only: cheap enough to poll for hot-plug (ALSA's
+/// enumeration, behind a sound server, probes every PCM).
+pub fn list_preferred_devices() -> Result<Vec<DeviceInfo>, AudioError> {
+    list_devices_of(hosts().into_iter().take(1).collect())
+}
+
+fn list_devices_of(hosts: Vec<cpal::Host>) -> Result<Vec<DeviceInfo>, AudioError> {
     let Some(preferred) = hosts.first() else {
         return Err(AudioError::Host("no audio host available".to_owned()));
     };

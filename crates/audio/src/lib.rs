@@ -91,7 +91,7 @@ mod wav;
 
 use std::path::PathBuf;
 
-pub use device::{DeviceInfo, list_devices};
+pub use device::{DeviceInfo, list_devices, list_preferred_devices};
 pub use processing::{AudioProcessor, ProcessingConfig, ProcessingStats};
 pub use spec::{DeviceSelector, SinkSpec, SourceSpec, SpecError};
 

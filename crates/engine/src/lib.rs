@@ -134,7 +134,19 @@ pub struct AudioDevice {
 
 /// The audio devices usable as `device:NAME`.
 pub fn list_audio_devices() -> Result<Vec<AudioDevice>, String> {
-    let devices = homeagent_audio::list_devices().map_err(|e| e.to_string())?;
+    audio_devices(homeagent_audio::list_devices())
+}
+
+/// The devices of the preferred sound host only (PulseAudio/PipeWire when running): what a
+/// hot-plug watch polls.
+pub fn list_preferred_audio_devices() -> Result<Vec<AudioDevice>, String> {
+    audio_devices(homeagent_audio::list_preferred_devices())
+}
+
+fn audio_devices(
+    devices: Result<Vec<homeagent_audio::DeviceInfo>, homeagent_audio::AudioError>,
+) -> Result<Vec<AudioDevice>, String> {
+    let devices = devices.map_err(|e| e.to_string())?;
     Ok(devices
         .into_iter()
         .map(|d| AudioDevice {
