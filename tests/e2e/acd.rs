@@ -53,22 +53,14 @@ fn the_platforms_call_answers_itself_and_the_customer_card_follows() {
         "{}/customers?from={{from}}&id={{header:X-Customer-Id}}",
         crm.base_url()
     );
-    let ha = Ha::start(
-        &[
-            "listen",
-            "--calls",
-            "1",
-            "--platform",
-            "127.0.0.1",
-            "--context-url",
-            &template,
-            "--audio-in",
-            "silence",
-            "--audio-out",
-            "null",
-        ],
-        &[],
-    );
+    let ha = listen(&[
+        "--calls",
+        "1",
+        "--platform",
+        "127.0.0.1",
+        "--context-url",
+        &template,
+    ]);
     let peer = format!("127.0.0.1:{}", ha.port);
     let result =
         Sipp::run(scenario("acd_autoanswer.xml"), &["-s", "agent", &peer]).expect("sipp runs");
@@ -105,24 +97,16 @@ fn a_crm_that_fails_gives_a_context_error_and_the_call_goes_on() {
     let crm = CrmServer::start().expect("CRM server");
     crm.set_mode(CrmMode::Slow(Duration::from_secs(5)));
     let template = format!("{}/customers?id={{header:X-Customer-Id}}", crm.base_url());
-    let mut ha = Ha::start(
-        &[
-            "listen",
-            "--calls",
-            "1",
-            "--platform",
-            "127.0.0.1",
-            "--context-url",
-            &template,
-            "--context-timeout",
-            "0.3",
-            "--audio-in",
-            "silence",
-            "--audio-out",
-            "null",
-        ],
-        &[],
-    );
+    let mut ha = listen(&[
+        "--calls",
+        "1",
+        "--platform",
+        "127.0.0.1",
+        "--context-url",
+        &template,
+        "--context-timeout",
+        "0.3",
+    ]);
     let peer = format!("127.0.0.1:{}", ha.port);
     let result =
         Sipp::run(scenario("acd_autoanswer.xml"), &["-s", "agent", &peer]).expect("sipp runs");
@@ -140,20 +124,7 @@ fn a_caller_that_is_not_the_platform_only_rings() {
         return;
     }
     // The platform is another port: sipp's INVITE asks for auto-answer, in vain.
-    let ha = Ha::start(
-        &[
-            "listen",
-            "--calls",
-            "1",
-            "--platform",
-            "127.0.0.1:9",
-            "--audio-in",
-            "silence",
-            "--audio-out",
-            "null",
-        ],
-        &[],
-    );
+    let ha = listen(&["--calls", "1", "--platform", "127.0.0.1:9"]);
     let peer = format!("127.0.0.1:{}", ha.port);
     let result =
         Sipp::run(scenario("acd_not_platform.xml"), &["-s", "agent", &peer]).expect("sipp runs");
@@ -181,26 +152,18 @@ fn a_not_ready_agent_refuses_the_platforms_call_and_the_platform_is_told() {
     let platform = PlatformServer::start().expect("platform server");
     let dir = TempDir::new("acd-not-ready").expect("temp dir");
     let outbox = dir.path().join("outbox.sqlite");
-    let mut ha = Ha::start(
-        &[
-            "listen",
-            "--calls",
-            "1",
-            "--platform",
-            "127.0.0.1",
-            "--platform-api",
-            &platform.base_url(),
-            "--agent",
-            "agent07",
-            "--outbox",
-            outbox.to_str().unwrap_or_default(),
-            "--audio-in",
-            "silence",
-            "--audio-out",
-            "null",
-        ],
-        &[],
-    );
+    let mut ha = listen(&[
+        "--calls",
+        "1",
+        "--platform",
+        "127.0.0.1",
+        "--platform-api",
+        &platform.base_url(),
+        "--agent",
+        "agent07",
+        "--outbox",
+        outbox.to_str().unwrap_or_default(),
+    ]);
     ha.command(r#"{"command":"set_agent_state","state":"not_ready","reason":"pause"}"#);
     let state = ha
         .process
@@ -265,24 +228,16 @@ fn a_state_pushed_by_the_platform_applies_to_the_agent() {
     let platform = PlatformServer::start().expect("platform server");
     let dir = TempDir::new("acd-pushed").expect("temp dir");
     let outbox = dir.path().join("outbox.sqlite");
-    let ha = Ha::start(
-        &[
-            "listen",
-            "--platform",
-            "127.0.0.1",
-            "--platform-api",
-            &platform.base_url(),
-            "--agent",
-            "agent09",
-            "--outbox",
-            outbox.to_str().unwrap_or_default(),
-            "--audio-in",
-            "silence",
-            "--audio-out",
-            "null",
-        ],
-        &[],
-    );
+    let ha = listen(&[
+        "--platform",
+        "127.0.0.1",
+        "--platform-api",
+        &platform.base_url(),
+        "--agent",
+        "agent09",
+        "--outbox",
+        outbox.to_str().unwrap_or_default(),
+    ]);
     // The event stream opens after the login: push until the agent follows.
     let pushed = serde_json::json!({"state": "not_ready", "reason": "supervisor"});
     let deadline = Instant::now() + WAIT;
@@ -395,6 +350,14 @@ fn a_wrapup_survives_a_crash_while_the_platform_is_down_and_arrives_once() {
         stored.iter().filter_map(|w| w["key"].as_str()).collect();
     assert_eq!(keys.len(), 2, "{stored:?}");
     assert!(keys.contains(key.as_str()));
+}
+
+/// `homeagent listen` with silence in and out, plus `args`.
+fn listen(args: &[&str]) -> Ha {
+    let mut all = vec!["listen"];
+    all.extend_from_slice(args);
+    all.extend(["--audio-in", "silence", "--audio-out", "null"]);
+    Ha::start(&all, &[])
 }
 
 fn peer_of(ha: &Ha) -> String {
