@@ -38,6 +38,21 @@ pub struct WorkflowInfo {
     pub dispositions: Vec<homeagent_api::Disposition>,
     /// The longest after-call work, seconds (`None`: no after-call work).
     pub wrapup_seconds: Option<f64>,
+    /// The credentials the configured services need (entered in the settings, kept in the
+    /// OS keychain).
+    pub secrets: Vec<SecretKind>,
+}
+
+/// A credential kept in the OS keychain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, specta::Type)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretKind {
+    /// The SIP account's password.
+    Sip,
+    /// The CRM lookup's authorization header value (`context_auth_header`).
+    Context,
+    /// The platform API's bearer token (`platform_api`).
+    Platform,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
@@ -112,11 +127,16 @@ pub async fn save_settings(shell: State<'_, Shell>, settings: UserSettings) -> R
     shell.save_settings(&settings).await
 }
 
-/// Stores the account's SIP password in the OS keychain (never in a file or a log).
+/// Stores a credential in the OS keychain (never in a file or a log); an empty value deletes
+/// it. Used from the next start.
 #[tauri::command]
 #[specta::specta]
-pub async fn save_password(shell: State<'_, Shell>, password: String) -> Result<(), String> {
-    shell.save_password(&password).await
+pub async fn save_secret(
+    shell: State<'_, Shell>,
+    kind: SecretKind,
+    value: String,
+) -> Result<(), String> {
+    shell.save_secret(kind, &value).await
 }
 
 /// The events that rebuild the current state (registration, calls in progress) in a window
@@ -192,7 +212,7 @@ pub fn builder() -> tauri_specta::Builder<tauri::Wry> {
             list_devices,
             settings,
             save_settings,
-            save_password,
+            save_secret,
             recent_events,
             history,
             play_test_tone,

@@ -80,6 +80,14 @@ fn the_platforms_call_answers_itself_and_the_customer_card_follows() {
     let context = ha.event("context", WAIT);
     assert_eq!(context["fields"]["name"], "Jeanne Martin", "{context}");
     assert_eq!(context["fields"]["tier"], "gold", "{context}");
+    // The same card as an ordered list of rows.
+    let rows = context["rows"].as_array().expect("rows");
+    let fields = context["fields"].as_object().expect("fields");
+    assert_eq!(rows.len(), fields.len(), "{context}");
+    for row in rows {
+        let label = row["label"].as_str().expect("label");
+        assert_eq!(fields.get(label), Some(&row["value"]), "{context}");
+    }
     assert!(context.get("error").is_none(), "{context}");
     // The CRM got the templated lookup: the header's value URL-encoded.
     let requests = crm.requests();

@@ -367,6 +367,17 @@ describe("contact-center workflow", () => {
     // Neither fields nor error: an empty card.
     state = reduce(state, { event: "context", call: 7 }, T0 + 300);
     expect(state.calls[7]?.context).toEqual({ status: "ready", rows: [] });
+    // Number-like labels: `rows` keeps the configured order an object loses.
+    const numbered = JSON.parse('{"event":"context","call":7,"fields":{"Nom":"A","2024":"B","1":"C"},' +
+      '"rows":[{"label":"Nom","value":"A"},{"label":"2024","value":"B"},{"label":"1","value":"C"}]}');
+    expect(Object.keys(numbered.fields)).toEqual(["1", "2024", "Nom"]);
+    expect(reduce(state, numbered, T0 + 300).calls[7]?.context).toEqual({
+      status: "ready",
+      rows: [["Nom", "A"], ["2024", "B"], ["1", "C"]],
+    });
+    // Rows that are not text are dropped, not rendered.
+    const odd = { event: "context", call: 7, rows: [{ label: "Nom", value: 3 }, null, { label: "X", value: "ok" }] };
+    expect(reduce(state, odd as never, T0 + 300).calls[7]?.context).toEqual({ status: "ready", rows: [["X", "ok"]] });
     // Unknown call: nothing.
     expect(reduce(state, { event: "context", call: 99, fields }, T0)).toBe(state);
     const outgoing = reduce(initialState(), { event: "calling", call: 1, to: "sip:1000@h" }, T0);

@@ -203,9 +203,13 @@ function agentStateName(value: string): AgentStateName | null {
 function customerContext(event: EventOf<"context">): CustomerContext {
   if (event.error !== undefined && event.error !== null) return { status: "error", message: event.error };
   const rows: [string, string][] = [];
-  for (const [label, value] of Object.entries(event.fields ?? {})) {
+  // `rows` keeps the configured order; an object's order is lost for number-like labels.
+  const pairs: [unknown, unknown][] = Array.isArray(event.rows)
+    ? event.rows.map((row) => [row?.label, row?.value])
+    : Object.entries(event.fields ?? {});
+  for (const [label, value] of pairs) {
     // Shown as text whatever arrives: non-strings are not trusted to be strings.
-    if (typeof value === "string") rows.push([label, value]);
+    if (typeof label === "string" && typeof value === "string") rows.push([label, value]);
   }
   return { status: "ready", rows };
 }

@@ -187,6 +187,27 @@ impl<'de> Deserialize<'de> for ContextFields {
     }
 }
 
+/// One row of a customer card.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextRow {
+    pub label: String,
+    pub value: String,
+}
+
+impl ContextFields {
+    /// The rows as a list, in order.
+    pub fn rows(&self) -> Vec<ContextRow> {
+        self.0
+            .iter()
+            .map(|(label, value)| ContextRow {
+                label: label.clone(),
+                value: value.clone(),
+            })
+            .collect()
+    }
+}
+
 /// Error codes front ends branch on (never on message strings).
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -266,6 +287,11 @@ pub enum Event {
             specta(optional, type = Option<std::collections::HashMap<String, String>>)
         )]
         fields: Option<ContextFields>,
+        /// The same rows as a list, in the configured order (a JSON object's order is lost
+        /// in JavaScript when labels look like numbers).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "specta", specta(optional))]
+        rows: Option<Vec<ContextRow>>,
         #[serde(skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "specta", specta(optional))]
         error: Option<String>,

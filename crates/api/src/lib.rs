@@ -20,7 +20,7 @@ pub use app_config::{
 };
 pub use device_check::{SILENCE_DBFS, level_dbfs, meter_input, play_test_tone, ring};
 pub use device_watch::{DeviceUpdate, DeviceWatch};
-pub use dto::{AgentChoice, CallStats, Command, ContextFields, ErrorCode, Event};
+pub use dto::{AgentChoice, CallStats, Command, ContextFields, ContextRow, ErrorCode, Event};
 pub use history::{CallHistory, CallResult, Direction, HistoryEntry, mask_number, party_number};
 pub use homeagent_context::{ContextConfig, FieldMapping};
 pub use homeagent_engine::core::AnswerMode;

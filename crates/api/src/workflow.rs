@@ -239,14 +239,19 @@ impl Workflow {
                     };
                     tokio::spawn(async move {
                         let event = match client.lookup(&info).await {
-                            Ok(context) => Event::Context {
-                                call,
-                                fields: Some(ContextFields(context.fields)),
-                                error: None,
-                            },
+                            Ok(context) => {
+                                let fields = ContextFields(context.fields);
+                                Event::Context {
+                                    call,
+                                    rows: Some(fields.rows()),
+                                    fields: Some(fields),
+                                    error: None,
+                                }
+                            }
                             Err(error) => Event::Context {
                                 call,
                                 fields: None,
+                                rows: None,
                                 error: Some(error.to_string()),
                             },
                         };
