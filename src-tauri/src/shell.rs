@@ -14,7 +14,10 @@ use homeagent_api::{
 use tauri::{AppHandle, Emitter, Manager};
 use tauri_plugin_notification::NotificationExt;
 
-use crate::commands::{self, AppInfo, Mode};
+use crate::commands::{self, AppInfo, Mode, SecretKind};
+
+/// How long the exit waits for the phone to hang up, unregister and log out.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// What the commands reach through `State<Shell>`.
 pub struct Shell {
@@ -26,6 +29,10 @@ pub struct Shell {
     config: Arc<Mutex<AppConfig>>,
     devices: Arc<Mutex<DeviceWatch>>,
     pub meter: Mutex<Option<Arc<AtomicBool>>>,
+    /// Becomes true once the phone has stopped (unregistered, hung up, logged out).
+    stopped: tokio::sync::watch::Receiver<bool>,
+    /// The app is on its way out (the phone is stopping).
+    exiting: AtomicBool,
     /// Kept alive for the app's lifetime in demo mode.
     _training: Option<TrainingLine>,
     _training_crm: Option<TrainingCrm>,
@@ -73,16 +80,12 @@ impl Shell {
 
     /// Saves the SIP password of the configured account in the OS keychain (used from the
     /// next start).
-    pub async fn save_password(&self, password: &str) -> Result<(), String> {
-        let (user, registrar) = {
+    pub async fn save_secret(&self, kind: SecretKind, value: &str) -> Result<(), String> {
+        let entry = {
             let config = self.config.lock().map_err(|_| "settings lock poisoned")?;
-            (config.user.clone(), config.registrar.clone())
+            secret_entry(&config, kind)?
         };
-        let (Some(user), Some(registrar)) = (user, registrar) else {
-            return Err("no account is configured (training mode)".to_owned());
-        };
-        let account = homeagent_api::account_key(&user, &registrar);
-        homeagent_api::store_password(&account, password)
+        homeagent_api::store_password(&entry, value)
             .await
             .map_err(|e| e.to_string())
     }
@@ -106,6 +109,7 @@ pub fn run() {
         .setup(move |app| {
             builder.mount_events(app);
             listen_for_other_instances(app.handle().clone());
+            exit_on_termination_signal(app.handle().clone());
             let shell = tauri::async_runtime::block_on(start(app.handle().clone()))?;
             app.manage(shell);
             tray(app)?;
@@ -120,17 +124,53 @@ pub fn run() {
         }
     };
     app.run(|handle, event| {
-        if let tauri::RunEvent::ExitRequested { .. } = event
+        if let tauri::RunEvent::ExitRequested { api, .. } = event
             && let Some(shell) = handle.try_state::<Shell>()
+            && !shell.exiting.swap(true, Ordering::SeqCst)
         {
-            // Unregister and hang up before the process ends (bounded).
+            // Hang up, unregister and log out of the platform before the process ends, for
+            // at most SHUTDOWN_GRACE (a platform that does not answer must not hold the exit).
+            // The event loop keeps running meanwhile (the phone's events still reach the
+            // window); then the exit is asked for again and goes through.
+            api.prevent_exit();
             let commander = shell.commander.clone();
-            tauri::async_runtime::block_on(async {
+            let mut stopped = shell.stopped.clone();
+            let handle = handle.clone();
+            tauri::async_runtime::spawn(async move {
                 commander.send(Command::Shutdown).await;
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                if tokio::time::timeout(SHUTDOWN_GRACE, stopped.wait_for(|done| *done))
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("exit: the phone did not stop in {SHUTDOWN_GRACE:?}");
+                }
+                handle.exit(0);
             });
         }
     });
+}
+
+/// SIGTERM (system shutdown, session logout, IT's tooling) and SIGINT exit like the agent
+/// quitting: the call is hung up, the account unregistered and the platform told.
+fn exit_on_termination_signal(app: AppHandle) {
+    #[cfg(unix)]
+    tauri::async_runtime::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut interrupt)) =
+            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        else {
+            tracing::warn!("cannot watch termination signals");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        tracing::info!("termination signal: exiting");
+        app.exit(0);
+    });
+    #[cfg(not(unix))]
+    let _ = app;
 }
 
 fn init_logging() {
@@ -223,7 +263,9 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
         config.clone(),
         device_watch.clone(),
     ));
-    let replay = Arc::new(Mutex::new(Replay::with_warnings(warnings)));
+    let wrapups = demo || config.lock().is_ok_and(|c| !c.dispositions().is_empty());
+    let replay = Arc::new(Mutex::new(Replay::new(warnings, wrapups)));
+    let (stopped_tx, stopped) = tokio::sync::watch::channel(false);
     tauri::async_runtime::spawn(forward_events(
         app.clone(),
         agent,
@@ -231,6 +273,7 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
             history: history.clone(),
             replay: replay.clone(),
             config: config.clone(),
+            stopped: stopped_tx,
         },
     ));
     let (user, registrar) = config
@@ -255,6 +298,7 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
                 c.dispositions()
             },
             wrapup_seconds: c.wrapup_time.filter(|s| *s > 0.0),
+            secrets: wanted_secrets(&c),
         })
         .unwrap_or_default();
     let info = AppInfo {
@@ -276,6 +320,8 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
         config,
         devices: device_watch,
         meter: Mutex::new(None),
+        stopped,
+        exiting: AtomicBool::new(false),
         _training: training,
         _training_crm: training_crm,
     })
@@ -298,32 +344,64 @@ fn training_dispositions() -> Vec<homeagent_api::Disposition> {
     .collect()
 }
 
+/// The keychain entry of a credential: `user@registrar-host` for the SIP password,
+/// `context:AGENT` / `platform:AGENT` for the contact-center services' ones.
+fn secret_entry(config: &AppConfig, kind: SecretKind) -> Result<String, String> {
+    if config.is_demo() {
+        return Err("no account is configured (training mode)".to_owned());
+    }
+    let agent = || config.agent.as_deref().unwrap_or("agent");
+    match kind {
+        SecretKind::Sip => match (&config.user, &config.registrar) {
+            (Some(user), Some(registrar)) => Ok(homeagent_api::account_key(user, registrar)),
+            _ => Err("no SIP account is configured".to_owned()),
+        },
+        SecretKind::Context if config.context_auth_header.is_some() => {
+            Ok(format!("context:{}", agent()))
+        }
+        SecretKind::Platform if config.platform_api.is_some() => {
+            Ok(format!("platform:{}", agent()))
+        }
+        _ => Err(format!("{kind:?} is not configured: no credential to keep")),
+    }
+}
+
+/// The credentials the configured services need.
+fn wanted_secrets(config: &AppConfig) -> Vec<SecretKind> {
+    [SecretKind::Sip, SecretKind::Context, SecretKind::Platform]
+        .into_iter()
+        .filter(|kind| secret_entry(config, *kind).is_ok())
+        .collect()
+}
+
 /// The contact-center workflow as configured, its secrets from the environment (scripted
-/// setups) or the OS keychain (`context`, `platform` entries of the account).
+/// setups) or the OS keychain (see [`secret_entry`]).
 async fn workflow_settings(
     config: &AppConfig,
     warnings: &mut Vec<String>,
 ) -> homeagent_api::WorkflowSettings {
     let mut secrets = HashMap::new();
-    for (name, variable, wanted) in [
+    for (name, variable, kind, wanted) in [
         (
             "context",
             "HOMEAGENT_CONTEXT_AUTH",
+            SecretKind::Context,
             config.context_auth_header.is_some(),
         ),
         (
             "platform",
             "HOMEAGENT_PLATFORM_TOKEN",
+            SecretKind::Platform,
             config.platform_api.is_some(),
         ),
     ] {
         if !wanted {
             continue;
         }
-        let value = match std::env::var(variable) {
-            Ok(value) => Some(value),
-            Err(_) => {
-                let account = format!("{name}:{}", config.agent.as_deref().unwrap_or("agent"));
+        let value = match (std::env::var(variable), secret_entry(config, kind)) {
+            (Ok(value), _) => Some(value),
+            (Err(_), Err(_)) => None,
+            (Err(_), Ok(account)) => {
                 homeagent_api::load_password(&account)
                     .await
                     .unwrap_or_else(|error| {
@@ -356,8 +434,9 @@ async fn keychain_password(config: &AppConfig) -> Result<Option<String>, String>
     }
 }
 
-/// The last registration event and the events of the calls still going: replayed to a
-/// window that (re)loads after they happened (the phone registers before the UI listens).
+/// The last registration event and the events of the calls still going (and, with wrap-ups,
+/// of the answered calls whose wrap-up is still open): replayed to a window that (re)loads
+/// after they happened (the phone registers before the UI listens).
 #[derive(Debug, Default)]
 struct Replay {
     /// Warnings from the start (configuration, keychain).
@@ -365,15 +444,21 @@ struct Replay {
     registration: Option<Event>,
     agent_state: Option<Event>,
     calls: Vec<Event>,
+    /// Dispositions are configured: an answered call's wrap-up form outlives the call.
+    wrapups: bool,
 }
 
+/// Ended calls whose open wrap-up a reloaded window gets back (the oldest are dropped).
+const REPLAYED_WRAPUPS: usize = 8;
+
 impl Replay {
-    fn with_warnings(warnings: Vec<String>) -> Self {
+    fn new(warnings: Vec<String>, wrapups: bool) -> Self {
         Self {
             startup: warnings
                 .into_iter()
                 .map(|message| Event::Warning { message })
                 .collect(),
+            wrapups,
             ..Self::default()
         }
     }
@@ -385,11 +470,38 @@ impl Replay {
             | Event::RegistrationFailed { .. }
             | Event::Unregistered => self.registration = Some(event.clone()),
             Event::AgentState { .. } => self.agent_state = Some(event.clone()),
-            Event::Ended { call, .. } => self.calls.retain(|e| e.call() != Some(*call)),
+            Event::Ended { call, .. } => {
+                let answered = self
+                    .calls
+                    .iter()
+                    .any(|e| matches!(e, Event::Answered { call: c, .. } if c == call));
+                if self.wrapups && answered {
+                    self.calls.push(event.clone());
+                    self.drop_oldest_wrapups();
+                } else {
+                    self.calls.retain(|e| e.call() != Some(*call));
+                }
+            }
+            // Safe in the outbox: the form is done, the customer's data leaves.
+            Event::WrapupQueued { call, .. } => self.calls.retain(|e| e.call() != Some(*call)),
             // Figures of the moment: the next report comes within seconds.
             Event::Quality { .. } => {}
             other if other.call().is_some() => self.calls.push(other.clone()),
             _ => {}
+        }
+    }
+
+    fn drop_oldest_wrapups(&mut self) {
+        let ended: Vec<u32> = self
+            .calls
+            .iter()
+            .filter_map(|e| match e {
+                Event::Ended { call, .. } => Some(*call),
+                _ => None,
+            })
+            .collect();
+        for call in ended.iter().take(ended.len().saturating_sub(REPLAYED_WRAPUPS)) {
+            self.calls.retain(|e| e.call() != Some(*call));
         }
     }
 
@@ -409,6 +521,7 @@ struct Observers {
     history: Arc<Mutex<CallHistory>>,
     replay: Arc<Mutex<Replay>>,
     config: Arc<Mutex<AppConfig>>,
+    stopped: tokio::sync::watch::Sender<bool>,
 }
 
 async fn forward_events(app: AppHandle, mut phone: Phone, observers: Observers) {
@@ -416,6 +529,7 @@ async fn forward_events(app: AppHandle, mut phone: Phone, observers: Observers) 
         history,
         replay,
         config,
+        stopped,
     } = observers;
     // Calls ringing on the ringer device, and how to stop each.
     let mut ringing: HashMap<u32, Arc<AtomicBool>> = HashMap::new();
@@ -457,7 +571,11 @@ async fn forward_events(app: AppHandle, mut phone: Phone, observers: Observers) 
         if let Event::Ended { .. } = &event {
             set_tray_tooltip(&app, "Homeagent");
         }
+        if let Event::Stopped = &event {
+            stopped.send_replace(true);
+        }
     }
+    stopped.send_replace(true);
 }
 
 /// Rings on the ringer device (the configured one, else by the preference rules, else the
@@ -756,7 +874,7 @@ mod replay_tests {
 
     #[test]
     fn replay_keeps_the_registration_and_the_live_calls_only() {
-        let mut replay = Replay::with_warnings(vec!["no SIP password saved".into()]);
+        let mut replay = Replay::new(vec!["no SIP password saved".into()], false);
         for event in [
             Event::Registering {
                 registrar: String::new(),
@@ -796,5 +914,50 @@ mod replay_tests {
         assert_eq!(events[1], Event::Registered { expires: 600 });
         assert!(matches!(events[2], Event::Incoming { call: 2, .. }));
         assert!(matches!(events[3], Event::Answered { call: 2, .. }));
+    }
+
+    #[test]
+    fn replay_keeps_an_answered_calls_open_wrapup_until_it_is_queued() {
+        let ended = |call| Event::Ended {
+            call,
+            reason: "remote_hangup".into(),
+            normal: true,
+            code: None,
+            detail: String::new(),
+            stats: Default::default(),
+        };
+        let mut replay = Replay::new(Vec::new(), true);
+        for call in 1..=2 {
+            replay.observe(&Event::Incoming {
+                call,
+                from: "sip:alice@pbx".into(),
+                to: "sip:agent@pbx".into(),
+            });
+        }
+        replay.observe(&Event::Answered {
+            call: 2,
+            auto: true,
+        });
+        replay.observe(&ended(1));
+        replay.observe(&ended(2));
+        // The missed call is gone; the answered one comes back with its end (the form).
+        let events = replay.events();
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert!(events.iter().all(|e| e.call() == Some(2)));
+        assert!(matches!(events[2], Event::Ended { call: 2, .. }));
+        replay.observe(&Event::WrapupQueued {
+            call: 2,
+            key: "k".into(),
+            disposition: "SALE".into(),
+        });
+        assert!(replay.events().is_empty());
+        // Only the latest open wrap-ups are kept.
+        for call in 10..30 {
+            replay.observe(&Event::Answered { call, auto: true });
+            replay.observe(&ended(call));
+        }
+        let kept: std::collections::BTreeSet<u32> =
+            replay.events().iter().filter_map(Event::call).collect();
+        assert_eq!(kept, (22..30).collect());
     }
 }

@@ -166,7 +166,7 @@ struct LiveDesk {
     speech: PathBuf,
     /// The app's SIP port (the ACD, sipp, calls it there directly).
     sip_port: u16,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 const LIVE_TOOLS: &[&str] = &[
@@ -232,7 +232,7 @@ impl LiveDesk {
             kam,
             speech,
             sip_port: port,
-            _dir: dir,
+            dir,
         }
     }
 
@@ -680,4 +680,48 @@ fn choose_first_option(app: &DesktopApp, test_id: &str) -> bool {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .is_some_and(|v| !v.is_empty())
+}
+
+/// SIGTERM (the laptop shuts down, the session ends) exits like the agent quitting: the call
+/// is hung up, the account unregistered and the agent logged out of the platform.
+#[test]
+fn sigterm_hangs_up_unregisters_and_logs_the_agent_out() {
+    if !require(LIVE_TOOLS) {
+        return;
+    }
+    let platform = PlatformServer::start().expect("platform");
+    let config = format!(
+        "platform_api = \"{}\"\nagent = \"agent01\"\n",
+        platform.base_url()
+    );
+    let desk = LiveDesk::start_with("desktop-sigterm", &config);
+    wait_status(&desk.app, "agent-state", "ready").expect("agent ready");
+    assert_eq!(platform.sessions(), vec![("agent01".to_owned(), true)]);
+    desk.answered_call();
+    let socket = desk.dir.path().join("instance.sock");
+    let pid = process_with_env("HOMEAGENT_INSTANCE_SOCKET", &socket.display().to_string())
+        .expect("the app's pid");
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    desk.alice.wait_closed(WAIT).expect("the caller is hung up on");
+    let deadline = std::time::Instant::now() + WAIT;
+    let proc_dir = PathBuf::from("/proc").join(&pid);
+    while proc_dir.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!proc_dir.exists(), "the app exits");
+    assert_eq!(
+        platform.sessions().last(),
+        Some(&("agent01".to_owned(), false)),
+        "logged out: {:?}",
+        platform.sessions()
+    );
+    let contacts = desk.kam.registered_contacts().expect("ul.dump");
+    assert!(
+        !contacts.iter().any(|(user, _)| user.starts_with("agent01")),
+        "unregistered: {contacts:?}"
+    );
 }

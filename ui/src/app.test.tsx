@@ -297,22 +297,30 @@ describe("history", () => {
 });
 
 describe("settings", () => {
-  it("saves the SIP password to the keychain in live mode only, and clears the field", async () => {
+  it("saves the credentials the services need to the keychain in live mode only, and clears the fields", async () => {
     const { fake } = await setup({ mode: "live", account: "agent01@sbc.example" });
     fireEvent.click(screen.getByTestId("tab-settings"));
-    const field = (await screen.findByTestId("settings-password")) as HTMLInputElement;
+    const field = (await screen.findByTestId("settings-secret-sip")) as HTMLInputElement;
     expect(field.type).toBe("password");
-    expect((screen.getByTestId("save-password") as HTMLButtonElement).disabled).toBe(true);
+    expect((screen.getByTestId("save-secret-sip") as HTMLButtonElement).disabled).toBe(true);
     fireEvent.input(field, { target: { value: "s3cret" } });
-    fireEvent.click(screen.getByTestId("save-password"));
-    await waitFor(() => expect(fake.passwordsSaved).toBe(1));
+    fireEvent.click(screen.getByTestId("save-secret-sip"));
+    await waitFor(() => expect(fake.secretsSaved).toEqual(["sip"]));
     await waitFor(() => expect(field.value).toBe(""));
-    expect(screen.getByTestId("password-status").textContent).toContain("trousseau");
+    expect(screen.getByTestId("secret-status-sip").textContent).toContain("trousseau");
+    // The CRM token (configured) has its own field; the platform's (not configured) none.
+    const token = screen.getByTestId("settings-secret-context") as HTMLInputElement;
+    expect(token.type).toBe("password");
+    fireEvent.input(token, { target: { value: "Bearer abc" } });
+    fireEvent.click(screen.getByTestId("save-secret-context"));
+    await waitFor(() => expect(fake.secretsSaved).toEqual(["sip", "context"]));
+    expect(screen.queryByTestId("settings-secret-platform")).toBeNull();
     cleanup();
     await setup({ mode: "demo" });
     fireEvent.click(screen.getByTestId("tab-settings"));
     await screen.findByTestId("settings-microphone");
-    expect(screen.queryByTestId("settings-password")).toBeNull();
+    expect(screen.queryByTestId("settings-secret-sip")).toBeNull();
+    expect(screen.queryByTestId("settings-secret-context")).toBeNull();
   });
 
   it("edits and saves the audio settings, runs the level meter only while open", async () => {
@@ -499,6 +507,7 @@ describe("contact-center workflow", () => {
   async function agentSetup(info: Partial<AppInfo> = {}): Promise<Setup> {
     const context = await setup({
       workflow: {
+        secrets: [],
         not_ready_reasons: ["déjeuner", "formation"],
         dispositions: [
           { code: "SALE", label: "Vente conclue" },
@@ -617,7 +626,7 @@ describe("contact-center workflow", () => {
   });
 
   it("without a contact-center setup, no card waits for a context that never comes", async () => {
-    const { fake } = await setup({ workflow: { not_ready_reasons: [], dispositions: [], wrapup_seconds: null } });
+    const { fake } = await setup({ workflow: { not_ready_reasons: [], dispositions: [], wrapup_seconds: null, secrets: [] } });
     emit(fake, incoming);
     expect(screen.queryByTestId("customer-card")).toBeNull();
     emit(fake, { event: "context", call: 7, fields });
@@ -726,7 +735,7 @@ describe("contact-center workflow", () => {
 
   it("has no countdown without an after-call work limit", async () => {
     await wrapupOpen({
-      workflow: { not_ready_reasons: [], dispositions: [{ code: "OK", label: "Traité" }], wrapup_seconds: null },
+      workflow: { not_ready_reasons: [], dispositions: [{ code: "OK", label: "Traité" }], wrapup_seconds: null, secrets: [] },
     });
     expect(screen.getByTestId("wrapup")).toBeTruthy();
     expect(screen.queryByTestId("wrapup-countdown")).toBeNull();

@@ -266,7 +266,7 @@ export function App({ backend, clock = Date.now, browserLanguage, initialTab = "
         <main class="tab-panel" role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`} data-testid={`panel-${tab}`}>
           {tab === "phone" && <DialPad value={dial} onChange={setDial} busy={busy} onCall={(uri) => send({ command: "call", uri })} />}
           {tab === "history" && <History entries={history} nowMs={nowMs} onRefresh={refreshHistory} />}
-          {tab === "settings" && <Settings backend={backend} onSaved={setUserSettings} live={info?.mode === "live"} />}
+          {tab === "settings" && <Settings backend={backend} onSaved={setUserSettings} secrets={info?.mode === "live" ? info.workflow.secrets : []} />}
         </main>
 
         <footer class="app-footer">

@@ -3,7 +3,7 @@
 import { invoke, isTauri } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 import type { AppInfo, AudioDevice, Command, Event, HistoryEntry, UserSettings } from "./bindings";
-import type { DeepLink, InputLevel } from "./types";
+import type { DeepLink, InputLevel, SecretKind } from "./types";
 
 export type Unsubscribe = () => void;
 
@@ -14,7 +14,8 @@ export interface Backend {
   settings(): Promise<UserSettings>;
   saveSettings(settings: UserSettings): Promise<void>;
   /** Stores the account's SIP password in the OS keychain (never in a file). */
-  savePassword(password: string): Promise<void>;
+  /** Stores a credential in the OS keychain (an empty value deletes it). */
+  saveSecret(kind: SecretKind, value: string): Promise<void>;
   history(): Promise<HistoryEntry[]>;
   /** The events that rebuild the current state (registration, calls in progress). */
   recentEvents(): Promise<Event[]>;
@@ -35,7 +36,7 @@ export const COMMANDS = {
   devices: "list_devices",
   settings: "settings",
   saveSettings: "save_settings",
-  savePassword: "save_password",
+  saveSecret: "save_secret",
   history: "history",
   recentEvents: "recent_events",
   playTestTone: "play_test_tone",
@@ -70,8 +71,8 @@ export function tauriBackend(): Backend {
     },
     devices: () => invoke<AudioDevice[]>(COMMANDS.devices),
     settings: () => invoke<UserSettings>(COMMANDS.settings),
-    savePassword: async (password) => {
-      await invoke<null>(COMMANDS.savePassword, { password });
+    saveSecret: async (kind, value) => {
+      await invoke<null>(COMMANDS.saveSecret, { kind, value });
     },
     saveSettings: async (settings) => {
       await invoke<null>(COMMANDS.saveSettings, { settings });
@@ -121,8 +122,8 @@ export type FakeBackend = Backend & {
   historyEntries: HistoryEntry[];
   /** What `recentEvents` answers (events that happened before the UI started). */
   pastEvents: Event[];
-  /** How many passwords were saved (never the passwords themselves). */
-  passwordsSaved: number;
+  /** The kinds of the credentials saved, in order (never the values themselves). */
+  secretsSaved: SecretKind[];
   /** When set, `send` rejects with this message (as Tauri does with a string). */
   failSendWith: string | null;
   emit(event: Event): void;
@@ -165,7 +166,7 @@ export function fakeBackend(overrides: Partial<AppInfo> = {}): FakeBackend {
     agentStateCommands: [],
     wrapupCommands: [],
     savedSettings: [],
-    passwordsSaved: 0,
+    secretsSaved: [],
     testTones: [],
     levelMeterCalls: [],
     info: {
@@ -181,6 +182,7 @@ export function fakeBackend(overrides: Partial<AppInfo> = {}): FakeBackend {
           { code: "INFO", label: "Demande d'information" },
         ],
         wrapup_seconds: 60,
+        secrets: ["sip", "context"],
       },
       ...overrides,
     },
@@ -201,8 +203,8 @@ export function fakeBackend(overrides: Partial<AppInfo> = {}): FakeBackend {
     },
     devices: async () => fake.deviceList.map((device) => ({ ...device })),
     settings: async () => clone(fake.currentSettings),
-    savePassword: async () => {
-      fake.passwordsSaved += 1;
+    saveSecret: async (kind) => {
+      fake.secretsSaved.push(kind);
     },
     saveSettings: async (settings) => {
       fake.savedSettings.push(clone(settings));

@@ -11,8 +11,11 @@ export const commands = {
 	listDevices: () => typedError<AudioDevice[], string>(__TAURI_INVOKE("list_devices")),
 	settings: () => __TAURI_INVOKE<UserSettings_Serialize>("settings"),
 	saveSettings: (settings: UserSettings_Deserialize) => typedError<null, string>(__TAURI_INVOKE("save_settings", { settings })),
-	/**  Stores the account's SIP password in the OS keychain (never in a file or a log). */
-	savePassword: (password: string) => typedError<null, string>(__TAURI_INVOKE("save_password", { password })),
+	/**
+	 *  Stores a credential in the OS keychain (never in a file or a log); an empty value deletes
+	 *  it. Used from the next start.
+	 */
+	saveSecret: (kind: SecretKind, value: string) => typedError<null, string>(__TAURI_INVOKE("save_secret", { kind, value })),
 	/**
 	 *  The events that rebuild the current state (registration, calls in progress) in a window
 	 *  that opens after they happened.
@@ -174,6 +177,12 @@ export type Command_Serialize =
 /**  Hang up every call, unregister, then stop ([`Event::Stopped`]). */
 { command: "shutdown" };
 
+/**  One row of a customer card. */
+export type ContextRow = {
+	label: string,
+	value: string,
+};
+
 export type DeepLink = {
 	number: string,
 };
@@ -206,7 +215,12 @@ export type Event_Deserialize =
  *  rows (label → value, as text, in order), or `error` when the CRM was slow, down or
  *  answered garbage (the call is answerable regardless).
  */
-{ event: "context"; call: number; fields?: { [key in string]: string } | null; error?: string | null } | 
+{ event: "context"; call: number; fields?: { [key in string]: string } | null; 
+/**
+ *  The same rows as a list, in the configured order (a JSON object's order is lost
+ *  in JavaScript when labels look like numbers).
+ */
+rows?: ContextRow[] | null; error?: string | null } | 
 /**  A wrap-up is stored in the outbox (durable), to be delivered under `key`. */
 { event: "wrapup_queued"; call: number; key: string; disposition: string } | 
 /**  The platform acknowledged wrap-ups; `pending` are still to deliver. */
@@ -254,7 +268,12 @@ export type Event_Serialize =
  *  rows (label → value, as text, in order), or `error` when the CRM was slow, down or
  *  answered garbage (the call is answerable regardless).
  */
-{ event: "context"; call: number; fields?: { [key in string]: string }; error?: string } | 
+{ event: "context"; call: number; fields?: { [key in string]: string }; 
+/**
+ *  The same rows as a list, in the configured order (a JSON object's order is lost
+ *  in JavaScript when labels look like numbers).
+ */
+rows?: ContextRow[]; error?: string } | 
 /**  A wrap-up is stored in the outbox (durable), to be delivered under `key`. */
 { event: "wrapup_queued"; call: number; key: string; disposition: string } | 
 /**  The platform acknowledged wrap-ups; `pending` are still to deliver. */
@@ -308,6 +327,15 @@ export type InputLevel = {
 /**  How the app runs: on the training line (no platform configured) or for real. */
 export type Mode = "demo" | "live";
 
+/**  A credential kept in the OS keychain. */
+export type SecretKind = 
+/**  The SIP account's password. */
+"sip" | 
+/**  The CRM lookup's authorization header value (`context_auth_header`). */
+"context" | 
+/**  The platform API's bearer token (`platform_api`). */
+"platform";
+
 /**  What the settings screen shows and saves (the user layer). */
 export type UserSettings = UserSettings_Serialize | UserSettings_Deserialize;
 
@@ -344,6 +372,11 @@ export type WorkflowInfo_Deserialize = {
 	dispositions: Disposition[],
 	/**  The longest after-call work, seconds (`None`: no after-call work). */
 	wrapup_seconds?: number | null,
+	/**
+	 *  The credentials the configured services need (entered in the settings, kept in the
+	 *  OS keychain).
+	 */
+	secrets: SecretKind[],
 };
 
 /**  What the contact-center screens offer (from the configuration). */
@@ -352,6 +385,11 @@ export type WorkflowInfo_Serialize = {
 	dispositions: Disposition[],
 	/**  The longest after-call work, seconds (`None`: no after-call work). */
 	wrapup_seconds: number | null,
+	/**
+	 *  The credentials the configured services need (entered in the settings, kept in the
+	 *  OS keychain).
+	 */
+	secrets: SecretKind[],
 };
 
 /* Tauri Specta runtime */

@@ -1,17 +1,19 @@
 import { useEffect, useState } from "preact/hooks";
 import type { AudioDevice, UserSettings } from "../bindings";
 import type { Backend } from "../backend";
+import type { SecretKind } from "../types";
 import { useI18n } from "../context";
 import type { MessageKey, Params } from "../i18n";
 import type { Language } from "../types";
 
-type Props = { backend: Backend; onSaved: (settings: UserSettings) => void; live?: boolean };
+/** `secrets`: the credentials the configured services need (none in training mode). */
+type Props = { backend: Backend; onSaved: (settings: UserSettings) => void; secrets?: SecretKind[] };
 
 type DeviceField = "microphone" | "speaker" | "ringer";
 type SwitchField = "echo_cancellation" | "noise_suppression" | "gain_control";
 
 /** Live while mounted: asks Rust for input-level events and stops them when closed. */
-export function Settings({ backend, onSaved, live = false }: Props) {
+export function Settings({ backend, onSaved, secrets = [] }: Props) {
   const { t } = useI18n();
   const [devices, setDevices] = useState<AudioDevice[]>([]);
   const [draft, setDraft] = useState<UserSettings | null>(null);
@@ -185,35 +187,38 @@ export function Settings({ backend, onSaved, live = false }: Props) {
           )}
         </div>
       </form>
-      {live && <PasswordForm backend={backend} />}
+      {secrets.map((kind) => (
+        <SecretForm key={kind} backend={backend} kind={kind} />
+      ))}
     </section>
   );
 }
 
-/** The SIP password goes to the OS keychain; the field is cleared once saved. */
-function PasswordForm({ backend }: { backend: Backend }) {
+/** A credential goes to the OS keychain; the field is cleared once saved. */
+function SecretForm({ backend, kind }: { backend: Backend; kind: SecretKind }) {
   const { t } = useI18n();
-  const [password, setPassword] = useState("");
+  const [value, setValue] = useState("");
   const [status, setStatus] = useState<{ ok: boolean; text: string } | null>(null);
   const save = async (event: Event) => {
     event.preventDefault();
     try {
-      await backend.savePassword(password);
-      setPassword("");
-      setStatus({ ok: true, text: t("settings.passwordSaved") });
+      await backend.saveSecret(kind, value);
+      setValue("");
+      setStatus({ ok: true, text: t("settings.secretSaved") });
     } catch (error) {
       setStatus({ ok: false, text: t("error.command", { error: String(error) }) });
     }
   };
+  const id = `settings-secret-${kind}`;
   return (
     <form class="settings-password" onSubmit={save}>
-      <label for="settings-password">{t("settings.password")}</label>
-      <input id="settings-password" type="password" autocomplete="off" data-testid="settings-password" value={password} onInput={(event) => setPassword(event.currentTarget.value)} />
-      <button type="submit" class="btn" data-testid="save-password" disabled={password === ""}>
-        {t("settings.savePassword")}
+      <label for={id}>{t(`settings.secret.${kind}`)}</label>
+      <input id={id} type="password" autocomplete="off" data-testid={id} value={value} onInput={(event) => setValue(event.currentTarget.value)} />
+      <button type="submit" class="btn" data-testid={`save-secret-${kind}`} disabled={value === ""}>
+        {t("settings.saveSecret")}
       </button>
       {status && (
-        <span class={status.ok ? "ok" : "warn"} role="status" data-testid="password-status">
+        <span class={status.ok ? "ok" : "warn"} role="status" data-testid={`secret-status-${kind}`}>
           {status.text}
         </span>
       )}
