@@ -13,5 +13,6 @@ mod desktop;
 mod devices;
 mod kamailio;
 mod linphone;
+mod privacy;
 mod quality;
 mod sipp;
