@@ -1,6 +1,7 @@
-//! RFC 2198 redundant audio (RED), as WebRTC uses it for Opus ("opus red"): each RTP packet
-//! carries the current encoded frame (the primary block, last) and copies of up to three
-//! frames before it, so a lost packet's frame still arrives with a later one, even in a burst.
+//! RFC 2198 redundant audio (RED), as WebRTC uses it for Opus ("opus red"), and for PCMU
+//! (which has no in-band FEC): each RTP packet carries the current encoded frame (the primary
+//! block, last) and copies of up to three frames before it, so a lost packet's frame still
+//! arrives with a later one, even in a burst.
 //!
 //! Payload layout: one 4-byte header per redundant block (`F=1`, block payload type, 14-bit
 //! timestamp offset back from the packet's timestamp, 10-bit length), a 1-byte header for the
@@ -8,12 +9,24 @@
 
 use std::collections::VecDeque;
 
+use crate::CodecKind;
+
 /// The most a redundant block's timestamp offset can say (14 bits).
 const MAX_OFFSET: u32 = 0x3FFF;
 /// The longest a redundant block can be (10 bits).
 const MAX_BLOCK_LEN: usize = 0x3FF;
 /// Redundant copies per packet we ever send (`OPUS/OPUS/OPUS/OPUS` in SDP).
 pub const MAX_DISTANCE: usize = 3;
+/// With G.711 at most two copies (`0/0/0` in SDP): each one costs another 64 kbit/s.
+const G711_MAX_COPIES: u8 = 2;
+
+/// The most redundant copies per packet we send with `kind` (what our SDP `fmtp` lists).
+pub fn max_copies(kind: CodecKind) -> u8 {
+    match kind {
+        CodecKind::Opus => MAX_DISTANCE as u8,
+        CodecKind::Pcmu | CodecKind::Pcma => G711_MAX_COPIES,
+    }
+}
 
 /// One block of a RED payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

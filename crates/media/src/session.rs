@@ -52,6 +52,12 @@ const FEC_LOOKAHEAD_HOLD: Duration = Duration::from_secs(20);
 /// 3.60 with one at 32); with bursts (10 %, mean 3) three copies at 18 kbit/s score 2.86
 /// against 2.17 for FEC alone, 2.43 for two copies at 21 and 2.63 for three at 16.
 const RED_MIN_LOSS_PERCENT: u8 = 2;
+/// With G.711 (no in-band FEC) RED is the only protection, so it is used under any reported
+/// loss from [`RED_MIN_LOSS_PERCENT`]: one copy (+64 kbit/s) when the loss is random, two
+/// (+128 kbit/s, 192 in all) when it comes in bursts, which brings runs of two back whole; a
+/// third copy would take the stream to 256 kbit/s for the rarer longer runs.
+const G711_RED_COPIES_RANDOM: u8 = 1;
+const G711_RED_COPIES_BURSTY: u8 = 2;
 /// Mean loss-run length (packets) from which loss counts as bursty; random loss at 10 % gives
 /// 1.1, a Gilbert channel with mean burst 3 about 3.
 const BURSTY_MEAN_RUN: f64 = 1.6;
@@ -229,7 +235,9 @@ pub struct MediaSession {
     loss_runs: LossRuns,
     /// The mean loss run the remote reports about our stream (its APP packet), when it does.
     remote_mean_run: Option<f64>,
-    /// The remote's last two loss reports (percent): RED follows the higher.
+    /// The remote's last two loss reports (percent): RED follows the higher. Until two have
+    /// come, [`INITIAL_LOSS_PERCENT`] stands in: a call starts protected (with G.711, one copy
+    /// until the reports show a clean path).
     red_reports: [u8; 2],
     remote_red_distance: u32,
     /// RFC 3389 comfort noise (G.711 only); `comfort_noise_active` while the remote is in a
@@ -324,7 +332,7 @@ impl MediaSession {
             red_copies: 0,
             loss_runs: LossRuns::default(),
             remote_mean_run: None,
-            red_reports: [0; 2],
+            red_reports: [INITIAL_LOSS_PERCENT; 2],
             remote_red_distance: 0,
             comfort_noise: ComfortNoise::new(config.ssrc.rotate_left(16)),
             comfort_noise_active: false,
@@ -462,14 +470,16 @@ impl MediaSession {
         self.comfort_noise_level = None;
     }
 
-    /// RFC 2198 redundancy ([`crate::sdp::Negotiated::red`]): with `Some(payload_type)`, packets
-    /// repeat the three frames before theirs while the remote reports loss that comes in bursts
-    /// (from 2 % reported loss, runs of 1.6 packets on average; the encoder's bitrate shrinks so
-    /// that all copies stay near 64 kbit/s), and RED packets from the remote are unwrapped, their
-    /// copies filling the jitter buffer's holes (counted in [`MediaStats::red_recovered`]).
-    /// `None` (the default): plain packets only. Opus only; no effect on G.711.
+    /// RFC 2198 redundancy ([`crate::sdp::Negotiated::red`]): with `Some(payload_type)`, Opus
+    /// packets repeat the three frames before theirs while the remote reports loss that comes
+    /// in bursts (from 2 % reported loss, runs of 1.6 packets on average; the encoder's bitrate
+    /// shrinks so that all copies stay near 64 kbit/s); G.711 packets repeat the frame before
+    /// theirs from the call's start and under any reported loss from 2 %, the two before when
+    /// it comes in bursts (see [`G711_RED_COPIES_RANDOM`]). RED packets from the remote are
+    /// unwrapped, their copies filling the jitter buffer's holes (counted in
+    /// [`MediaStats::red_recovered`]). `None` (the default): plain packets only.
     pub fn set_red(&mut self, payload_type: Option<u8>) {
-        self.red_payload_type = payload_type.filter(|_| self.kind == CodecKind::Opus);
+        self.red_payload_type = payload_type;
         self.red_history.clear();
         self.update_red_copies();
     }
@@ -764,13 +774,10 @@ impl MediaSession {
         true
     }
 
-    /// Opus: keeps one packet of look-ahead in the jitter buffer while the network loses
-    /// packets (see [`FEC_LOOKAHEAD_HOLD`]), as many as the remote's RED packets repeat when
-    /// that is more, so the copies of a burst's frames arrive before their turn.
+    /// While the network loses packets (see [`FEC_LOOKAHEAD_HOLD`]), keeps packets of
+    /// look-ahead in the jitter buffer: as many as the remote's RED packets repeat, so the copies
+    /// of a burst's frames arrive before their turn, and with Opus at least one (in-band FEC).
     fn adapt_fec_lookahead(&mut self, now: Instant) {
-        if self.kind != CodecKind::Opus {
-            return;
-        }
         let lost = self.rtp.reception().map_or(0, |r| r.packets_lost);
         if self.lost_history.len() == LOSS_SETTLE_PULLS {
             self.lost_history.pop_front();
@@ -785,13 +792,16 @@ impl MediaSession {
         let lossy = self
             .last_loss_at
             .is_some_and(|at| now.saturating_duration_since(at) < FEC_LOOKAHEAD_HOLD);
-        let wanted = if lossy {
+        let wanted = if lossy && self.kind == CodecKind::Opus {
             let dred = if self.loss_runs.mean_run() >= BURSTY_MEAN_RUN {
                 DRED_LOOKAHEAD_FRAMES
             } else {
                 0
             };
             FEC_LOOKAHEAD_FRAMES.max(self.remote_red_distance).max(dred)
+        } else if lossy {
+            // G.711: only RED copies can rebuild a frame.
+            self.remote_red_distance
         } else {
             self.remote_red_distance = 0;
             0
@@ -884,26 +894,35 @@ impl MediaSession {
         .write(report);
     }
 
-    /// How many earlier frames each packet repeats: three while the remote reports loss that
-    /// comes in bursts, else none (see [`RED_MIN_LOSS_PERCENT`]). How it comes is what the
-    /// remote says of our stream when it does, else what we see of its stream (often the same
-    /// link).
+    /// How many earlier frames each packet repeats. Opus: three while the remote reports loss
+    /// that comes in bursts, else none (see [`RED_MIN_LOSS_PERCENT`]). G.711: one under any
+    /// reported loss, two when it comes in bursts (see [`G711_RED_COPIES_RANDOM`]). How it
+    /// comes is what the remote says of our stream when it does, else what we see of its
+    /// stream (often the same link).
     fn update_red_copies(&mut self) {
         let percent = self.red_reports[0].max(self.red_reports[1]);
         let mean_run = self
             .remote_mean_run
             .unwrap_or_else(|| self.loss_runs.mean_run());
-        let protect = mean_run >= BURSTY_MEAN_RUN && percent >= RED_MIN_LOSS_PERCENT;
+        let lossy = percent >= RED_MIN_LOSS_PERCENT;
+        let bursty = mean_run >= BURSTY_MEAN_RUN;
+        let protect = bursty && lossy;
         // Without RED, Opus carries its own deep redundancy (DRED) in its packets.
-        let dred = protect && self.red_payload_type.is_none();
+        let dred = protect && self.red_payload_type.is_none() && self.kind == CodecKind::Opus;
         if dred != self.dred_on {
             tracing::debug!(dred, "media: Opus DRED");
             self.dred_on = dred;
             self.encoder.set_deep_redundancy(dred);
         }
-        let copies = match self.red_payload_type {
-            Some(_) if protect => red::MAX_DISTANCE as u8,
-            _ => 0,
+        let copies = match (self.red_payload_type, self.kind) {
+            (None, _) => 0,
+            (Some(_), CodecKind::Opus) if protect => red::MAX_DISTANCE as u8,
+            (Some(_), CodecKind::Opus) => 0,
+            (Some(_), CodecKind::Pcmu | CodecKind::Pcma) if bursty && lossy => {
+                G711_RED_COPIES_BURSTY
+            }
+            (Some(_), CodecKind::Pcmu | CodecKind::Pcma) if lossy => G711_RED_COPIES_RANDOM,
+            (Some(_), CodecKind::Pcmu | CodecKind::Pcma) => 0,
         };
         if copies != self.red_copies {
             tracing::debug!(copies, "media: RED copies");

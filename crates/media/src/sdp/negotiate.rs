@@ -5,8 +5,9 @@
 //! a [`LocalMedia`] with a higher `session_version` and the wanted [`Direction`].
 //!
 //! With Opus we also offer and accept RFC 2198 redundancy (`red/48000/2`, the way WebRTC does
-//! "opus red"); it is used only when both sides list it ([`Negotiated::red`]), so peers without
-//! it (baresip, linphone, most PBXs) get plain Opus. With G.711 we offer and accept RFC 3389
+//! "opus red"), with PCMU `red/8000` (G.711 has no in-band FEC); it is used only when both
+//! sides list it ([`Negotiated::red`]), so peers without it (baresip, linphone, sipp, most PBXs)
+//! get plain Opus or PCMU. With G.711 we offer and accept RFC 3389
 //! comfort noise (`13 CN/8000`), used only when both sides list it ([`Negotiated::comfort_noise`]).
 
 use std::net::{IpAddr, SocketAddr};
@@ -28,6 +29,8 @@ const DTMF_EVENTS: &str = "0-16";
 const RED: &str = "red";
 /// Preferred payload type of `red/48000/2` (offered after Opus, as WebRTC does).
 const RED_PAYLOAD_TYPE: u8 = 63;
+/// Preferred payload type of `red/8000` carrying PCMU (offered after PCMU).
+const RED_PCMU_PAYLOAD_TYPE: u8 = 122;
 /// The RFC 3389 encoding name for comfort noise (static payload type 13 at 8000 Hz).
 const COMFORT_NOISE: &str = "CN";
 /// Used when neither side states a packetisation time.
@@ -122,8 +125,10 @@ impl NegotiationError {
 
 /// Builds our offer (initial, hold or resume): one `m=audio` over RTP/AVP with the codecs in
 /// preference order (PCMU 0, PCMA 8, Opus `opus/48000/2` at 111, others dynamic), right after
-/// Opus its RFC 2198 redundancy (`red/48000/2` at 63, `a=fmtp:63 111/111/111`: up to two
-/// redundant Opus frames per packet), DTMF if wanted, `a=ptime` and the direction.
+/// Opus its RFC 2198 redundancy (`red/48000/2` at 63, `a=fmtp:63 111/111/111/111`: up to three
+/// redundant Opus frames per packet), right after PCMU its own (`red/8000` at 122,
+/// `a=fmtp:122 0/0/0`: up to two redundant PCMU frames), DTMF if wanted, `a=ptime` and the
+/// direction.
 pub fn create_offer(local: &LocalMedia) -> SessionDescription {
     let mut used: Vec<u8> = Vec::new();
     let mut specs: Vec<CodecSpec> = Vec::new();
@@ -146,12 +151,17 @@ pub fn create_offer(local: &LocalMedia) -> SessionDescription {
         let mut spec = kind.default_spec();
         spec.payload_type = allocate_payload_type(spec.payload_type, &used);
         used.push(spec.payload_type);
-        let opus_payload_type = (*kind == CodecKind::Opus).then_some(spec.payload_type);
+        let codec_payload_type = spec.payload_type;
         specs.push(spec);
-        if let Some(opus) = opus_payload_type {
-            let payload_type = allocate_payload_type(RED_PAYLOAD_TYPE, &used);
+        let red_preferred = match kind {
+            CodecKind::Opus => Some(RED_PAYLOAD_TYPE),
+            CodecKind::Pcmu => Some(RED_PCMU_PAYLOAD_TYPE),
+            CodecKind::Pcma => None,
+        };
+        if let Some(preferred) = red_preferred {
+            let payload_type = allocate_payload_type(preferred, &used);
             used.push(payload_type);
-            specs.push(red_spec(payload_type, opus));
+            specs.push(red_spec(payload_type, *kind, codec_payload_type));
         }
     }
     if specs.iter().any(|s| is_g711(&s.name)) {
@@ -221,7 +231,7 @@ pub fn create_answer(
     }];
     answer_specs.extend(
         red.as_ref()
-            .map(|red| red_spec(red.payload_type, codec.payload_type)),
+            .map(|red| red_spec(red.payload_type, kind, codec.payload_type)),
     );
     answer_specs.extend(
         comfort_noise
@@ -368,28 +378,29 @@ fn find_codec(offered: &MediaDescription, kind: CodecKind) -> Option<CodecSpec> 
         .map(|map| codec_spec(offered, &map))
 }
 
-/// The `red/48000` format in `media` accepted by `allowed` that can carry the chosen Opus
-/// (`opus_payload_type`): its `a=fmtp` block list, if any, names only that payload type. RED
-/// is used with Opus only.
+/// The `red` format at the codec's clock rate in `media` accepted by `allowed` that can carry
+/// the chosen codec (`codec_payload_type`): its `a=fmtp` block list, if any, names only that
+/// payload type. RED is used with Opus and PCMU only (what we offer it with).
 fn find_red(
     media: &MediaDescription,
     kind: CodecKind,
-    opus_payload_type: u8,
+    codec_payload_type: u8,
     allowed: impl Fn(&RtpMap) -> bool,
 ) -> Option<CodecSpec> {
-    if kind != CodecKind::Opus {
+    if !matches!(kind, CodecKind::Opus | CodecKind::Pcmu) {
         return None;
     }
+    let clock_rate = kind.default_spec().clock_rate;
     rtp_formats(media)
         .into_iter()
-        .filter(|map| map.same_codec(RED, 48000) && allowed(map))
+        .filter(|map| map.same_codec(RED, clock_rate) && allowed(map))
         .map(|map| codec_spec(media, &map))
         .find(|spec| {
             spec.fmtp.as_deref().is_none_or(|blocks| {
                 blocks
                     .trim()
                     .split('/')
-                    .all(|block| block.trim().parse::<u8>() == Ok(opus_payload_type))
+                    .all(|block| block.trim().parse::<u8>() == Ok(codec_payload_type))
             })
         })
 }
@@ -427,14 +438,19 @@ fn comfort_noise_spec(payload_type: u8) -> CodecSpec {
     }
 }
 
-/// `red/48000/2` carrying a primary and up to three redundant blocks of `opus_payload_type`.
-fn red_spec(payload_type: u8, opus_payload_type: u8) -> CodecSpec {
+/// RFC 2198 redundancy of `kind` (its clock rate and channels) carrying a primary and as many
+/// redundant blocks of `codec_payload_type` as we ever send with it
+/// ([`crate::red::max_copies`]): `red/48000/2` with `111/111/111/111` for Opus, `red/8000`
+/// with `0/0/0` for PCMU.
+fn red_spec(payload_type: u8, kind: CodecKind, codec_payload_type: u8) -> CodecSpec {
+    let codec = kind.default_spec();
+    let blocks = 1 + usize::from(crate::red::max_copies(kind));
     CodecSpec {
         payload_type,
         name: RED.to_owned(),
-        clock_rate: 48000,
-        channels: 2,
-        fmtp: Some(vec![opus_payload_type.to_string(); 1 + crate::red::MAX_DISTANCE].join("/")),
+        clock_rate: codec.clock_rate,
+        channels: codec.channels,
+        fmtp: Some(vec![codec_payload_type.to_string(); blocks].join("/")),
     }
 }
 

@@ -752,10 +752,75 @@ fn plain_packets_still_play_where_red_is_accepted() {
     assert_eq!(stats.packets_discarded, 0);
     assert!(stats.fec_recovered > 0, "{stats:?}");
     assert!(stats.jitter_buffer.frames_played > 250, "{stats:?}");
-    // G.711 never uses RED.
-    let mut pcmu = Pair::new(CodecKind::Pcmu, Duration::from_millis(30), 0.0);
-    pcmu.a.set_red(Some(100));
-    assert_eq!(pcmu.a.red_payload_type, None);
+}
+
+/// PCMU has no in-band FEC: with RED negotiated, a copy of the previous frame in each packet
+/// brings most randomly lost frames back (the first ones of the call included: it starts
+/// protected), at the cost of one more 64 kbit/s stream.
+#[test]
+fn pcmu_red_recovers_random_loss() {
+    let run = |red: bool| {
+        let mut pair = Pair::new(CodecKind::Pcmu, Duration::from_millis(30), 0.10);
+        pair.rng = SmallRng::seed_from_u64(9);
+        pair.source = speech_like;
+        if red {
+            pair.a.set_red(Some(122));
+            pair.b.set_red(Some(122));
+        }
+        pair.run(Duration::from_secs(12));
+        let rate = pair.b.sample_rate() as usize;
+        let correlation = windowed_correlation(&pair.sent_by_a, &pair.played_by_b, rate);
+        (
+            pair.a.red_copies,
+            pair.b.stats(),
+            pair.a.stats(),
+            correlation,
+        )
+    };
+    let (copies, with_red, sender, with) = run(true);
+    let (_, without_red, plain_sender, without) = run(false);
+    assert_eq!(copies, 1, "one copy under random loss");
+    assert_eq!(with_red.packets_lost, without_red.packets_lost);
+    assert!((40..=100).contains(&with_red.packets_lost), "{with_red:?}");
+    assert_eq!(without_red.red_recovered, 0);
+    // A frame comes back unless the packet after it is lost too (about 1 in 10).
+    assert!(
+        with_red.red_recovered as i64 > with_red.packets_lost * 2 / 3,
+        "{with_red:?}"
+    );
+    assert!(
+        with_red.jitter_buffer.frames_concealed < without_red.jitter_buffer.frames_concealed / 2,
+        "{with_red:?} vs {without_red:?}"
+    );
+    assert!(with > without, "with RED {with}, without {without}");
+    // Twice the bits: 64 kbit/s of PCMU plus one copy, and the RED headers.
+    let kbits = |stats: &MediaStats| stats.octets_sent as f64 * 8.0 / 12.0 / 1000.0;
+    assert!(kbits(&plain_sender) < 70.0, "{plain_sender:?}");
+    assert!(
+        (120.0..140.0).contains(&kbits(&sender)),
+        "{} kbit/s",
+        kbits(&sender)
+    );
+}
+
+/// PCMU with RED: bursty loss reported gets two copies; a clean path, once the remote's
+/// reports show it, none (the call's first seconds go protected with one).
+#[test]
+fn pcmu_red_copies_follow_the_reported_loss() {
+    let copies_after = |burst: Option<(f64, f64, bool)>, loss: f64, seconds: u64| {
+        let mut pair = Pair::new(CodecKind::Pcmu, Duration::from_millis(30), loss);
+        pair.rng = SmallRng::seed_from_u64(3);
+        pair.burst = burst;
+        pair.impair_both_ways = false;
+        pair.a.set_red(Some(122));
+        pair.b.set_red(Some(122));
+        pair.run(Duration::from_secs(seconds));
+        pair.a.red_copies
+    };
+    assert_eq!(copies_after(None, 0.0, 1), 1, "protected from the start");
+    assert_eq!(copies_after(None, 0.0, 20), 0, "clean path");
+    assert_eq!(copies_after(None, 0.10, 20), 1, "random loss");
+    assert_eq!(copies_after(gilbert(0.10, 3.0), 0.0, 20), 2, "bursty loss");
 }
 
 #[test]

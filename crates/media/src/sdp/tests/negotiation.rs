@@ -51,12 +51,14 @@ fn offer_lists_codecs_in_preference_order_with_dtmf_and_ptime() {
                     s=-\r\n\
                     c=IN IP4 192.0.2.10\r\n\
                     t=0 0\r\n\
-                    m=audio 40000 RTP/AVP 111 63 0 8 13 110 101\r\n\
+                    m=audio 40000 RTP/AVP 111 63 0 122 8 13 110 101\r\n\
                     a=rtpmap:111 opus/48000/2\r\n\
                     a=fmtp:111 minptime=10;useinbandfec=1;usedtx=1\r\n\
                     a=rtpmap:63 red/48000/2\r\n\
                     a=fmtp:63 111/111/111/111\r\n\
                     a=rtpmap:0 PCMU/8000\r\n\
+                    a=rtpmap:122 red/8000\r\n\
+                    a=fmtp:122 0/0/0\r\n\
                     a=rtpmap:8 PCMA/8000\r\n\
                     a=rtpmap:13 CN/8000\r\n\
                     a=rtpmap:110 telephone-event/48000\r\n\
@@ -71,7 +73,7 @@ fn offer_lists_codecs_in_preference_order_with_dtmf_and_ptime() {
     let mut narrow = local(&[CodecKind::Pcma, CodecKind::Pcmu, CodecKind::Pcma]);
     narrow.dtmf = false;
     let offer = create_offer(&narrow);
-    assert_eq!(offer.media[0].formats, ["8", "0", "13"]);
+    assert_eq!(offer.media[0].formats, ["8", "0", "122", "13"]);
     assert!(
         offer.media[0]
             .rtpmaps()
@@ -95,7 +97,7 @@ fn comfort_noise_goes_with_g711_when_both_sides_list_it() {
     let wire_offer = parse(&offer.to_string());
     let (answer_sdp, at_answerer) =
         create_answer(&wire_offer, &local(&[CodecKind::Pcmu])).expect("answerable");
-    assert_eq!(answer_sdp.media[0].formats, ["0", "13", "101"]);
+    assert_eq!(answer_sdp.media[0].formats, ["0", "122", "13", "101"]);
     let at_offerer = apply_answer(&offer, &parse(&answer_sdp.to_string())).expect("applies");
     for negotiated in [&at_answerer, &at_offerer] {
         let cn = negotiated.comfort_noise.as_ref().expect("CN negotiated");
@@ -113,7 +115,7 @@ fn comfort_noise_goes_with_g711_when_both_sides_list_it() {
         create_answer(&wire_offer, &local(&[CodecKind::Pcmu])).expect("answerable");
     let dropped = our_answer
         .to_string()
-        .replace(" 0 13 101", " 0 101")
+        .replace(" 0 122 13 101", " 0 122 101")
         .replace("a=rtpmap:13 CN/8000\r\n", "");
     assert!(!dropped.contains("CN/8000"));
     let applied = apply_answer(&offer, &parse(&dropped)).expect("applies");
@@ -658,9 +660,91 @@ fn red_is_used_only_when_both_sides_have_it() {
         create_answer(&parse(numbered), &local(&[CodecKind::Pcmu])).expect("answerable");
     assert_eq!((negotiated.kind, negotiated.red), (CodecKind::Pcmu, None));
     assert!(!answer.to_string().contains("red/"));
-    // An answer adding RED we did not offer (we offered no Opus) is ignored.
-    let g711_offer = create_offer(&local(&[CodecKind::Pcmu]));
-    assert!(!g711_offer.to_string().contains("red/"));
+    // No RED with PCMA (we offer it with Opus and PCMU only), even when the peer lists it.
+    let pcma_offer = create_offer(&local(&[CodecKind::Pcma]));
+    assert!(!pcma_offer.to_string().contains("red/"));
+    let pcma_red = offer_with(
+        "IN IP4 198.51.100.7",
+        "8 120",
+        "a=rtpmap:120 red/8000\r\na=fmtp:120 8/8\r\n",
+    );
+    let (answer, negotiated) =
+        create_answer(&parse(&pcma_red), &local(&[CodecKind::Pcma])).expect("answerable");
+    assert_eq!((negotiated.kind, negotiated.red), (CodecKind::Pcma, None));
+    assert!(!answer.to_string().contains("red/"));
+}
+
+/// RFC 2198 RED for PCMU (`red/8000`, blocks `0/0/0`): between two of us; plain PCMU peers
+/// (baresip, sipp, phones behind Kamailio) get plain PCMU both ways.
+#[test]
+fn pcmu_red_is_used_only_when_both_sides_have_it() {
+    let ours = local(&[CodecKind::Pcmu]);
+    let offer = create_offer(&ours);
+    let text = offer.to_string();
+    assert!(
+        text.contains("m=audio 40000 RTP/AVP 0 122 13 101\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("a=rtpmap:0 PCMU/8000\r\na=rtpmap:122 red/8000\r\na=fmtp:122 0/0/0\r\n"),
+        "{text}"
+    );
+    let red = |n: &Negotiated| {
+        n.red
+            .as_ref()
+            .map(|r| (r.payload_type, r.clock_rate, r.channels))
+    };
+
+    // Ours to ours: both ends use RED.
+    let (answer, at_bob) = create_answer(&parse(&text), &ours).expect("answerable");
+    let at_alice = apply_answer(&offer, &parse(&answer.to_string())).expect("applies");
+    assert_eq!(
+        (at_bob.kind, red(&at_bob)),
+        (CodecKind::Pcmu, Some((122, 8000, 1)))
+    );
+    assert_eq!(red(&at_alice), Some((122, 8000, 1)));
+    assert!(
+        answer
+            .to_string()
+            .contains("a=rtpmap:122 red/8000\r\na=fmtp:122 0/0/0\r\n")
+    );
+
+    // A plain PCMU offer (a phone, sipp, baresip) gets a plain answer.
+    let (answer, negotiated) = create_answer(
+        &parse(&offer_with("IN IP4 198.51.100.7", "0 101", "")),
+        &ours,
+    )
+    .expect("answerable");
+    assert_eq!((negotiated.kind, negotiated.red), (CodecKind::Pcmu, None));
+    assert!(!answer.to_string().contains("red/"), "{answer}");
+    // A plain PCMU answer to our offer: no RED.
+    let plain_answer = answer.to_string();
+    let negotiated = apply_answer(&offer, &parse(&plain_answer)).expect("applies");
+    assert_eq!((negotiated.kind, negotiated.red), (CodecKind::Pcmu, None));
+
+    // A red+PCMU offer with other numbers (RED at 99, one redundant block) gets RED back.
+    let red_offer = offer_with(
+        "IN IP4 198.51.100.7",
+        "0 99",
+        "a=rtpmap:99 RED/8000\r\na=fmtp:99 0/0\r\n",
+    );
+    let (answer, negotiated) = create_answer(&parse(&red_offer), &ours).expect("answerable");
+    assert_eq!(red(&negotiated), Some((99, 8000, 1)));
+    assert_eq!(answer.media[0].formats, ["0", "99"]);
+    assert!(answer.to_string().contains("a=rtpmap:99 red/8000\r\n"));
+    // RED of another codec's blocks, or at Opus's rate, does not go with PCMU.
+    for body in [
+        "a=rtpmap:99 red/8000\r\na=fmtp:99 8/8\r\n",
+        "a=rtpmap:99 red/48000/2\r\na=fmtp:99 0/0\r\n",
+    ] {
+        let (answer, negotiated) = create_answer(
+            &parse(&offer_with("IN IP4 198.51.100.7", "0 99", body)),
+            &ours,
+        )
+        .expect("answerable");
+        assert_eq!(negotiated.red, None, "{body}");
+        assert!(!answer.to_string().contains("red/"), "{body}");
+    }
 }
 
 /// Chrome's offer ("opus red" at 63 with `111/111`), as a gateway that ends DTLS-SRTP passes

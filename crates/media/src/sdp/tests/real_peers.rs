@@ -107,11 +107,12 @@ fn answering_real_linphone_over_ipv6() {
 fn real_answers_to_our_offer_apply() {
     let local = bench_local(&[CodecKind::Opus, CodecKind::Pcmu, CodecKind::Pcma]);
     let offer = create_offer(&local);
-    // The captures answer this offer before it gained RED, `usedtx=1` and CN (which these
-    // peers do not know or ignore: they answer the same either way).
+    // The captures answer this offer before it gained RED (Opus and PCMU), `usedtx=1` and CN
+    // (which these peers do not know or ignore: they answer the same either way).
     let without_red = offer
         .to_string()
-        .replace(" 111 63 0 8 13", " 111 0 8")
+        .replace(" 111 63 0 122 8 13", " 111 0 8")
+        .replace("a=rtpmap:122 red/8000\r\na=fmtp:122 0/0/0\r\n", "")
         .replace(";usedtx=1", "")
         .replace("a=rtpmap:13 CN/8000\r\n", "")
         .replace(
@@ -137,6 +138,10 @@ fn real_answers_to_our_offer_apply() {
     assert_eq!(negotiated.direction, Direction::SendRecv);
     assert_eq!(negotiated.remote_ssrc, Some(1261210534));
     assert_eq!(negotiated.red, None, "baresip gets plain Opus");
+    // Had it chosen PCMU, it would still not list our `red/8000`: plain PCMU.
+    let pcmu_answer = BARESIP_REAL_ANSWER.replace(" 111 0 8 101", " 0 8 101");
+    let negotiated = apply_answer(&offer, &parse(&pcmu_answer)).expect("applies");
+    assert_eq!((negotiated.kind, negotiated.red), (CodecKind::Pcmu, None));
 
     // linphonec keeps 0 and 8 without rtpmap and both telephone-events.
     let negotiated = apply_answer(&offer, &parse(LINPHONE_REAL_ANSWER)).expect("applies");
