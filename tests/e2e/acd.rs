@@ -371,3 +371,110 @@ fn listen(args: &[&str]) -> Ha {
 fn peer_of(ha: &Ha) -> String {
     format!("127.0.0.1:{}", ha.port)
 }
+
+/// SIP-only mode against a registrar that takes presence (a real Kamailio with its presence
+/// modules): a watcher subscribed to the agent sees `open` while ready, then `closed` once
+/// the agent goes not ready.
+#[test]
+fn a_watcher_sees_the_agents_state_as_presence_at_the_registrar() {
+    if !require(&["sipp", "kamailio"]) {
+        return;
+    }
+    let presence = PresenceRegistrar::start();
+    let registrar = format!("sip:127.0.0.1:{}", presence.port);
+    // The registrar does not authenticate: any password.
+    let ha = Ha::start(
+        &[
+            "listen",
+            "--registrar",
+            &registrar,
+            "--user",
+            "agent01",
+            "--platform",
+            "127.0.0.1",
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+        ],
+        &[("HOMEAGENT_PASSWORD", "unused")],
+    );
+    ha.event("registered", WAIT);
+    let registrar_addr = format!("127.0.0.1:{}", presence.port);
+    let watcher = Sipp::spawn(
+        scenario("presence_watcher.xml"),
+        &["-s", "agent01", &registrar_addr],
+    )
+    .expect("sipp watches");
+    // Let the first NOTIFY (ready) reach the watcher before the state changes.
+    std::thread::sleep(Duration::from_secs(1));
+    ha.command(r#"{"command":"set_agent_state","state":"not_ready","reason":"pause"}"#);
+    let result = watcher.wait(WAIT).expect("sipp ends");
+    assert!(
+        result.success,
+        "{}\n{}\n{}",
+        result.output,
+        result.errors,
+        presence.log()
+    );
+}
+
+/// A Kamailio registrar with presence (`tests/peers/presence/`), on loopback, stopped on drop.
+struct PresenceRegistrar {
+    port: u16,
+    process: homeagent_testkit::Process,
+    _dir: TempDir,
+}
+
+impl PresenceRegistrar {
+    fn start() -> Self {
+        let dir = TempDir::new("presence-registrar").expect("temp dir");
+        let peer = homeagent_testkit::repo_dir().join("tests/peers/presence");
+        let db = dir.path().join("db");
+        std::fs::create_dir_all(&db).expect("db dir");
+        std::fs::copy(peer.join("db/version"), db.join("version")).expect("version table");
+        // The presence tables' schemas as Kamailio ships them.
+        for table in ["presentity", "active_watchers", "watchers", "xcap"] {
+            std::fs::copy(
+                std::path::Path::new("/usr/share/kamailio/dbtext/kamailio").join(table),
+                db.join(table),
+            )
+            .expect("presence table schema");
+        }
+        let port = homeagent_testkit::ports::reserve(&[0]);
+        let config = std::fs::read_to_string(peer.join("kamailio.cfg"))
+            .expect("config")
+            .replace("KAM_PORT", &port.to_string())
+            .replace("KAM_CTL", &dir.path().join("ctl").display().to_string())
+            .replace("KAM_DB", &db.display().to_string());
+        let config_path = dir.path().join("kamailio.cfg");
+        std::fs::write(&config_path, config).expect("config written");
+        let mut command = std::process::Command::new("kamailio");
+        command
+            .args(["-DD", "-E", "-f"])
+            .arg(&config_path)
+            .arg("-Y")
+            .arg(dir.path())
+            .arg("-w")
+            .arg(dir.path());
+        let process = homeagent_testkit::Process::spawn(
+            "kamailio-presence",
+            command,
+            &dir.path().join("kamailio.log"),
+            false,
+        )
+        .expect("kamailio starts");
+        process
+            .wait_log("io_listen_loop|ready to accept", WAIT)
+            .expect("kamailio ready");
+        Self {
+            port,
+            process,
+            _dir: dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.process.lines().join("\n")
+    }
+}
