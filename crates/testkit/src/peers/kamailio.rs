@@ -15,6 +15,9 @@ pub struct KamailioOpts {
     pub flags: Vec<String>,
     /// Kamailio log level (`KAM_DEBUG`, 2 = info, 3 = debug).
     pub debug: u8,
+    /// `KAM_CERT_DIR`: a directory with `ca.crt`, `server.crt`, `server.key` to use instead
+    /// of a fresh test CA (see [`generate_certificates`]).
+    pub cert_dir: Option<PathBuf>,
 }
 
 impl Default for KamailioOpts {
@@ -26,6 +29,7 @@ impl Default for KamailioOpts {
                 "WITH_MSGLOG".into(),
             ],
             debug: 2,
+            cert_dir: None,
         }
     }
 }
@@ -61,7 +65,11 @@ impl Kamailio {
         let run_dir = dir.join("run");
         // UDP+TCP on P, TLS P+1, WS P+2, WSS P+3.
         let base = ports::reserve(&[0, 1, 2, 3]);
-        let output = Command::new("bash")
+        let mut start = Command::new("bash");
+        if let Some(cert_dir) = &opts.cert_dir {
+            start.env("KAM_CERT_DIR", cert_dir);
+        }
+        let output = start
             .arg(peer_dir.join("start.sh"))
             .arg("start")
             .env("KAM_ADDR", "127.0.0.1")
@@ -220,6 +228,33 @@ impl Drop for Kamailio {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Runs `shared/peers/kamailio/gen-certs.sh OUT SAN...`: a throw-away CA (`OUT/ca.crt`) and a
+/// server certificate signed by it for the given subject alternative names (e.g.
+/// `DNS:wrong.example`), for [`KamailioOpts::cert_dir`].
+pub fn generate_certificates(out: &Path, sans: &[&str]) -> Result<()> {
+    let script = crate::shared_dir()
+        .join("peers")
+        .join("kamailio")
+        .join("gen-certs.sh");
+    let output = Command::new("bash")
+        .arg(script)
+        .arg(out)
+        .args(sans)
+        .output()
+        .map_err(|source| TestkitError::Spawn {
+            what: "gen-certs.sh".into(),
+            source,
+        })?;
+    if !output.status.success() {
+        return Err(TestkitError::Failed {
+            what: "gen-certs.sh".into(),
+            detail: output.status.to_string(),
+            tail: String::from_utf8_lossy(&output.stderr).into_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// `kamcmd ul.dump` prints nested `AoR: alice` ... `Address: sip:alice@...` entries.

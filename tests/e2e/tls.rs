@@ -1,0 +1,210 @@
+//! SIP over TLS with Kamailio: registration and calls both ways over one verified TLS flow,
+//! and certificates refused with an error naming the cause.
+
+use std::time::{Duration, Instant};
+
+use homeagent_testkit::peers::baresip::{Baresip, BaresipOpts, SipAccount, Transport};
+use homeagent_testkit::peers::kamailio::generate_certificates;
+use homeagent_testkit::{Kamailio, KamailioOpts, TempDir, require};
+
+use crate::common::{Ha, WAIT, assert_media_flowed};
+
+/// A certificate problem is reported within this long (no retransmission timers).
+const FAST: Duration = Duration::from_secs(5);
+
+fn registered_baresip(kam: &Kamailio, user: &str, password: &str) -> Baresip {
+    let account = SipAccount {
+        user: user.into(),
+        password: password.into(),
+        registrar: kam.addr(),
+        transport: Transport::Udp,
+    };
+    let peer = Baresip::start(BaresipOpts {
+        name: user.into(),
+        account: Some(account),
+        record: false,
+        ..BaresipOpts::default()
+    })
+    .expect("baresip starts");
+    peer.wait_registered(WAIT).expect("baresip registers");
+    peer
+}
+
+fn ca_path(kam: &Kamailio) -> String {
+    kam.ca()
+        .expect("kamailio started WITH_TLS prints its CA")
+        .display()
+        .to_string()
+}
+
+/// Kamailio saw the REGISTER over TLS: the contact it stored says so.
+fn assert_registered_over_tls(kam: &Kamailio, user: &str) {
+    let contacts = kam.registered_contacts().expect("kamcmd ul.dump");
+    assert!(
+        contacts
+            .iter()
+            .any(|(aor, contact)| aor == user && contact.contains("transport=tls")),
+        "{contacts:?}"
+    );
+}
+
+/// A `sips:` registrar: REGISTER, INVITE, ACK, BYE all on one TLS connection to Kamailio,
+/// whose certificate is checked against the test CA and the IP address 127.0.0.1.
+#[test]
+fn registers_and_calls_through_kamailio_over_tls() {
+    if !require(&["kamailio", "baresip", "stdbuf"]) {
+        return;
+    }
+    let kam = Kamailio::start(KamailioOpts::default()).expect("kamailio starts");
+    let bob = registered_baresip(&kam, "bob", "bobpw");
+    let registrar = format!("sips:127.0.0.1:{}", kam.tls_port());
+    let target = format!("sip:bob@127.0.0.1:{}", kam.udp_port());
+    let ca = ca_path(&kam);
+    let mut ha = Ha::start(
+        &[
+            "call",
+            &target,
+            "--registrar",
+            &registrar,
+            "--ca-file",
+            &ca,
+            "--user",
+            "alice",
+            "--audio-in",
+            "tone:440",
+            "--audio-out",
+            "null",
+            "--hangup-after",
+            "3",
+        ],
+        &[("HOMEAGENT_PASSWORD", "alicepw")],
+    );
+    ha.event("registered", WAIT);
+    assert_registered_over_tls(&kam, "alice");
+    let calling = Instant::now();
+    ha.event("calling", WAIT);
+    ha.event("established", WAIT);
+    eprintln!(
+        "TLS call set-up (calling -> established, as seen by the test): {} ms",
+        calling.elapsed().as_millis()
+    );
+    bob.wait_established(WAIT)
+        .expect("bob answered through kamailio");
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["transport"], "tls", "{summary}");
+    assert_media_flowed(&summary, "pcmu");
+    bob.wait_closed(WAIT)
+        .expect("the BYE went through kamailio");
+    // WITH_MSGLOG logs "RX <proto> <source> -> <listener>" and the message.
+    let log = kam.log();
+    assert!(
+        log.split("RX ")
+            .any(|entry| entry.starts_with("tls ") && entry.contains("\nINVITE sip:bob@")),
+        "kamailio did not get the INVITE over TLS"
+    );
+}
+
+/// An INVITE that Kamailio sends down the registered TLS flow is answered on it.
+#[test]
+fn kamailio_delivers_calls_over_the_tls_flow() {
+    if !require(&["kamailio", "baresip", "stdbuf"]) {
+        return;
+    }
+    let kam = Kamailio::start(KamailioOpts::default()).expect("kamailio starts");
+    let registrar = format!("sip:127.0.0.1:{};transport=tls", kam.tls_port());
+    let ca = ca_path(&kam);
+    let mut ha = Ha::start(
+        &[
+            "listen",
+            "--calls",
+            "1",
+            "--registrar",
+            &registrar,
+            "--ca-file",
+            &ca,
+            "--user",
+            "agent01",
+            "--audio-in",
+            "tone:440",
+            "--audio-out",
+            "null",
+            "--hangup-after",
+            "3",
+        ],
+        &[("HOMEAGENT_PASSWORD", "agent01pw")],
+    );
+    ha.event("registered", WAIT);
+    assert_registered_over_tls(&kam, "agent01");
+    let alice = registered_baresip(&kam, "alice", "alicepw");
+    alice
+        .dial(&format!("sip:agent01@127.0.0.1:{}", kam.udp_port()))
+        .expect("dial");
+    ha.event("incoming", WAIT);
+    ha.event("established", WAIT);
+    alice.wait_established(WAIT).expect("alice established");
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["transport"], "tls", "{summary}");
+    assert_media_flowed(&summary, "pcmu");
+    alice.wait_closed(WAIT).expect("alice gets the BYE");
+}
+
+/// Registers with `registrar` (CA file `ca` if any) and expects a fast failure whose reason
+/// contains `cause`, then exit status 5.
+fn fails_fast(registrar: &str, ca: Option<&str>, cause: &str) {
+    let mut args = vec![
+        "listen",
+        "--registrar",
+        registrar,
+        "--user",
+        "alice",
+        "--audio-in",
+        "silence",
+        "--audio-out",
+        "null",
+    ];
+    if let Some(ca) = ca {
+        args.extend(["--ca-file", ca]);
+    }
+    let mut ha = Ha::start(&args, &[("HOMEAGENT_PASSWORD", "alicepw")]);
+    let failed = ha.event("registration_failed", FAST);
+    let reason = failed["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(cause), "{failed}");
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 5, "{summary}");
+}
+
+/// Without the test CA, Kamailio's certificate chains to nothing we trust.
+#[test]
+fn untrusted_certificate_is_refused_with_its_cause() {
+    if !require(&["kamailio"]) {
+        return;
+    }
+    let kam = Kamailio::start(KamailioOpts::default()).expect("kamailio starts");
+    let registrar = format!("sips:127.0.0.1:{}", kam.tls_port());
+    fails_fast(&registrar, None, "certificate of \"127.0.0.1\" not trusted");
+}
+
+/// A certificate from a trusted CA, but for another name than the one we connect to.
+#[test]
+fn certificate_for_another_host_is_refused_with_its_cause() {
+    if !require(&["kamailio", "openssl"]) {
+        return;
+    }
+    let certs = TempDir::new("wrong-host-certs").expect("temp dir");
+    let cert_dir = certs.join("certs");
+    generate_certificates(&cert_dir, &["DNS:wrong.example"]).expect("gen-certs.sh");
+    let kam = Kamailio::start(KamailioOpts {
+        cert_dir: Some(cert_dir.clone()),
+        ..KamailioOpts::default()
+    })
+    .expect("kamailio starts");
+    let registrar = format!("sip:127.0.0.1:{};transport=tls", kam.tls_port());
+    let ca = cert_dir.join("ca.crt").display().to_string();
+    fails_fast(
+        &registrar,
+        Some(&ca),
+        "certificate not valid for name \"127.0.0.1\"",
+    );
+}
