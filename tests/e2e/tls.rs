@@ -166,6 +166,7 @@ fn fails_fast(registrar: &str, ca: Option<&str>, cause: &str) {
     let mut ha = Ha::start(&args, &[("HOMEAGENT_PASSWORD", "alicepw")]);
     let failed = ha.event("registration_failed", FAST);
     let reason = failed["reason"].as_str().unwrap_or_default();
+    eprintln!("registration_failed: {reason}");
     assert!(reason.contains(cause), "{failed}");
     let (code, summary) = ha.finish(WAIT);
     assert_eq!(code, 5, "{summary}");
@@ -325,4 +326,72 @@ fn call_setup_time_over_tls_and_udp() {
 
 fn kam_udp_registrar(kam: &Kamailio) -> String {
     format!("sip:{}", kam.addr())
+}
+
+/// Signs a client certificate for `alice` with `dir`'s CA: `dir/client.crt`, `dir/client.key`.
+fn sign_client_certificate(dir: &std::path::Path) {
+    let script = r#"set -euo pipefail
+cd "$1"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -keyout client.key -out client.csr -subj /CN=alice 2>/dev/null
+printf '%s\n' 'basicConstraints=CA:FALSE' 'extendedKeyUsage=clientAuth' > client.ext
+openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+  -out client.crt -days 30 -extfile client.ext 2>/dev/null
+"#;
+    let status = std::process::Command::new("bash")
+        .args(["-c", script, "sign-client"])
+        .arg(dir)
+        .status()
+        .expect("bash runs");
+    assert!(status.success(), "openssl x509 -req failed");
+}
+
+/// Mutual TLS: a Kamailio that demands a client certificate refuses us without one (the
+/// cause is named) and registers us with the one its CA signed.
+#[test]
+fn client_certificate_is_presented_when_demanded() {
+    if !require(&["kamailio", "openssl"]) {
+        return;
+    }
+    let certs = TempDir::new("mutual-tls-certs").expect("temp dir");
+    let cert_dir = certs.join("certs");
+    generate_certificates(&cert_dir, &["IP:127.0.0.1"]).expect("gen-certs.sh");
+    sign_client_certificate(&cert_dir);
+    let kam = Kamailio::start(KamailioOpts {
+        cert_dir: Some(cert_dir.clone()),
+        require_client_certificate: true,
+        ..KamailioOpts::default()
+    })
+    .expect("kamailio starts");
+    let registrar = format!("sips:127.0.0.1:{}", kam.tls_port());
+    let ca = cert_dir.join("ca.crt").display().to_string();
+    fails_fast(&registrar, Some(&ca), "refused");
+
+    let cert = cert_dir.join("client.crt").display().to_string();
+    let key = cert_dir.join("client.key").display().to_string();
+    let mut ha = Ha::start(
+        &[
+            "listen",
+            "--registrar",
+            &registrar,
+            "--ca-file",
+            &ca,
+            "--client-cert",
+            &cert,
+            "--client-key",
+            &key,
+            "--user",
+            "alice",
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+        ],
+        &[("HOMEAGENT_PASSWORD", "alicepw")],
+    );
+    ha.event("registered", WAIT);
+    assert_registered_over_tls(&kam, "alice");
+    ha.command(r#"{"command":"shutdown"}"#);
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
 }

@@ -220,6 +220,7 @@ impl Driver {
             Received::Closed { peer, flow, reason } => {
                 if self.transports.forget(peer.addr, flow) {
                     tracing::info!(peer = %peer.addr, %reason, "connection closed");
+                    self.connect_failure = Some((peer.addr, reason));
                     self.input(Input::FlowClosed {
                         now: now(),
                         to: peer,

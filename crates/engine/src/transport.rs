@@ -243,6 +243,7 @@ async fn accept_tcp(listener: TcpListener, received: mpsc::Sender<Received>) {
                     received.clone(),
                     outgoing,
                     None,
+                    None,
                 ));
                 // The driver learns about the connection with its first message; it then
                 // replies over the same connection (see `Driver::remember_connection`).
@@ -290,11 +291,14 @@ fn connect(
         };
         let _ = stream.set_nodelay(true);
         let Some((connector, name)) = tls else {
-            return run_flow(stream, to, flow, received, outgoing, keepalive).await;
+            return run_flow(stream, to, flow, received, outgoing, keepalive, None).await;
         };
         let handshake = connector.connect(name.clone(), stream);
         match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
-            Ok(Ok(stream)) => run_flow(stream, to, flow, received, outgoing, keepalive).await,
+            Ok(Ok(stream)) => {
+                let name = Some(&name);
+                run_flow(stream, to, flow, received, outgoing, keepalive, name).await
+            }
             Ok(Err(error)) => {
                 let reason = crate::tls::describe_failure(&error, &name);
                 let _ = received.send(failed(reason)).await;
@@ -317,25 +321,28 @@ async fn run_flow<S>(
     received: mpsc::Sender<Received>,
     outgoing: mpsc::Receiver<Vec<u8>>,
     keepalive: Option<Duration>,
+    tls_name: Option<&ServerName<'static>>,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (reader, writer) = tokio::io::split(stream);
     let pong = Notify::new();
     let reason = tokio::select! {
-        reason = read_flow(reader, peer, &received, &pong) => reason,
+        reason = read_flow(reader, peer, &received, &pong, tls_name) => reason,
         reason = write_flow(writer, outgoing, keepalive, &pong) => reason,
     };
     let _ = received.send(Received::Closed { peer, flow, reason }).await;
 }
 
 /// Frames messages until the stream ends; returns why it ended. CRLFs between messages are
-/// keepalives (a lone CRLF is the answer to our ping).
+/// keepalives (a lone CRLF is the answer to our ping). Over TLS, an error names its cause (with
+/// TLS 1.3 a server refusing our client certificate says so only after the handshake).
 async fn read_flow<R: AsyncRead>(
     reader: R,
     from: Peer,
     received: &mpsc::Sender<Received>,
     pong: &Notify,
+    tls_name: Option<&ServerName<'static>>,
 ) -> String {
     tokio::pin!(reader);
     let mut buffer = Vec::with_capacity(4096);
@@ -343,7 +350,12 @@ async fn read_flow<R: AsyncRead>(
     loop {
         let n = match reader.read(&mut chunk).await {
             Ok(0) => return "closed by the peer".to_owned(),
-            Err(error) => return error.to_string(),
+            Err(error) => {
+                return match tls_name {
+                    Some(name) => crate::tls::describe_failure(&error, name),
+                    None => error.to_string(),
+                };
+            }
             Ok(n) => n,
         };
         buffer.extend_from_slice(chunk.get(..n).unwrap_or_default());

@@ -18,6 +18,8 @@ pub struct KamailioOpts {
     /// `KAM_CERT_DIR`: a directory with `ca.crt`, `server.crt`, `server.key` to use instead
     /// of a fresh test CA (see [`generate_certificates`]).
     pub cert_dir: Option<PathBuf>,
+    /// The TLS listener demands a client certificate signed by the test CA (mutual TLS).
+    pub require_client_certificate: bool,
 }
 
 impl Default for KamailioOpts {
@@ -30,6 +32,7 @@ impl Default for KamailioOpts {
             ],
             debug: 2,
             cert_dir: None,
+            require_client_certificate: false,
         }
     }
 }
@@ -62,6 +65,9 @@ impl Kamailio {
             &crate::shared_dir().join("peers").join("kamailio"),
             &peer_dir,
         )?;
+        if opts.require_client_certificate {
+            require_client_certificate(&peer_dir.join("tls.cfg"))?;
+        }
         let run_dir = dir.join("run");
         // UDP+TCP on P, TLS P+1, WS P+2, WSS P+3.
         let base = ports::reserve(&[0, 1, 2, 3]);
@@ -255,6 +261,31 @@ pub fn generate_certificates(out: &Path, sans: &[&str]) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Turns on `verify_certificate` and `require_certificate` in the `[server:default]` profile.
+fn require_client_certificate(tls_cfg: &Path) -> Result<()> {
+    let io = |context: &str| {
+        let context = format!("{context} {}", tls_cfg.display());
+        move |source| TestkitError::Io { context, source }
+    };
+    let text = std::fs::read_to_string(tls_cfg).map_err(io("read"))?;
+    let mut server = false;
+    let edited: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if line.starts_with('[') {
+                server = line.starts_with("[server:");
+            }
+            match line.split_once(" = ") {
+                Some((key @ ("verify_certificate" | "require_certificate"), _)) if server => {
+                    format!("{key} = yes")
+                }
+                _ => line.to_owned(),
+            }
+        })
+        .collect();
+    std::fs::write(tls_cfg, edited.join("\n") + "\n").map_err(io("write"))
 }
 
 /// `kamcmd ul.dump` prints nested `AoR: alice` ... `Address: sip:alice@...` entries.
