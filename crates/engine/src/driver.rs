@@ -290,6 +290,9 @@ impl Driver {
                 }))
             }
             event => {
+                if let PhoneEvent::Registration(RegistrationState::Registered { .. }) = &event {
+                    self.connect_failure = None;
+                }
                 if let PhoneEvent::Answered { call, auto: true } = &event
                     && self.platform_delivery
                 {
