@@ -44,8 +44,8 @@ const FEC_LOOKAHEAD_FRAMES: u32 = 1;
 /// up to this many is here in time to rebuild it from its deep redundancy (Opus DRED).
 const DRED_LOOKAHEAD_FRAMES: u32 = 4;
 const FEC_LOOKAHEAD_HOLD: Duration = Duration::from_secs(20);
-/// RFC 2198 RED (when negotiated): copies of the three previous frames in each packet (a burst
-/// of three comes back whole) once the remote reports this much loss AND the loss we see on its
+/// RFC 2198 RED (when negotiated): copies of the four previous frames in each packet (a burst
+/// of four comes back whole; [`red::MAX_DISTANCE`]) once the remote reports this much loss AND the loss we see on its
 /// stream comes in bursts (the same link, usually the same pattern). Random loss is left to
 /// Opus in-band FEC: at about the same total bitrate it scores better (in-memory speech bench,
 /// 10 % random loss: PESQ-WB 3.66 with FEC at 48 kbit/s, 3.49 with two copies at 21 kbit/s,
@@ -474,7 +474,7 @@ impl MediaSession {
     }
 
     /// RFC 2198 redundancy ([`crate::sdp::Negotiated::red`]): with `Some(payload_type)`, Opus
-    /// packets repeat the three frames before theirs while the remote reports loss that comes
+    /// packets repeat the four frames before theirs while the remote reports loss that comes
     /// in bursts (from 2 % reported loss, runs of 1.6 packets on average; the encoder's bitrate
     /// shrinks so that all copies stay near 64 kbit/s); G.711 packets repeat the frame before
     /// theirs from the call's start and under any reported loss from 2 %, the two before when
@@ -903,7 +903,7 @@ impl MediaSession {
         .write(report);
     }
 
-    /// How many earlier frames each packet repeats. Opus: three while the remote reports loss
+    /// How many earlier frames each packet repeats. Opus: four while the remote reports loss
     /// that comes in bursts, else none (see [`RED_MIN_LOSS_PERCENT`]). G.711: one under any
     /// reported loss, two when it comes in bursts (see [`G711_RED_COPIES_RANDOM`]). How it
     /// comes is what the remote says of our stream when it does, else what we see of its

@@ -24,7 +24,8 @@ const MAX_BITRATE: i32 = 64_000;
 /// capped so that all copies together stay within this.
 const RED_TOTAL_BITRATE: i32 = 64_000;
 const LBRR_WITH_RED: bool = false;
-/// ...but not below this (wideband speech stays clear: with three copies ~70 kbit/s in all).
+/// ...but not below this (wideband speech stays clear: with four copies ~90 kbit/s in all while
+/// speaking).
 const RED_MIN_BITRATE: i32 = 18_000;
 
 /// Decoder complexity: 5 and above conceal with libopus's deep PLC (a neural vocoder) instead

@@ -125,8 +125,8 @@ impl NegotiationError {
 
 /// Builds our offer (initial, hold or resume): one `m=audio` over RTP/AVP with the codecs in
 /// preference order (PCMU 0, PCMA 8, Opus `opus/48000/2` at 111, others dynamic), right after
-/// Opus its RFC 2198 redundancy (`red/48000/2` at 63, `a=fmtp:63 111/111/111/111`: up to three
-/// redundant Opus frames per packet), right after PCMU its own (`red/8000` at 122,
+/// Opus its RFC 2198 redundancy (`red/48000/2` at 63, `a=fmtp:63 111/111/111/111/111`: up to
+/// four redundant Opus frames per packet), right after PCMU its own (`red/8000` at 122,
 /// `a=fmtp:122 0/0/0`: up to two redundant PCMU frames), DTMF if wanted, `a=ptime` and the
 /// direction.
 pub fn create_offer(local: &LocalMedia) -> SessionDescription {
@@ -440,7 +440,7 @@ fn comfort_noise_spec(payload_type: u8) -> CodecSpec {
 
 /// RFC 2198 redundancy of `kind` (its clock rate and channels) carrying a primary and as many
 /// redundant blocks of `codec_payload_type` as we ever send with it
-/// ([`crate::red::max_copies`]): `red/48000/2` with `111/111/111/111` for Opus, `red/8000`
+/// ([`crate::red::max_copies`]): `red/48000/2` with `111/111/111/111/111` for Opus, `red/8000`
 /// with `0/0/0` for PCMU.
 fn red_spec(payload_type: u8, kind: CodecKind, codec_payload_type: u8) -> CodecSpec {
     let codec = kind.default_spec();

@@ -55,7 +55,7 @@ fn offer_lists_codecs_in_preference_order_with_dtmf_and_ptime() {
                     a=rtpmap:111 opus/48000/2\r\n\
                     a=fmtp:111 minptime=10;useinbandfec=1;usedtx=1\r\n\
                     a=rtpmap:63 red/48000/2\r\n\
-                    a=fmtp:63 111/111/111/111\r\n\
+                    a=fmtp:63 111/111/111/111/111\r\n\
                     a=rtpmap:0 PCMU/8000\r\n\
                     a=rtpmap:122 red/8000\r\n\
                     a=fmtp:122 0/0/0\r\n\
@@ -619,7 +619,7 @@ fn red_is_used_only_when_both_sides_have_it() {
     assert!(
         answer
             .to_string()
-            .contains("a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111/111/111\r\n")
+            .contains("a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111/111/111/111\r\n")
     );
     assert_eq!(answer.media[0].formats, ["111", "63", "110"]);
 
@@ -628,7 +628,7 @@ fn red_is_used_only_when_both_sides_have_it() {
         .to_string()
         .replace(" 111 63 110", " 111 110")
         .replace(
-            "a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111/111/111\r\n",
+            "a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111/111/111/111\r\n",
             "",
         );
     let negotiated = apply_answer(&offer, &parse(&plain_answer)).expect("applies");
@@ -649,7 +649,7 @@ fn red_is_used_only_when_both_sides_have_it() {
     assert!(
         answer
             .to_string()
-            .contains("a=rtpmap:100 red/48000/2\r\na=fmtp:100 96/96/96/96\r\n")
+            .contains("a=rtpmap:100 red/48000/2\r\na=fmtp:100 96/96/96/96/96\r\n")
     );
 
     // RED whose blocks are another codec, or RED when G.711 is chosen: not used.

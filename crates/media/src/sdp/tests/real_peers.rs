@@ -116,7 +116,7 @@ fn real_answers_to_our_offer_apply() {
         .replace(";usedtx=1", "")
         .replace("a=rtpmap:13 CN/8000\r\n", "")
         .replace(
-            "a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111/111/111\r\n",
+            "a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111/111/111/111\r\n",
             "",
         );
     assert_eq!(
