@@ -80,9 +80,10 @@ pub struct Negotiated {
     pub ptime_ms: u32,
     /// The peer's SSRC from its first `a=ssrc`, if any.
     pub remote_ssrc: Option<u32>,
-    /// RFC 2198 redundancy for Opus (`red/48000/2`, blocks of [`Self::codec`] only), when both
-    /// sides have it: send and expect RED packets with this payload type
-    /// ([`crate::MediaSession::set_red`]). `None` for peers without it: plain Opus.
+    /// RFC 2198 redundancy for Opus (`red/48000/2`) or PCMU (`red/8000`), blocks of
+    /// [`Self::codec`] only, when both sides have it: send and expect RED packets with this
+    /// payload type ([`crate::MediaSession::set_red`]). `None` for peers without it: plain
+    /// packets.
     pub red: Option<CodecSpec>,
     /// RFC 3389 comfort noise (`CN/8000`, usually payload type 13) with G.711, when both sides
     /// list it: send CN instead of silent frames
