@@ -16,3 +16,4 @@ mod linphone;
 mod privacy;
 mod quality;
 mod sipp;
+mod srtp;

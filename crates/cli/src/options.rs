@@ -69,6 +69,18 @@ pub enum AnswerOption {
     Manual,
 }
 
+/// Media encryption (SRTP with SDES keys, RFC 4568).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SrtpOption {
+    /// SRTP or no call: offer RTP/SAVP, refuse plain RTP with 488.
+    Mandatory,
+    /// Offer SRTP keys (best effort) and accept plain RTP from peers without SRTP.
+    Preferred,
+    /// Plain RTP only.
+    Off,
+}
+
 /// An audio processing stage: forced on, forced off, or on only for device audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -141,6 +153,10 @@ pub struct Options {
     /// listen: exit after this many calls have ended.
     #[arg(long, global = true, value_name = "N")]
     pub calls: Option<u32>,
+    /// Media encryption: SRTP with keys in the SDP (SDES) [default: off]. `mandatory`
+    /// refuses plain RTP (488); `preferred` offers keys and accepts plain peers.
+    #[arg(long, global = true, value_enum)]
+    pub srtp: Option<SrtpOption>,
     /// The contact-center platform (ACD/SBC) address: only its INVITEs may be answered by
     /// themselves (Call-Info answer-after, Alert-Info auto-answer, Answer-Mode: Auto). With
     /// it, other calls ring (--answer defaults to manual). Comma-separated for several.
@@ -206,6 +222,7 @@ struct FileOptions {
     auth_user: Option<String>,
     answer: Option<AnswerOption>,
     calls: Option<u32>,
+    srtp: Option<SrtpOption>,
     platform: Option<String>,
     auto_answer_all: Option<bool>,
     context_url: Option<String>,
@@ -347,6 +364,11 @@ fn merge(
         AnswerOption::Auto => homeagent_api::AnswerMode::Auto,
         AnswerOption::Reject => homeagent_api::AnswerMode::Reject,
         AnswerOption::Manual => homeagent_api::AnswerMode::Manual,
+    };
+    phone.srtp = match cli.srtp.or(file.srtp).unwrap_or(SrtpOption::Off) {
+        SrtpOption::Mandatory => homeagent_api::SrtpPolicy::Mandatory,
+        SrtpOption::Preferred => homeagent_api::SrtpPolicy::Preferred,
+        SrtpOption::Off => homeagent_api::SrtpPolicy::Off,
     };
     if let Some(timeout) = cli.timeout.or(file.timeout) {
         phone.no_answer_timeout = seconds(timeout, "--timeout")?;

@@ -64,7 +64,11 @@ pub async fn run(settings: Resolved) -> u8 {
             }
             Event::Answered { call, .. } | Event::Established { call, .. } => {
                 run.answered.insert(*call);
-                if let Event::Established { call, .. } = &event {
+                if let Event::Established { call, srtp, .. } = &event {
+                    run.media_encryption = Some(match srtp {
+                        Some(suite) => format!("srtp {suite}"),
+                        None => "none".to_owned(),
+                    });
                     on_established(&settings, &commander, *call);
                 }
             }
@@ -182,6 +186,8 @@ struct Run {
     finishing: bool,
     /// Its wrap-up is stored; waiting for the platform to take it.
     awaiting_delivery: bool,
+    /// How the last established call's media was protected: `srtp SUITE` or `none`.
+    media_encryption: Option<String>,
 }
 
 impl Run {
@@ -196,6 +202,7 @@ impl Run {
             answered: std::collections::HashSet::new(),
             finishing: false,
             awaiting_delivery: false,
+            media_encryption: None,
         }
     }
 
@@ -255,6 +262,7 @@ impl Run {
                 "exit_code": exit,
                 "reason": reason,
                 "codec": stats.codec,
+                "media_encryption": self.media_encryption,
                 "duration_s": round3(stats.duration_s),
                 "packets_sent": stats.packets_sent,
                 "packets_received": stats.packets_received,

@@ -110,6 +110,8 @@ pub enum Output {
 pub struct Phone {
     pub(crate) config: PhoneConfig,
     pub(crate) rng: Rng,
+    /// Media keys (SRTP): a cryptographic generator, seeded by the driver from the OS.
+    keys: KeyGenerator,
     pub(crate) transactions: TransactionLayer,
     registrar: Option<Registrar>,
     presence: Option<Presence>,
@@ -123,13 +125,46 @@ pub struct Phone {
     stopped: bool,
 }
 
+/// ChaCha-based generator for media keys; its state never reaches a log.
+struct KeyGenerator(rand::rngs::StdRng);
+
+impl KeyGenerator {
+    /// Deterministic from a 64-bit seed: tests only; the driver calls [`Phone::set_key_seed`].
+    fn from_seed(seed: u64) -> Self {
+        use rand::SeedableRng;
+        Self(rand::rngs::StdRng::seed_from_u64(seed))
+    }
+}
+
+impl std::fmt::Debug for KeyGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyGenerator")
+    }
+}
+
 impl Phone {
+    /// Seeds the media-key generator with 32 bytes from the OS (the driver does this at start;
+    /// without it, keys follow from the phone's 64-bit seed, which is fine for tests only).
+    pub fn set_key_seed(&mut self, seed: [u8; 32]) {
+        use rand::SeedableRng;
+        self.keys = KeyGenerator(rand::rngs::StdRng::from_seed(seed));
+    }
+
+    /// Fresh key material for one call's SRTP.
+    pub(crate) fn srtp_key_material(&mut self) -> Vec<u8> {
+        use rand::RngCore;
+        let mut material = vec![0; homeagent_media::sdp::SRTP_KEY_MATERIAL_LEN];
+        self.keys.0.fill_bytes(&mut material);
+        material
+    }
+
     /// A phone that starts registering (if it has an account) at the first poll.
     pub fn new(config: PhoneConfig, seed: u64, now: Instant) -> Self {
         let account = config.account.clone();
         let mut phone = Self {
             config,
             rng: Rng::new(seed),
+            keys: KeyGenerator::from_seed(seed),
             transactions: TransactionLayer::new(Default::default()),
             registrar: None,
             presence: None,

@@ -36,6 +36,8 @@ pub struct PhoneSettings {
     pub auto_answer_all: bool,
     /// After-call work once a call ends.
     pub wrapup: WrapupRules,
+    /// Media encryption (SRTP with SDES keys): off, preferred or mandatory.
+    pub srtp: homeagent_core::SrtpPolicy,
 }
 
 impl Default for PhoneSettings {
@@ -57,6 +59,7 @@ impl Default for PhoneSettings {
             platform: Vec::new(),
             auto_answer_all: false,
             wrapup: WrapupRules::default(),
+            srtp: homeagent_core::SrtpPolicy::Off,
         }
     }
 }
