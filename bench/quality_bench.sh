@@ -17,6 +17,7 @@
 #   sudo bench/quality_bench.sh                 # everything: 48 calls, ~7 min on 2 cores
 #   PROFILES="clean loss3" PAIRS=homeagent:homeagent CODECS=opus bench/quality_bench.sh
 #   JOBS=2 SEED=7 EXTRA_DELAY_MS=20 BENCH_KEEP=1 HOMEAGENT_BIN=... HA_IMPAIR_BIN=... ...
+#   HOMEAGENT_LOG=homeagent_media=debug BENCH_KEEP=1 ...   # our UAs' logs in cellN/*.err
 #
 # Needs root (network namespaces, /dev/net/tun), iproute2, baresip, sox, python3 + pesq.
 # Traffic stays inside the namespaces it creates (deleted at exit); calls run JOBS at a
@@ -111,7 +112,8 @@ prepare_audio() {
 homeagent_callee() {
   ip netns exec "$2" "$HOMEAGENT_BIN" listen --calls 1 --bind "$ADDR_B:5060" \
     --rtp-ports 20000-20009 --codecs "$3" --audio-in "$TMP/callee-$3.wav" \
-    --audio-out "$1/heard.wav" --hangup-after 60 --json </dev/null >"$1/callee.jsonl" 2>"$1/callee.err" &
+    --audio-out "$1/heard.wav" --hangup-after 60 ${HOMEAGENT_LOG:+--log-level "$HOMEAGENT_LOG"} \
+    --json </dev/null >"$1/callee.jsonl" 2>"$1/callee.err" &
   UA_PID=$!
   wait_log "$1/callee.jsonl" '"event":"ready"' 10
 }
@@ -119,7 +121,8 @@ homeagent_callee() {
 homeagent_caller() {
   ip netns exec "$2" "$HOMEAGENT_BIN" call "sip:bob@$ADDR_B:5060" --bind "$ADDR_A:5060" \
     --rtp-ports 20000-20009 --codecs "$3" --audio-in "$TMP/caller-$3.wav" --audio-out null \
-    --timeout 15 --json </dev/null >"$1/caller.jsonl" 2>"$1/caller.err" &
+    --timeout 15 ${HOMEAGENT_LOG:+--log-level "$HOMEAGENT_LOG"} \
+    --json </dev/null >"$1/caller.jsonl" 2>"$1/caller.err" &
   local pid=$!
   wait_pid "$pid" 60
 }

@@ -17,3 +17,4 @@ mod privacy;
 mod quality;
 mod sipp;
 mod srtp;
+mod tls;

@@ -63,6 +63,13 @@ pub struct AppConfig {
     pub registrar: Option<String>,
     pub user: Option<String>,
     pub auth_user: Option<String>,
+    /// SIP over TLS (`sips:` or `;transport=tls` registrar): PEM file of CA certificates
+    /// trusted besides the public web roots (e.g. the platform's private CA).
+    pub ca_file: Option<PathBuf>,
+    /// SIP over TLS: PEM certificate chain and its private key, presented when the SBC asks
+    /// for a client certificate (mutual TLS). Both or neither.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
     pub bind: Option<String>,
     pub rtp_ports: Option<String>,
     pub codecs: Option<String>,
@@ -292,6 +299,12 @@ impl AppConfig {
         phone.registrar = self.registrar.clone().filter(|r| !r.trim().is_empty());
         phone.user = self.user.clone();
         phone.auth_user = self.auth_user.clone();
+        phone.tls.ca_file = self.ca_file.clone();
+        phone.tls.client_cert = self.client_cert.clone();
+        phone.tls.client_key = self.client_key.clone();
+        if phone.tls.client_cert.is_some() != phone.tls.client_key.is_some() {
+            return Err("client_cert and client_key go together".to_owned());
+        }
         let (microphone, speaker) = self.device_route(inputs, outputs);
         phone.audio_in = match (&self.audio_in, microphone) {
             (Some(spec), _) => spec

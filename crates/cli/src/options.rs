@@ -147,6 +147,20 @@ pub struct Options {
     /// Authentication user name, when it differs from --user.
     #[arg(long, global = true, value_name = "NAME")]
     pub auth_user: Option<String>,
+    /// SIP over TLS (sips: or ;transport=tls): PEM file of CA certificates to trust besides
+    /// the public web roots (e.g. the platform's private CA).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+    /// SIP over TLS: PEM certificate (chain) to present when the server asks for one.
+    #[arg(long, global = true, value_name = "PATH", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// SIP over TLS: PEM private key of --client-cert.
+    #[arg(long, global = true, value_name = "PATH", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+    /// CRLF keepalive (RFC 5626) on idle TCP/TLS connections to the registrar, every SECONDS;
+    /// 0 turns it off [default: 30].
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub keepalive: Option<f64>,
     /// listen: what to do with incoming calls [default: auto].
     #[arg(long, global = true, value_enum)]
     pub answer: Option<AnswerOption>,
@@ -220,6 +234,10 @@ struct FileOptions {
     registrar: Option<String>,
     user: Option<String>,
     auth_user: Option<String>,
+    ca_file: Option<PathBuf>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
+    keepalive: Option<f64>,
     answer: Option<AnswerOption>,
     calls: Option<u32>,
     srtp: Option<SrtpOption>,
@@ -327,6 +345,16 @@ fn merge(
     phone.user = cli.user.or(file.user);
     phone.auth_user = cli.auth_user.or(file.auth_user);
     phone.password = password.filter(|p| !p.is_empty());
+    phone.tls.ca_file = cli.ca_file.or(file.ca_file);
+    phone.tls.client_cert = cli.client_cert.or(file.client_cert);
+    phone.tls.client_key = cli.client_key.or(file.client_key);
+    if phone.tls.client_cert.is_some() != phone.tls.client_key.is_some() {
+        bail!("--client-cert and --client-key go together");
+    }
+    if let Some(keepalive) = cli.keepalive.or(file.keepalive) {
+        let interval = seconds(keepalive, "--keepalive")?;
+        phone.keepalive = (!interval.is_zero()).then_some(interval);
+    }
     if phone.registrar.is_some() && phone.user.is_none() {
         bail!("--registrar needs --user");
     }
@@ -642,6 +670,36 @@ mod tests {
         ])
         .unwrap();
         assert!(merge(cli.command, cli.options, FileOptions::default(), None).is_err());
+    }
+
+    #[test]
+    fn tls_files_and_keepalive() {
+        let r = parse(&[
+            "homeagent",
+            "listen",
+            "--ca-file",
+            "ca.pem",
+            "--client-cert",
+            "me.pem",
+            "--client-key",
+            "me.key",
+            "--keepalive",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(r.phone.tls.ca_file, Some(PathBuf::from("ca.pem")));
+        assert_eq!(r.phone.tls.client_key, Some(PathBuf::from("me.key")));
+        assert_eq!(r.phone.keepalive, None);
+        assert!(parse(&["homeagent", "listen", "--client-cert", "me.pem"]).is_err());
+        let file: FileOptions =
+            toml::from_str("ca_file = \"/etc/pki/sbc-ca.pem\"\nkeepalive = 15").unwrap();
+        let cli = Cli::try_parse_from(["homeagent", "listen"]).unwrap();
+        let r = merge(cli.command, cli.options, file, None).unwrap();
+        assert_eq!(
+            r.phone.tls.ca_file,
+            Some(PathBuf::from("/etc/pki/sbc-ca.pem"))
+        );
+        assert_eq!(r.phone.keepalive, Some(Duration::from_secs(15)));
     }
 
     #[test]

@@ -188,6 +188,8 @@ struct Run {
     awaiting_delivery: bool,
     /// How the last established call's media was protected: `srtp SUITE` or `none`.
     media_encryption: Option<String>,
+    /// The SIP transport of the calls (`udp`, `tcp`, `tls`, ...), for the summary.
+    transport: Option<&'static str>,
 }
 
 impl Run {
@@ -203,6 +205,7 @@ impl Run {
             finishing: false,
             awaiting_delivery: false,
             media_encryption: None,
+            transport: signalling_transport(settings),
         }
     }
 
@@ -261,6 +264,7 @@ impl Run {
                 "result": if exit == EXIT_OK { "ok" } else { "failed" },
                 "exit_code": exit,
                 "reason": reason,
+                "transport": self.transport,
                 "codec": stats.codec,
                 "media_encryption": self.media_encryption,
                 "duration_s": round3(stats.duration_s),
@@ -362,6 +366,34 @@ fn human(event: &Event) -> String {
     }
 }
 
+/// The transport the calls' signalling uses: the registrar's (every request goes through it),
+/// else the called URI's: `sips:` is TLS, else its `transport` parameter, else UDP.
+fn signalling_transport(settings: &Resolved) -> Option<&'static str> {
+    let uri = match (&settings.phone.registrar, &settings.mode) {
+        (Some(registrar), _) => registrar,
+        (None, RunMode::Call { uri }) => uri,
+        (None, _) => return None,
+    };
+    Some(uri_transport(uri))
+}
+
+fn uri_transport(uri: &str) -> &'static str {
+    let uri = uri.trim().to_ascii_lowercase();
+    let secure = uri.starts_with("sips:");
+    let param = uri
+        .split(';')
+        .skip(1)
+        .find_map(|param| param.strip_prefix("transport="))
+        .map(|value| value.split(['?', '>']).next().unwrap_or(value));
+    match (param, secure) {
+        (Some("ws"), false) => "ws",
+        (Some("ws" | "wss"), _) => "wss",
+        (Some("tcp"), false) => "tcp",
+        (Some("tls"), _) | (_, true) => "tls",
+        _ => "udp",
+    }
+}
+
 fn round3(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
 }
@@ -387,5 +419,18 @@ fn print_devices(json: bool) -> u8 {
             eprintln!("homeagent: cannot list audio devices: {error}");
             EXIT_FAILED
         }
+    }
+}
+
+#[cfg(test)]
+mod transport_tests {
+    #[test]
+    fn the_uri_names_the_transport() {
+        assert_eq!(super::uri_transport("sip:127.0.0.1:5060"), "udp");
+        assert_eq!(super::uri_transport("sip:pbx;transport=TCP"), "tcp");
+        assert_eq!(super::uri_transport("sip:pbx:5061;transport=tls"), "tls");
+        assert_eq!(super::uri_transport("sips:pbx.example.com"), "tls");
+        assert_eq!(super::uri_transport("sips:pbx;transport=tcp"), "tls");
+        assert_eq!(super::uri_transport("sip:pbx;lr;transport=wss"), "wss");
     }
 }

@@ -93,6 +93,12 @@ pub enum Input {
         now: Instant,
         to: Peer,
     },
+    /// The stream connection (TCP/TLS flow) to `to` broke after it was up: a registration
+    /// bound to it is renewed at once over a new connection (RFC 5626 flow recovery).
+    FlowClosed {
+        now: Instant,
+        to: Peer,
+    },
 }
 
 /// What the phone asks its driver to do, in order.
@@ -229,6 +235,10 @@ impl Phone {
             Input::TransportError { now, to } => {
                 self.now = now;
                 self.transport_error(to);
+            }
+            Input::FlowClosed { now, to } => {
+                self.now = now;
+                self.flow_closed(to);
             }
         }
         self.process_transaction_events();
@@ -602,6 +612,24 @@ impl Phone {
         for id in ids {
             self.with_call(id, |call, phone| call.unreachable(phone));
         }
+    }
+
+    fn flow_closed(&mut self, to: Peer) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        self.with_registrar(|registrar, phone| {
+            if !registrar.uses(to) {
+                return;
+            }
+            if registrar.deadline().is_some() {
+                // Idle until its refresh or retry: register again now, on a new connection.
+                registrar.start(phone);
+            } else {
+                // A REGISTER was in flight on the broken connection: it failed.
+                registrar.unreachable(phone);
+            }
+        });
     }
 
     pub(crate) fn add_capabilities(&self, headers: &mut Headers) {

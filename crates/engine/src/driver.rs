@@ -8,7 +8,7 @@ use std::time::Duration;
 use homeagent_audio::{SinkSpec, SourceSpec};
 use homeagent_core::{
     Account, AcdConfig, CallId, Command, Credentials, Input, MediaCommand, Output, Phone,
-    PhoneConfig, PhoneEvent, Pii,
+    PhoneConfig, PhoneEvent, Pii, RegistrationState,
 };
 use homeagent_sip::message::Uri;
 use homeagent_sip::transaction::{Peer, Transport};
@@ -26,17 +26,19 @@ pub(crate) async fn start(
     settings: PhoneSettings,
 ) -> Result<(mpsc::Sender<EngineCommand>, mpsc::Receiver<EngineEvent>), EngineError> {
     settings.validate()?;
+    let tls = crate::tls::client_config(&settings.tls)?;
     let (received_tx, received) = mpsc::channel(1024);
-    let transports = Transports::bind(settings.bind, received_tx)
+    let mut transports = Transports::bind(settings.bind, tls, settings.keepalive, received_tx)
         .await
         .map_err(|source| EngineError::Bind {
             addr: settings.bind,
             source,
         })?;
     let account = match &settings.registrar {
-        Some(registrar) => Some(account(&settings, registrar).await?),
+        Some(registrar) => Some(account(&settings, registrar, &mut transports).await?),
         None => None,
     };
+    let proxy = account.as_ref().map(|a| a.proxy);
     let bound = transports.local_addr();
     let advertised_ip = advertised_ip(bound.ip(), account.as_ref().map(|a| a.proxy.addr));
     let local = Peer {
@@ -97,6 +99,8 @@ pub(crate) async fn start(
         auto_answered: std::collections::HashSet::new(),
         platform_delivery: !settings.platform.is_empty(),
         has_account: settings.registrar.is_some(),
+        proxy,
+        connect_failure: None,
     };
     let _ = driver.events.send(EngineEvent::Ready { sip: bound }).await;
     tokio::spawn(driver.run());
@@ -122,6 +126,11 @@ struct Driver {
     /// A platform is configured: its calls answer themselves and start with the zip tone.
     platform_delivery: bool,
     has_account: bool,
+    /// The registrar / outbound proxy, when there is an account.
+    proxy: Option<Peer>,
+    /// Why the last connection to an address failed, to name the cause when the phone
+    /// reports the registration failed (e.g. a certificate not valid for the host).
+    connect_failure: Option<(SocketAddr, String)>,
 }
 
 struct ActiveMedia {
@@ -144,7 +153,7 @@ impl Driver {
                     None => self.input(Input::Command(now(), Command::Shutdown)),
                 },
                 received = self.received.recv() => match received {
-                    Some(received) => self.receive(received),
+                    Some(received) => self.receive(received).await,
                     None => break,
                 },
                 _ = sleep_until(deadline) => self.input(Input::Timeout(now())),
@@ -166,7 +175,7 @@ impl Driver {
                 uri,
                 next_hop: None,
             }) if !self.has_account => {
-                let next_hop = resolve_target(&uri).await;
+                let next_hop = resolve_target(&uri, &mut self.transports).await;
                 self.input(Input::Command(now(), Command::Call { uri, next_hop }));
             }
             EngineCommand::Phone(command) => self.input(Input::Command(now(), command)),
@@ -189,7 +198,7 @@ impl Driver {
         }
     }
 
-    fn receive(&mut self, received: Received) {
+    async fn receive(&mut self, received: Received) {
         match received {
             Received::Datagram { from, bytes } => self.input(Input::Datagram {
                 now: now(),
@@ -201,14 +210,25 @@ impl Driver {
                 from,
                 message,
             }),
-            Received::Connected { from, sender } => self.transports.adopt(from.addr, sender),
-            Received::ConnectFailed { to, reason } => {
-                tracing::warn!(peer = %to.addr, %reason, "cannot connect");
-                self.transports.forget(to.addr);
+            Received::Connected { from, flow, sender } => {
+                self.transports.adopt(from.addr, flow, sender)
+            }
+            Received::ConnectFailed { to, flow, reason } => {
+                self.transports.forget(to.addr, flow);
+                self.warn(format!("cannot connect to {}: {reason}", to.addr))
+                    .await;
+                self.connect_failure = Some((to.addr, reason));
                 self.input(Input::TransportError { now: now(), to });
             }
-            Received::StreamError { from, reason } => {
-                tracing::info!(peer = %from.addr, %reason, "stream closed on framing error");
+            Received::Closed { peer, flow, reason } => {
+                if self.transports.forget(peer.addr, flow) {
+                    tracing::info!(peer = %peer.addr, %reason, "connection closed");
+                    self.connect_failure = Some((peer.addr, reason));
+                    self.input(Input::FlowClosed {
+                        now: now(),
+                        to: peer,
+                    });
+                }
             }
         }
     }
@@ -259,7 +279,23 @@ impl Driver {
                     stats,
                 }
             }
+            PhoneEvent::Registration(RegistrationState::Failed { code: None, reason }) => {
+                // The phone only knows the registrar was unreachable: say why.
+                let cause = match self.connect_failure.take() {
+                    Some((addr, cause)) if self.proxy.is_some_and(|p| p.addr == addr) => {
+                        format!(": {cause}")
+                    }
+                    _ => String::new(),
+                };
+                EngineEvent::Phone(PhoneEvent::Registration(RegistrationState::Failed {
+                    code: None,
+                    reason: format!("{reason}{cause}"),
+                }))
+            }
             event => {
+                if let PhoneEvent::Registration(RegistrationState::Registered { .. }) = &event {
+                    self.connect_failure = None;
+                }
                 if let PhoneEvent::Answered { call, auto: true } = &event
                     && self.platform_delivery
                 {
@@ -421,11 +457,15 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// The account from the settings, with the registrar resolved.
-async fn account(settings: &PhoneSettings, registrar: &str) -> Result<Account, EngineError> {
+async fn account(
+    settings: &PhoneSettings,
+    registrar: &str,
+    transports: &mut Transports,
+) -> Result<Account, EngineError> {
     let uri: Uri = registrar.parse().map_err(|_| {
         EngineError::Settings(crate::SettingsError::BadRegistrar(registrar.to_owned()))
     })?;
-    let proxy = resolve_uri(&uri)
+    let proxy = resolve_uri(&uri, transports)
         .await
         .map_err(|reason| EngineError::Resolve {
             what: registrar.to_owned(),
@@ -443,13 +483,24 @@ async fn account(settings: &PhoneSettings, registrar: &str) -> Result<Account, E
 }
 
 /// Where to send an out-of-dialog request for `target` when there is no outbound proxy.
-async fn resolve_target(target: &str) -> Option<Peer> {
+async fn resolve_target(target: &str, transports: &mut Transports) -> Option<Peer> {
     let uri: Uri = target.parse().ok()?;
-    resolve_uri(&uri).await.ok()
+    resolve_uri(&uri, transports).await.ok()
 }
 
-/// Resolves a SIP URI's host, port (default 5060, 5061 for sips/TLS) and transport.
-async fn resolve_uri(uri: &Uri) -> Result<Peer, String> {
+/// Resolves a SIP URI's host, port (default 5060, 5061 for sips/TLS) and transport. For TLS,
+/// the server's certificate will have to be valid for the URI's host.
+async fn resolve_uri(uri: &Uri, transports: &mut Transports) -> Result<Peer, String> {
+    let peer = resolve_address(uri).await?;
+    if peer.transport == Transport::Tls {
+        let name = crate::tls::server_name(&uri.host)
+            .ok_or_else(|| format!("{:?} is not a valid TLS server name", uri.host))?;
+        transports.expect_tls_name(peer.addr, name);
+    }
+    Ok(peer)
+}
+
+async fn resolve_address(uri: &Uri) -> Result<Peer, String> {
     let transport = match uri
         .params
         .get("transport")
@@ -463,10 +514,11 @@ async fn resolve_uri(uri: &Uri) -> Result<Peer, String> {
         Some("wss") => Transport::Wss,
         Some(other) => return Err(format!("unknown transport {other:?}")),
     };
-    let transport = if uri.is_secure() && transport == Transport::Tcp {
-        Transport::Tls
-    } else {
-        transport
+    // `sips:` means TLS on every hop (RFC 3261 §19.1.2), whatever the parameter says.
+    let transport = match transport {
+        Transport::Udp | Transport::Tcp if uri.is_secure() => Transport::Tls,
+        Transport::Ws if uri.is_secure() => Transport::Wss,
+        transport => transport,
     };
     let port = uri
         .port

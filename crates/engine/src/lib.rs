@@ -1,4 +1,4 @@
-//! Tokio driver around the sans-IO phone: sockets (UDP, TCP), the single timer, one media task
+//! Tokio driver around the sans-IO phone: sockets (UDP, TCP, TLS), the single timer, one media task
 //! per call (RTP sockets + audio source/sink), name resolution.
 //!
 //! [`Engine::start`] binds everything and returns channels: [`EngineCommand`]s in,
@@ -8,6 +8,7 @@
 mod driver;
 mod media;
 mod settings;
+mod tls;
 mod transport;
 
 use std::net::SocketAddr;
@@ -15,7 +16,8 @@ use std::net::SocketAddr;
 pub use homeagent_audio::{SinkSpec, SourceSpec};
 pub use homeagent_core as core;
 pub use media::CallStats;
-pub use settings::{PhoneSettings, SettingsError};
+pub use settings::{DEFAULT_KEEPALIVE, PhoneSettings, SettingsError, TlsSettings};
+pub use tls::TlsConfigError;
 
 use homeagent_core::{CallId, EndReason, PhoneEvent};
 use tokio::sync::mpsc;
@@ -96,6 +98,8 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    #[error("TLS settings: {0}")]
+    Tls(#[from] TlsConfigError),
     #[error("cannot resolve {what}: {reason}")]
     Resolve { what: String, reason: String },
     #[error("no free RTP port in {0}-{1}")]

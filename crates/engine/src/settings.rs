@@ -1,6 +1,7 @@
 //! What a front end configures: the phone's settings before sockets and names are resolved.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use homeagent_audio::{DeviceSelector, ProcessingConfig, SinkSpec, SourceSpec};
@@ -38,6 +39,23 @@ pub struct PhoneSettings {
     pub wrapup: WrapupRules,
     /// Media encryption (SRTP with SDES keys): off, preferred or mandatory.
     pub srtp: homeagent_core::SrtpPolicy,
+    /// SIP over TLS (`sips:` or `;transport=tls` URIs): trusted CAs, client certificate.
+    pub tls: TlsSettings,
+    /// RFC 5626 keepalive: a CRLF ping on a TCP/TLS connection we opened after this long
+    /// without sending; `None` sends none.
+    pub keepalive: Option<Duration>,
+}
+
+/// Certificates for SIP over TLS. The server's certificate must chain to a root of the
+/// Mozilla set (webpki-roots) or to a CA of `ca_file`, and be valid for the URI's host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// PEM file of extra CA certificates to trust (e.g. the platform's private CA).
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate chain presented when the server asks for one (mutual TLS).
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert` (PKCS#8, PKCS#1 or SEC1).
+    pub client_key: Option<PathBuf>,
 }
 
 impl Default for PhoneSettings {
@@ -60,9 +78,15 @@ impl Default for PhoneSettings {
             auto_answer_all: false,
             wrapup: WrapupRules::default(),
             srtp: homeagent_core::SrtpPolicy::Off,
+            tls: TlsSettings::default(),
+            keepalive: Some(DEFAULT_KEEPALIVE),
         }
     }
 }
+
+/// Default interval of the CRLF keepalive on idle TCP/TLS connections (RFC 5626 suggests
+/// 95-120 s for the server to see; NAT routers commonly drop idle TCP after a few minutes).
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(30);
 
 /// The switches of the call audio processing ([`homeagent_audio::AudioProcessor`]). Each one
 /// is `Some(true)` (forced on), `Some(false)` (forced off) or `None` (the default, automatic:
@@ -113,6 +137,8 @@ pub enum SettingsError {
     MissingCredentials,
     #[error("invalid RTP port range {0}-{1}")]
     BadPortRange(u16, u16),
+    #[error("a TLS client certificate needs both a certificate file and a key file")]
+    IncompleteClientCertificate,
 }
 
 impl PhoneSettings {
@@ -142,6 +168,9 @@ impl PhoneSettings {
         }
         if self.registrar.is_some() && (self.user.is_none() || self.password.is_none()) {
             return Err(SettingsError::MissingCredentials);
+        }
+        if self.tls.client_cert.is_some() != self.tls.client_key.is_some() {
+            return Err(SettingsError::IncompleteClientCertificate);
         }
         Ok(())
     }

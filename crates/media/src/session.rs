@@ -239,6 +239,8 @@ pub struct MediaSession {
     /// come, [`INITIAL_LOSS_PERCENT`] stands in: a call starts protected (with G.711, one copy
     /// until the reports show a clean path).
     red_reports: [u8; 2],
+    /// Loss reports received (counting up to 2).
+    red_reports_seen: u8,
     remote_red_distance: u32,
     /// RFC 3389 comfort noise (G.711 only); `comfort_noise_active` while the remote is in a
     /// silence it announced with CN (the last packet received was CN).
@@ -333,6 +335,7 @@ impl MediaSession {
             loss_runs: LossRuns::default(),
             remote_mean_run: None,
             red_reports: [INITIAL_LOSS_PERCENT; 2],
+            red_reports_seen: 0,
             remote_red_distance: 0,
             comfort_noise: ComfortNoise::new(config.ssrc.rotate_left(16)),
             comfort_noise_active: false,
@@ -533,7 +536,11 @@ impl MediaSession {
             self.events.push_back(MediaEvent::RemoteSource(packet.ssrc));
             self.loss_runs = LossRuns::default();
         }
-        self.loss_runs.observe(packet.sequence);
+        if self.loss_runs.observe(packet.sequence) && self.red_reports_seen < 2 {
+            // Before the remote's reports, the loss we see on its stream (often the same link)
+            // is all we know: protect the call's first seconds from it.
+            self.update_red_copies();
+        }
         // Latch only on packets of a confirmed, in-sequence source, so a stray or spoofed
         // datagram cannot redirect the stream.
         if received.status == SequenceStatus::Valid && self.remote_address != Some(source) {
@@ -793,11 +800,13 @@ impl MediaSession {
             .last_loss_at
             .is_some_and(|at| now.saturating_duration_since(at) < FEC_LOOKAHEAD_HOLD);
         let wanted = if lossy && self.kind == CodecKind::Opus {
-            let dred = if self.loss_runs.mean_run() >= BURSTY_MEAN_RUN {
-                DRED_LOOKAHEAD_FRAMES
-            } else {
-                0
-            };
+            // A remote that sends RED copies does not send DRED.
+            let dred =
+                if self.remote_red_distance == 0 && self.loss_runs.mean_run() >= BURSTY_MEAN_RUN {
+                    DRED_LOOKAHEAD_FRAMES
+                } else {
+                    0
+                };
             FEC_LOOKAHEAD_FRAMES.max(self.remote_red_distance).max(dred)
         } else if lossy {
             // G.711: only RED copies can rebuild a frame.
@@ -898,12 +907,19 @@ impl MediaSession {
     /// that comes in bursts, else none (see [`RED_MIN_LOSS_PERCENT`]). G.711: one under any
     /// reported loss, two when it comes in bursts (see [`G711_RED_COPIES_RANDOM`]). How it
     /// comes is what the remote says of our stream when it does, else what we see of its
-    /// stream (often the same link).
+    /// stream (often the same link); before its second report, either. Before its first
+    /// reports the loss is taken as [`INITIAL_LOSS_PERCENT`], so bursts seen on the remote's
+    /// stream protect the call's first seconds.
     fn update_red_copies(&mut self) {
         let percent = self.red_reports[0].max(self.red_reports[1]);
-        let mean_run = self
-            .remote_mean_run
-            .unwrap_or_else(|| self.loss_runs.mean_run());
+        let own = self.loss_runs.mean_run();
+        let mean_run = match self.remote_mean_run {
+            // Until the remote has reported twice, the few runs behind its figure are no surer
+            // than ours: either showing bursts is enough.
+            Some(remote) if self.red_reports_seen < 2 => remote.max(own),
+            Some(remote) => remote,
+            None => own,
+        };
         let lossy = percent >= RED_MIN_LOSS_PERCENT;
         let bursty = mean_run >= BURSTY_MEAN_RUN;
         let protect = bursty && lossy;
@@ -968,6 +984,7 @@ impl MediaSession {
             let reported = (u32::from(report.fraction_lost) * 100).div_ceil(256);
             // fraction_lost <= 255, so reported <= 100.
             self.red_reports = [self.red_reports[1], reported as u8];
+            self.red_reports_seen = self.red_reports_seen.saturating_add(1).min(2);
             self.update_red_copies();
         }
         if update.bye {
@@ -1068,23 +1085,26 @@ struct LossRuns {
 }
 
 impl LossRuns {
-    fn observe(&mut self, sequence: u16) {
+    /// Takes the sequence number of a received packet; returns whether it ended a loss run.
+    fn observe(&mut self, sequence: u16) -> bool {
         let Some(highest) = self.highest else {
             self.highest = Some(sequence);
-            return;
+            return false;
         };
         let ahead = sequence.wrapping_sub(highest);
         if ahead == 0 || ahead >= 0x8000 {
             // A duplicate or a late packet (reordering).
-            return;
-        }
-        let gap = ahead - 1;
-        // A long gap is a pause or a jump, not a loss run.
-        if (1..=50).contains(&gap) {
-            self.lost = self.lost * LOSS_RUN_DECAY + f64::from(gap);
-            self.runs = self.runs * LOSS_RUN_DECAY + 1.0;
+            return false;
         }
         self.highest = Some(sequence);
+        let gap = ahead - 1;
+        // A long gap is a pause or a jump, not a loss run.
+        if !(1..=50).contains(&gap) {
+            return false;
+        }
+        self.lost = self.lost * LOSS_RUN_DECAY + f64::from(gap);
+        self.runs = self.runs * LOSS_RUN_DECAY + 1.0;
+        true
     }
 
     /// Mean packets per loss run (1.0 with no loss seen).

@@ -852,6 +852,29 @@ fn red_follows_the_loss_pattern_the_remote_reports_on_our_stream() {
     assert!(random_run.is_some_and(|run| run < 1.4), "{random_run:?}");
 }
 
+/// Before the remote's first loss report (1 s in), bursts seen on its stream (often the same
+/// link) already turn RED on: the call's first seconds are protected too.
+#[test]
+fn red_protects_before_the_first_report_when_bursts_are_seen() {
+    let mut pair = Pair::new(CodecKind::Opus, Duration::from_millis(30), 0.0);
+    pair.rng = SmallRng::seed_from_u64(1);
+    pair.burst = gilbert(0.20, 3.0);
+    pair.a.set_red(Some(63));
+    pair.b.set_red(Some(63));
+    pair.run(Duration::from_millis(900));
+    assert_eq!(pair.a.red_reports_seen, 0, "no report yet");
+    assert!(
+        pair.a.loss_runs.runs >= 1.0 && pair.a.loss_runs.mean_run() >= BURSTY_MEAN_RUN,
+        "a burst seen: {:?}",
+        pair.a.loss_runs
+    );
+    assert_eq!(pair.a.red_copies, red::MAX_DISTANCE as u8);
+    // b receives the copies: its look-ahead waits for them (no more: no DRED from a RED
+    // sender).
+    pair.run(Duration::from_millis(600));
+    assert_eq!(pair.b.lookahead_frames, red::MAX_DISTANCE as u32);
+}
+
 /// Without RED negotiated, loss in bursts reported on our stream turns on Opus DRED: the
 /// receiver rebuilds most of each burst from the packet after it. Random loss does not.
 #[test]

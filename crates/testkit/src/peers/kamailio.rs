@@ -15,6 +15,11 @@ pub struct KamailioOpts {
     pub flags: Vec<String>,
     /// Kamailio log level (`KAM_DEBUG`, 2 = info, 3 = debug).
     pub debug: u8,
+    /// `KAM_CERT_DIR`: a directory with `ca.crt`, `server.crt`, `server.key` to use instead
+    /// of a fresh test CA (see [`generate_certificates`]).
+    pub cert_dir: Option<PathBuf>,
+    /// The TLS listener demands a client certificate signed by the test CA (mutual TLS).
+    pub require_client_certificate: bool,
 }
 
 impl Default for KamailioOpts {
@@ -26,6 +31,8 @@ impl Default for KamailioOpts {
                 "WITH_MSGLOG".into(),
             ],
             debug: 2,
+            cert_dir: None,
+            require_client_certificate: false,
         }
     }
 }
@@ -58,10 +65,17 @@ impl Kamailio {
             &crate::shared_dir().join("peers").join("kamailio"),
             &peer_dir,
         )?;
+        if opts.require_client_certificate {
+            require_client_certificate(&peer_dir.join("tls.cfg"))?;
+        }
         let run_dir = dir.join("run");
         // UDP+TCP on P, TLS P+1, WS P+2, WSS P+3.
         let base = ports::reserve(&[0, 1, 2, 3]);
-        let output = Command::new("bash")
+        let mut start = Command::new("bash");
+        if let Some(cert_dir) = &opts.cert_dir {
+            start.env("KAM_CERT_DIR", cert_dir);
+        }
+        let output = start
             .arg(peer_dir.join("start.sh"))
             .arg("start")
             .env("KAM_ADDR", "127.0.0.1")
@@ -220,6 +234,58 @@ impl Drop for Kamailio {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Runs `shared/peers/kamailio/gen-certs.sh OUT SAN...`: a throw-away CA (`OUT/ca.crt`) and a
+/// server certificate signed by it for the given subject alternative names (e.g.
+/// `DNS:wrong.example`), for [`KamailioOpts::cert_dir`].
+pub fn generate_certificates(out: &Path, sans: &[&str]) -> Result<()> {
+    let script = crate::shared_dir()
+        .join("peers")
+        .join("kamailio")
+        .join("gen-certs.sh");
+    let output = Command::new("bash")
+        .arg(script)
+        .arg(out)
+        .args(sans)
+        .output()
+        .map_err(|source| TestkitError::Spawn {
+            what: "gen-certs.sh".into(),
+            source,
+        })?;
+    if !output.status.success() {
+        return Err(TestkitError::Failed {
+            what: "gen-certs.sh".into(),
+            detail: output.status.to_string(),
+            tail: String::from_utf8_lossy(&output.stderr).into_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Turns on `verify_certificate` and `require_certificate` in the `[server:default]` profile.
+fn require_client_certificate(tls_cfg: &Path) -> Result<()> {
+    let io = |context: &str| {
+        let context = format!("{context} {}", tls_cfg.display());
+        move |source| TestkitError::Io { context, source }
+    };
+    let text = std::fs::read_to_string(tls_cfg).map_err(io("read"))?;
+    let mut server = false;
+    let edited: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if line.starts_with('[') {
+                server = line.starts_with("[server:");
+            }
+            match line.split_once(" = ") {
+                Some((key @ ("verify_certificate" | "require_certificate"), _)) if server => {
+                    format!("{key} = yes")
+                }
+                _ => line.to_owned(),
+            }
+        })
+        .collect();
+    std::fs::write(tls_cfg, edited.join("\n") + "\n").map_err(io("write"))
 }
 
 /// `kamcmd ul.dump` prints nested `AoR: alice` ... `Address: sip:alice@...` entries.

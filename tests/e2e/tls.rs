@@ -1,0 +1,397 @@
+//! SIP over TLS with Kamailio: registration and calls both ways over one verified TLS flow,
+//! and certificates refused with an error naming the cause.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use homeagent_testkit::peers::baresip::{Baresip, BaresipOpts, SipAccount, Transport};
+use homeagent_testkit::peers::kamailio::generate_certificates;
+use homeagent_testkit::{Kamailio, KamailioOpts, TempDir, require};
+
+use crate::common::{Ha, WAIT, assert_media_flowed};
+
+/// A certificate problem is reported within this long (no retransmission timers).
+const FAST: Duration = Duration::from_secs(5);
+
+fn registered_baresip(kam: &Kamailio, user: &str, password: &str) -> Baresip {
+    let account = SipAccount {
+        user: user.into(),
+        password: password.into(),
+        registrar: kam.addr(),
+        transport: Transport::Udp,
+    };
+    let peer = Baresip::start(BaresipOpts {
+        name: user.into(),
+        account: Some(account),
+        record: false,
+        ..BaresipOpts::default()
+    })
+    .expect("baresip starts");
+    peer.wait_registered(WAIT).expect("baresip registers");
+    peer
+}
+
+fn ca_path(kam: &Kamailio) -> String {
+    kam.ca()
+        .expect("kamailio started WITH_TLS prints its CA")
+        .display()
+        .to_string()
+}
+
+/// Kamailio saw the REGISTER over TLS: the contact it stored says so.
+fn assert_registered_over_tls(kam: &Kamailio, user: &str) {
+    let contacts = kam.registered_contacts().expect("kamcmd ul.dump");
+    assert!(
+        contacts
+            .iter()
+            .any(|(aor, contact)| aor == user && contact.contains("transport=tls")),
+        "{contacts:?}"
+    );
+}
+
+/// A `sips:` registrar: REGISTER, INVITE, ACK, BYE all on one TLS connection to Kamailio,
+/// whose certificate is checked against the test CA and the IP address 127.0.0.1.
+#[test]
+fn registers_and_calls_through_kamailio_over_tls() {
+    if !require(&["kamailio", "baresip", "stdbuf"]) {
+        return;
+    }
+    let kam = Kamailio::start(KamailioOpts::default()).expect("kamailio starts");
+    let bob = registered_baresip(&kam, "bob", "bobpw");
+    let registrar = format!("sips:127.0.0.1:{}", kam.tls_port());
+    let target = format!("sip:bob@127.0.0.1:{}", kam.udp_port());
+    let ca = ca_path(&kam);
+    let mut ha = Ha::start(
+        &[
+            "call",
+            &target,
+            "--registrar",
+            &registrar,
+            "--ca-file",
+            &ca,
+            "--user",
+            "alice",
+            "--audio-in",
+            "tone:440",
+            "--audio-out",
+            "null",
+            "--hangup-after",
+            "3",
+        ],
+        &[("HOMEAGENT_PASSWORD", "alicepw")],
+    );
+    ha.event("registered", WAIT);
+    assert_registered_over_tls(&kam, "alice");
+    ha.event("established", WAIT);
+    bob.wait_established(WAIT)
+        .expect("bob answered through kamailio");
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["transport"], "tls", "{summary}");
+    assert_media_flowed(&summary, "pcmu");
+    bob.wait_closed(WAIT)
+        .expect("the BYE went through kamailio");
+    // WITH_MSGLOG logs "RX <proto> <source> -> <listener>" and the message.
+    let log = kam.log();
+    assert!(
+        log.split("RX ")
+            .any(|entry| entry.starts_with("tls ") && entry.contains("\nINVITE sip:bob@")),
+        "kamailio did not get the INVITE over TLS"
+    );
+}
+
+/// An INVITE that Kamailio sends down the registered TLS flow is answered on it.
+#[test]
+fn kamailio_delivers_calls_over_the_tls_flow() {
+    if !require(&["kamailio", "baresip", "stdbuf"]) {
+        return;
+    }
+    let kam = Kamailio::start(KamailioOpts::default()).expect("kamailio starts");
+    let registrar = format!("sip:127.0.0.1:{};transport=tls", kam.tls_port());
+    let ca = ca_path(&kam);
+    let mut ha = Ha::start(
+        &[
+            "listen",
+            "--calls",
+            "1",
+            "--registrar",
+            &registrar,
+            "--ca-file",
+            &ca,
+            "--user",
+            "agent01",
+            "--audio-in",
+            "tone:440",
+            "--audio-out",
+            "null",
+            "--hangup-after",
+            "3",
+        ],
+        &[("HOMEAGENT_PASSWORD", "agent01pw")],
+    );
+    ha.event("registered", WAIT);
+    assert_registered_over_tls(&kam, "agent01");
+    let alice = registered_baresip(&kam, "alice", "alicepw");
+    alice
+        .dial(&format!("sip:agent01@127.0.0.1:{}", kam.udp_port()))
+        .expect("dial");
+    ha.event("incoming", WAIT);
+    ha.event("established", WAIT);
+    alice.wait_established(WAIT).expect("alice established");
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["transport"], "tls", "{summary}");
+    assert_media_flowed(&summary, "pcmu");
+    alice.wait_closed(WAIT).expect("alice gets the BYE");
+}
+
+/// Registers with `registrar` (CA file `ca` if any) and expects a fast failure whose reason
+/// contains `cause`, then exit status 5.
+fn fails_fast(registrar: &str, ca: Option<&str>, cause: &str) {
+    let mut args = vec![
+        "listen",
+        "--registrar",
+        registrar,
+        "--user",
+        "alice",
+        "--audio-in",
+        "silence",
+        "--audio-out",
+        "null",
+    ];
+    if let Some(ca) = ca {
+        args.extend(["--ca-file", ca]);
+    }
+    let mut ha = Ha::start(&args, &[("HOMEAGENT_PASSWORD", "alicepw")]);
+    let failed = ha.event("registration_failed", FAST);
+    let reason = failed["reason"].as_str().unwrap_or_default();
+    eprintln!("registration_failed: {reason}");
+    assert!(reason.contains(cause), "{failed}");
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 5, "{summary}");
+}
+
+/// Without the test CA, Kamailio's certificate chains to nothing we trust.
+#[test]
+fn untrusted_certificate_is_refused_with_its_cause() {
+    if !require(&["kamailio"]) {
+        return;
+    }
+    let kam = Kamailio::start(KamailioOpts::default()).expect("kamailio starts");
+    let registrar = format!("sips:127.0.0.1:{}", kam.tls_port());
+    fails_fast(&registrar, None, "certificate of \"127.0.0.1\" not trusted");
+}
+
+/// A certificate from a trusted CA, but for another name than the one we connect to.
+#[test]
+fn certificate_for_another_host_is_refused_with_its_cause() {
+    if !require(&["kamailio", "openssl"]) {
+        return;
+    }
+    let certs = TempDir::new("wrong-host-certs").expect("temp dir");
+    let cert_dir = certs.join("certs");
+    generate_certificates(&cert_dir, &["DNS:wrong.example"]).expect("gen-certs.sh");
+    let kam = Kamailio::start(KamailioOpts {
+        cert_dir: Some(cert_dir.clone()),
+        ..KamailioOpts::default()
+    })
+    .expect("kamailio starts");
+    let registrar = format!("sip:127.0.0.1:{};transport=tls", kam.tls_port());
+    let ca = cert_dir.join("ca.crt").display().to_string();
+    fails_fast(
+        &registrar,
+        Some(&ca),
+        "certificate not valid for name \"127.0.0.1\"",
+    );
+}
+
+/// Re-signs `dir/server.key` with `dir`'s CA as a certificate for 127.0.0.1 that expired in 2021
+/// (`openssl ca` sets any validity period; `openssl x509 -req` cannot before OpenSSL 3.4).
+fn sign_expired_certificate(dir: &std::path::Path) {
+    let script = r#"set -euo pipefail
+cd "$1"
+printf '%s\n' '[ca]' 'default_ca = test' '[test]' 'database = index.txt' 'new_certs_dir = .' \
+  'serial = serial' 'default_md = sha256' 'policy = any' '[any]' 'commonName = supplied' \
+  '[server]' 'subjectAltName = IP:127.0.0.1' 'extendedKeyUsage = serverAuth' > ca.cnf
+: > index.txt
+echo 1000 > serial
+openssl req -new -key server.key -subj /CN=127.0.0.1 -out server.csr 2>/dev/null
+openssl ca -batch -config ca.cnf -keyfile ca.key -cert ca.crt -in server.csr \
+  -out server.crt -startdate 20200101000000Z -enddate 20210101000000Z -extensions server \
+  2>/dev/null
+"#;
+    let status = std::process::Command::new("bash")
+        .args(["-c", script, "sign-expired"])
+        .arg(dir)
+        .status()
+        .expect("bash runs");
+    assert!(status.success(), "openssl ca failed");
+}
+
+/// A certificate for the right address from a trusted CA, but out of date.
+#[test]
+fn expired_certificate_is_refused_with_its_cause() {
+    if !require(&["kamailio", "openssl"]) {
+        return;
+    }
+    let certs = TempDir::new("expired-certs").expect("temp dir");
+    let cert_dir = certs.join("certs");
+    generate_certificates(&cert_dir, &["IP:127.0.0.1"]).expect("gen-certs.sh");
+    sign_expired_certificate(&cert_dir);
+    let kam = Kamailio::start(KamailioOpts {
+        cert_dir: Some(cert_dir.clone()),
+        ..KamailioOpts::default()
+    })
+    .expect("kamailio starts");
+    let registrar = format!("sips:127.0.0.1:{}", kam.tls_port());
+    let ca = cert_dir.join("ca.crt").display().to_string();
+    fails_fast(
+        &registrar,
+        Some(&ca),
+        "certificate of \"127.0.0.1\" expired",
+    );
+}
+
+/// Figure: call set-up time through Kamailio (command written to the phone's stdin →
+/// `established` printed, with baresip answering at once), median of 20 calls over one
+/// registered flow, TLS against UDP on the same machine.
+#[test]
+fn call_setup_time_over_tls_and_udp() {
+    if !require(&["kamailio", "baresip", "stdbuf"]) {
+        return;
+    }
+    let kam = Kamailio::start(KamailioOpts::default()).expect("kamailio starts");
+    let bob = registered_baresip(&kam, "bob", "bobpw");
+    let ca = ca_path(&kam);
+    let target = format!("sip:bob@127.0.0.1:{}", kam.udp_port());
+    for (name, registrar) in [
+        ("tls", format!("sips:127.0.0.1:{}", kam.tls_port())),
+        ("udp", kam_udp_registrar(&kam)),
+    ] {
+        let mut ha = Ha::start(
+            &[
+                "listen",
+                "--registrar",
+                &registrar,
+                "--ca-file",
+                &ca,
+                "--user",
+                "alice",
+                "--audio-in",
+                "silence",
+                "--audio-out",
+                "null",
+            ],
+            &[("HOMEAGENT_PASSWORD", "alicepw")],
+        );
+        ha.event("registered", WAIT);
+        let mut setups = Vec::new();
+        for _ in 0..20 {
+            let mark = ha.process.process().mark();
+            let started = Instant::now();
+            ha.command(&format!(r#"{{"command":"call","uri":"{target}"}}"#));
+            let (_, established) = ha
+                .process
+                .wait_event_from(mark, |e| e["event"] == "established", WAIT)
+                .expect("established");
+            setups.push(started.elapsed());
+            let call = &established["call"];
+            ha.command(&format!(r#"{{"command":"hangup","call":{call}}}"#));
+            ha.process
+                .wait_event_from(
+                    mark,
+                    |e: &Value| e["event"] == "ended" && e["call"] == *call,
+                    WAIT,
+                )
+                .expect("ended");
+        }
+        ha.command(r#"{"command":"shutdown"}"#);
+        let (code, summary) = ha.finish(WAIT);
+        assert_eq!(code, 0, "{summary}");
+        assert_eq!(summary["transport"], name, "{summary}");
+        setups.sort();
+        let median = setups[setups.len() / 2];
+        eprintln!(
+            "call set-up over {name}: median {:.1} ms (min {:.1}, max {:.1}) of {}",
+            median.as_secs_f64() * 1e3,
+            setups[0].as_secs_f64() * 1e3,
+            setups[setups.len() - 1].as_secs_f64() * 1e3,
+            setups.len()
+        );
+        assert!(median < Duration::from_secs(2), "{name}: {setups:?}");
+    }
+    drop(bob);
+}
+
+fn kam_udp_registrar(kam: &Kamailio) -> String {
+    format!("sip:{}", kam.addr())
+}
+
+/// Signs a client certificate for `alice` with `dir`'s CA: `dir/client.crt`, `dir/client.key`.
+fn sign_client_certificate(dir: &std::path::Path) {
+    let script = r#"set -euo pipefail
+cd "$1"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -keyout client.key -out client.csr -subj /CN=alice 2>/dev/null
+printf '%s\n' 'basicConstraints=CA:FALSE' 'extendedKeyUsage=clientAuth' > client.ext
+openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+  -out client.crt -days 30 -extfile client.ext 2>/dev/null
+"#;
+    let status = std::process::Command::new("bash")
+        .args(["-c", script, "sign-client"])
+        .arg(dir)
+        .status()
+        .expect("bash runs");
+    assert!(status.success(), "openssl x509 -req failed");
+}
+
+/// Mutual TLS: a Kamailio that demands a client certificate refuses us without one (the
+/// cause is named) and registers us with the one its CA signed.
+#[test]
+fn client_certificate_is_presented_when_demanded() {
+    if !require(&["kamailio", "openssl"]) {
+        return;
+    }
+    let certs = TempDir::new("mutual-tls-certs").expect("temp dir");
+    let cert_dir = certs.join("certs");
+    generate_certificates(&cert_dir, &["IP:127.0.0.1"]).expect("gen-certs.sh");
+    sign_client_certificate(&cert_dir);
+    let kam = Kamailio::start(KamailioOpts {
+        cert_dir: Some(cert_dir.clone()),
+        require_client_certificate: true,
+        ..KamailioOpts::default()
+    })
+    .expect("kamailio starts");
+    let registrar = format!("sips:127.0.0.1:{}", kam.tls_port());
+    let ca = cert_dir.join("ca.crt").display().to_string();
+    fails_fast(&registrar, Some(&ca), "refused");
+
+    let cert = cert_dir.join("client.crt").display().to_string();
+    let key = cert_dir.join("client.key").display().to_string();
+    let mut ha = Ha::start(
+        &[
+            "listen",
+            "--registrar",
+            &registrar,
+            "--ca-file",
+            &ca,
+            "--client-cert",
+            &cert,
+            "--client-key",
+            &key,
+            "--user",
+            "alice",
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+        ],
+        &[("HOMEAGENT_PASSWORD", "alicepw")],
+    );
+    ha.event("registered", WAIT);
+    assert_registered_over_tls(&kam, "alice");
+    ha.command(r#"{"command":"shutdown"}"#);
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
+}
