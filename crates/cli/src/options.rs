@@ -179,6 +179,10 @@ pub struct Options {
     /// Forced delivery: answer every call from --platform at once.
     #[arg(long, global = true)]
     pub auto_answer_all: bool,
+    /// Take calls and requests from any address. By default, with --registrar or --platform,
+    /// only theirs are answered (SIP scanners get no answer at all).
+    #[arg(long, global = true)]
+    pub allow_any_source: bool,
     /// Customer context lookup (screen-pop): URL template with {from}, {to} and
     /// {header:NAME} (URL-encoded), e.g. https://crm/api?id={header:X-Customer-Id}. An
     /// `Authorization`-style header can be given in HOMEAGENT_CONTEXT_AUTH ("Name: value").
@@ -393,6 +397,7 @@ fn merge(
         AnswerOption::Reject => homeagent_api::AnswerMode::Reject,
         AnswerOption::Manual => homeagent_api::AnswerMode::Manual,
     };
+    phone.inbound_filter = !cli.allow_any_source;
     phone.srtp = match cli.srtp.or(file.srtp).unwrap_or(SrtpOption::Off) {
         SrtpOption::Mandatory => homeagent_api::SrtpPolicy::Mandatory,
         SrtpOption::Preferred => homeagent_api::SrtpPolicy::Preferred,

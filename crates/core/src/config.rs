@@ -97,6 +97,10 @@ pub struct PhoneConfig {
     pub no_answer_timeout: Duration,
     /// Media encryption (SRTP with SDES keys).
     pub srtp: SrtpPolicy,
+    /// With a registrar or a platform configured, new requests are taken only from them (the
+    /// registrar's address, the platform's); others (SIP scanners) get no answer at all.
+    /// Requests inside a call's dialog are taken from anywhere.
+    pub inbound_filter: bool,
 }
 
 /// Whether calls encrypt their media (SRTP keyed by SDES, RFC 4568).
@@ -137,6 +141,7 @@ impl PhoneConfig {
             user_agent: concat!("Homeagent/", env!("CARGO_PKG_VERSION")).to_owned(),
             no_answer_timeout: Duration::from_secs(60),
             srtp: SrtpPolicy::Off,
+            inbound_filter: true,
         }
     }
 }

@@ -129,6 +129,8 @@ pub struct Phone {
     pub(crate) agent: Agent,
     shutdown: Option<Instant>,
     stopped: bool,
+    /// Requests dropped by the inbound filter (scanners), for the logs.
+    ignored_requests: u64,
 }
 
 /// ChaCha-based generator for media keys; its state never reaches a log.
@@ -182,6 +184,7 @@ impl Phone {
             agent: Agent::new(now),
             shutdown: None,
             stopped: false,
+            ignored_requests: 0,
         };
         // The agent's starting state, for the front ends.
         phone.emit_agent_state();
@@ -200,11 +203,20 @@ impl Phone {
         match input {
             Input::Datagram { now, from, bytes } => {
                 self.now = now;
-                self.transactions.handle_datagram(now, from, &bytes);
+                if self.trusts(from) {
+                    self.transactions.handle_datagram(now, from, &bytes);
+                } else if let Ok(message) = Message::parse(&bytes) {
+                    // A stranger's garbage gets no 400 either.
+                    self.handle_untrusted(now, from, message);
+                }
             }
             Input::Message { now, from, message } => {
                 self.now = now;
-                self.transactions.handle_message(now, from, message);
+                if self.trusts(from) {
+                    self.transactions.handle_message(now, from, message);
+                } else {
+                    self.handle_untrusted(now, from, message);
+                }
             }
             Input::Timeout(now) => {
                 self.now = now;
@@ -332,6 +344,38 @@ impl Phone {
                 }
                 self.with_registrar(|registrar, phone| registrar.unregister(phone));
             }
+        }
+    }
+
+    /// Whether new requests from `from` are taken: always without a registrar and platform;
+    /// else only from the registrar's (proxy's) address or the platform's.
+    fn trusts(&self, from: Peer) -> bool {
+        let account = self.config.account.as_ref();
+        if !self.config.inbound_filter || (account.is_none() && self.config.acd.platform.is_empty())
+        {
+            return true;
+        }
+        account.is_some_and(|a| a.proxy.addr.ip() == from.addr.ip())
+            || self.config.acd.is_platform(from.addr)
+    }
+
+    /// A message from an address we don't take requests from: responses go on (they only
+    /// match our own transactions), requests only when they belong to a call's dialog (the
+    /// other party's BYE without a proxy in the path). The rest is dropped without an answer.
+    fn handle_untrusted(&mut self, now: Instant, from: Peer, message: Message) {
+        let admitted = match &message {
+            Message::Response(_) => true,
+            Message::Request(request) => self.call_for_request(request).is_some(),
+        };
+        if admitted {
+            self.transactions.handle_message(now, from, message);
+        } else {
+            self.ignored_requests += 1;
+            tracing::debug!(
+                from = %from.addr,
+                ignored = self.ignored_requests,
+                "ignoring a request from an address that is neither the registrar nor the platform"
+            );
         }
     }
 

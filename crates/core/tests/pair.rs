@@ -890,3 +890,35 @@ fn srtp_is_negotiated_between_phones_and_mandatory_refuses_plain() {
     });
     assert!(refused, "488: {:?}", world.events(0));
 }
+
+/// With a platform (or registrar) configured, a stranger's INVITE and OPTIONS get no answer
+/// and ring nothing (a SIP scanner learns nothing); without the filter the call comes in.
+#[test]
+fn requests_from_strangers_are_ignored_when_a_platform_is_configured() {
+    for filter in [true, false] {
+        let mut phones = two_phones(AnswerMode::Auto);
+        phones[1].acd.platform = vec![("10.0.0.50".parse().unwrap(), None)];
+        phones[1].inbound_filter = filter;
+        let mut world = World::new(5, Impairment::default(), phones);
+        dial(&mut world);
+        world.run(Duration::from_secs(40), |w| {
+            w.ended(0).is_some() || w.established(0)
+        });
+        let rang = world
+            .events(1)
+            .iter()
+            .any(|e| matches!(e, PhoneEvent::Incoming { .. }));
+        if filter {
+            assert!(!rang, "{:?}", world.events(1));
+            // No response at all: the caller's INVITE times out.
+            assert_eq!(
+                world.ended(0),
+                Some(EndReason::Timeout),
+                "{:?}",
+                world.events(0)
+            );
+        } else {
+            assert!(rang && world.established(0), "{:?}", world.events(0));
+        }
+    }
+}

@@ -58,6 +58,7 @@ pub(crate) async fn start(
     config.answer = settings.answer;
     config.no_answer_timeout = settings.no_answer_timeout;
     config.srtp = settings.srtp;
+    config.inbound_filter = settings.inbound_filter;
     config.acd = AcdConfig {
         platform: resolve_platform(&settings.platform).await?,
         auto_answer_all: settings.auto_answer_all,
