@@ -179,8 +179,8 @@ pub struct Options {
     /// Forced delivery: answer every call from --platform at once.
     #[arg(long, global = true)]
     pub auto_answer_all: bool,
-    /// Take calls and requests from any address. By default, with --registrar or --platform,
-    /// only theirs are answered (SIP scanners get no answer at all).
+    /// Take calls and requests from any address. By default, with --registrar, only the
+    /// registrar's and --platform's hosts are answered (SIP scanners get no answer at all).
     #[arg(long, global = true)]
     pub allow_any_source: bool,
     /// Customer context lookup (screen-pop): URL template with {from}, {to} and
@@ -238,6 +238,7 @@ struct FileOptions {
     registrar: Option<String>,
     user: Option<String>,
     auth_user: Option<String>,
+    allow_any_source: Option<bool>,
     ca_file: Option<PathBuf>,
     client_cert: Option<PathBuf>,
     client_key: Option<PathBuf>,
@@ -397,7 +398,7 @@ fn merge(
         AnswerOption::Reject => homeagent_api::AnswerMode::Reject,
         AnswerOption::Manual => homeagent_api::AnswerMode::Manual,
     };
-    phone.inbound_filter = !cli.allow_any_source;
+    phone.inbound_filter = !(cli.allow_any_source || file.allow_any_source.unwrap_or(false));
     phone.srtp = match cli.srtp.or(file.srtp).unwrap_or(SrtpOption::Off) {
         SrtpOption::Mandatory => homeagent_api::SrtpPolicy::Mandatory,
         SrtpOption::Preferred => homeagent_api::SrtpPolicy::Preferred,

@@ -97,9 +97,9 @@ pub struct PhoneConfig {
     pub no_answer_timeout: Duration,
     /// Media encryption (SRTP with SDES keys).
     pub srtp: SrtpPolicy,
-    /// With a registrar or a platform configured, new requests are taken only from them (the
-    /// registrar's address, the platform's); others (SIP scanners) get no answer at all.
-    /// Requests inside a call's dialog are taken from anywhere.
+    /// With a registrar, new requests are taken only from its host and the platform's hosts;
+    /// others (SIP scanners) get no answer at all. Requests inside a call's dialog are taken
+    /// from anywhere. Without a registrar (direct calls) everyone may call.
     pub inbound_filter: bool,
 }
 

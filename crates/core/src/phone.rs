@@ -347,16 +347,21 @@ impl Phone {
         }
     }
 
-    /// Whether new requests from `from` are taken: always without a registrar and platform;
-    /// else only from the registrar's (proxy's) address or the platform's.
+    /// Whether new requests from `from` are taken: from anyone without a registrar (direct
+    /// calls); with one, only from its (the proxy's) host or a platform host (any port: the
+    /// platform's port only matters for auto-answer).
     fn trusts(&self, from: Peer) -> bool {
-        let account = self.config.account.as_ref();
-        if !self.config.inbound_filter || (account.is_none() && self.config.acd.platform.is_empty())
-        {
+        let Some(account) = self.config.account.as_ref() else {
             return true;
-        }
-        account.is_some_and(|a| a.proxy.addr.ip() == from.addr.ip())
-            || self.config.acd.is_platform(from.addr)
+        };
+        !self.config.inbound_filter
+            || account.proxy.addr.ip() == from.addr.ip()
+            || self
+                .config
+                .acd
+                .platform
+                .iter()
+                .any(|(ip, _)| *ip == from.addr.ip())
     }
 
     /// A message from an address we don't take requests from: responses go on (they only

@@ -891,13 +891,32 @@ fn srtp_is_negotiated_between_phones_and_mandatory_refuses_plain() {
     assert!(refused, "488: {:?}", world.events(0));
 }
 
-/// With a platform (or registrar) configured, a stranger's INVITE and OPTIONS get no answer
-/// and ring nothing (a SIP scanner learns nothing); without the filter the call comes in.
+/// A registered agent takes new requests only from its registrar's host and the platform's:
+/// a stranger's INVITE gets no answer and rings nothing (a SIP scanner learns nothing);
+/// from a platform host, or with the filter off, the call comes in.
 #[test]
-fn requests_from_strangers_are_ignored_when_a_platform_is_configured() {
-    for filter in [true, false] {
+fn requests_from_strangers_are_ignored_by_a_registered_agent() {
+    // (platform hosts, filter on, expected to ring)
+    let cases = [
+        (vec!["10.0.0.50"], true, false),
+        (vec!["10.0.0.50", "10.0.0.1"], true, true),
+        (vec![], false, true),
+    ];
+    for (platform, filter, rings) in cases {
         let mut phones = two_phones(AnswerMode::Auto);
-        phones[1].acd.platform = vec![("10.0.0.50".parse().unwrap(), None)];
+        phones[1].account = Some(Account {
+            registrar: "sip:10.0.0.100".into(),
+            proxy: peer([10, 0, 0, 100]),
+            domain: "10.0.0.100".into(),
+            user: "bob".into(),
+            auth_user: None,
+            password: "secret".into(),
+            expires: 120,
+        });
+        phones[1].acd.platform = platform
+            .iter()
+            .map(|ip| (ip.parse().unwrap(), Some(5999)))
+            .collect();
         phones[1].inbound_filter = filter;
         let mut world = World::new(5, Impairment::default(), phones);
         dial(&mut world);
@@ -908,8 +927,10 @@ fn requests_from_strangers_are_ignored_when_a_platform_is_configured() {
             .events(1)
             .iter()
             .any(|e| matches!(e, PhoneEvent::Incoming { .. }));
-        if filter {
-            assert!(!rang, "{:?}", world.events(1));
+        assert_eq!(rang, rings, "{platform:?} {filter}: {:?}", world.events(1));
+        if rings {
+            assert!(world.established(0), "{:?}", world.events(0));
+        } else {
             // No response at all: the caller's INVITE times out.
             assert_eq!(
                 world.ended(0),
@@ -917,8 +938,6 @@ fn requests_from_strangers_are_ignored_when_a_platform_is_configured() {
                 "{:?}",
                 world.events(0)
             );
-        } else {
-            assert!(rang && world.established(0), "{:?}", world.events(0));
         }
     }
 }
