@@ -156,9 +156,10 @@ fn exit_on_termination_signal(app: AppHandle) {
     #[cfg(unix)]
     tauri::async_runtime::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut interrupt)) =
-            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-        else {
+        let (Ok(mut term), Ok(mut interrupt)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             tracing::warn!("cannot watch termination signals");
             return;
         };
@@ -398,18 +399,17 @@ async fn workflow_settings(
         if !wanted {
             continue;
         }
-        let value = match (std::env::var(variable), secret_entry(config, kind)) {
-            (Ok(value), _) => Some(value),
-            (Err(_), Err(_)) => None,
-            (Err(_), Ok(account)) => {
-                homeagent_api::load_password(&account)
+        let value =
+            match (std::env::var(variable), secret_entry(config, kind)) {
+                (Ok(value), _) => Some(value),
+                (Err(_), Err(_)) => None,
+                (Err(_), Ok(account)) => homeagent_api::load_password(&account)
                     .await
                     .unwrap_or_else(|error| {
                         warnings.push(format!("{name} credential: {error}"));
                         None
-                    })
-            }
-        };
+                    }),
+            };
         if let Some(value) = value {
             secrets.insert(name, value);
         }
@@ -500,7 +500,10 @@ impl Replay {
                 _ => None,
             })
             .collect();
-        for call in ended.iter().take(ended.len().saturating_sub(REPLAYED_WRAPUPS)) {
+        for call in ended
+            .iter()
+            .take(ended.len().saturating_sub(REPLAYED_WRAPUPS))
+        {
             self.calls.retain(|e| e.call() != Some(*call));
         }
     }

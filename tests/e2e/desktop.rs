@@ -706,7 +706,9 @@ fn sigterm_hangs_up_unregisters_and_logs_the_agent_out() {
         .status()
         .expect("kill");
     assert!(sent.success());
-    desk.alice.wait_closed(WAIT).expect("the caller is hung up on");
+    desk.alice
+        .wait_closed(WAIT)
+        .expect("the caller is hung up on");
     let deadline = std::time::Instant::now() + WAIT;
     let proc_dir = PathBuf::from("/proc").join(&pid);
     while proc_dir.exists() && std::time::Instant::now() < deadline {

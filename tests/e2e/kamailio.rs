@@ -1,7 +1,7 @@
 //! Registration with Kamailio (digest auth) and calls routed through it, over UDP and TCP.
 
 use homeagent_testkit::peers::baresip::{Baresip, BaresipOpts, SipAccount, Transport};
-use homeagent_testkit::{Kamailio, KamailioOpts, require};
+use homeagent_testkit::{Kamailio, KamailioOpts, Sipp, require, scenario};
 
 use crate::common::{Ha, WAIT, assert_media_flowed};
 
@@ -275,4 +275,50 @@ fn unreachable_tcp_registrar_fails_fast() {
     );
     let (code, _) = ha.finish(WAIT);
     assert_eq!(code, 5);
+}
+
+/// A SIP scanner on another address (127.0.0.2) probes the registered agent directly: its
+/// OPTIONS and its INVITE get no answer at all and nothing rings; the registrar's address
+/// (127.0.0.1) still gets its answer.
+#[test]
+fn a_scanner_that_is_not_the_platform_gets_no_ring_and_no_answer() {
+    if !require(&["kamailio", "sipp"]) {
+        return;
+    }
+    let kam = kamailio();
+    let registrar = format!("sip:127.0.0.1:{}", kam.udp_port());
+    let ha = Ha::start(
+        &[
+            "listen",
+            "--registrar",
+            &registrar,
+            "--user",
+            "agent01",
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+        ],
+        &[("HOMEAGENT_PASSWORD", "agent01pw")],
+    );
+    ha.event("registered", WAIT);
+    let agent = format!("127.0.0.1:{}", ha.port);
+    let scanner = ["-i", "127.0.0.2", "-timeout", "4s", "-s", "100", &agent];
+    for probe in ["uac_options.xml", "uac_basic.xml"] {
+        let result = Sipp::run(scenario(probe), &scanner).expect("sipp runs");
+        assert!(!result.success, "{probe}: the scanner got an answer");
+        assert!(
+            !result.messages.contains("SIP/2.0 "),
+            "{probe}: no response of any kind:\n{}",
+            result.messages
+        );
+    }
+    assert!(
+        ha.process.events().iter().all(|e| e["event"] != "incoming"),
+        "nothing rang: {:?}",
+        ha.process.events()
+    );
+    // The same probe from the registrar's address is answered: the filter, not a dead phone.
+    let trusted = Sipp::run(scenario("uac_options.xml"), &["-s", "100", &agent]).expect("sipp");
+    assert!(trusted.success, "{}\n{}", trusted.output, trusted.errors);
 }

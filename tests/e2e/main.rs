@@ -16,4 +16,5 @@ mod linphone;
 mod privacy;
 mod quality;
 mod sipp;
+mod srtp;
 mod tls;

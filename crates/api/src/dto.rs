@@ -327,6 +327,10 @@ pub enum Event {
         call: u32,
         codec: String,
         remote_rtp: String,
+        /// The SRTP suite protecting the media (e.g. `AEAD_AES_128_GCM`); absent: plain RTP.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "specta", specta(optional))]
+        srtp: Option<String>,
     },
     Hold {
         call: u32,
@@ -553,10 +557,12 @@ fn from_phone(event: PhoneEvent) -> Event {
             call,
             codec,
             remote_rtp,
+            srtp,
         } => Event::Established {
             call: id(call),
             codec: codec.to_string(),
             remote_rtp: remote_rtp.to_string(),
+            srtp: srtp.map(|suite| suite.to_string()),
         },
         PhoneEvent::Hold {
             call,

@@ -23,7 +23,7 @@ pub use device_watch::{DeviceUpdate, DeviceWatch};
 pub use dto::{AgentChoice, CallStats, Command, ContextFields, ContextRow, ErrorCode, Event};
 pub use history::{CallHistory, CallResult, Direction, HistoryEntry, mask_number, party_number};
 pub use homeagent_context::{ContextConfig, FieldMapping};
-pub use homeagent_engine::core::AnswerMode;
+pub use homeagent_engine::core::{AnswerMode, SrtpPolicy};
 pub use homeagent_engine::{
     AudioDevice, PhoneSettings, SettingsError, SinkSpec, SourceSpec, list_audio_devices,
     list_preferred_audio_devices,

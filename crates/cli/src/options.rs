@@ -69,6 +69,18 @@ pub enum AnswerOption {
     Manual,
 }
 
+/// Media encryption (SRTP with SDES keys, RFC 4568).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SrtpOption {
+    /// SRTP or no call: offer RTP/SAVP, refuse plain RTP with 488.
+    Mandatory,
+    /// Offer SRTP keys (best effort) and accept plain RTP from peers without SRTP.
+    Preferred,
+    /// Plain RTP only.
+    Off,
+}
+
 /// An audio processing stage: forced on, forced off, or on only for device audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -155,6 +167,10 @@ pub struct Options {
     /// listen: exit after this many calls have ended.
     #[arg(long, global = true, value_name = "N")]
     pub calls: Option<u32>,
+    /// Media encryption: SRTP with keys in the SDP (SDES) [default: off]. `mandatory`
+    /// refuses plain RTP (488); `preferred` offers keys and accepts plain peers.
+    #[arg(long, global = true, value_enum)]
+    pub srtp: Option<SrtpOption>,
     /// The contact-center platform (ACD/SBC) address: only its INVITEs may be answered by
     /// themselves (Call-Info answer-after, Alert-Info auto-answer, Answer-Mode: Auto). With
     /// it, other calls ring (--answer defaults to manual). Comma-separated for several.
@@ -163,6 +179,10 @@ pub struct Options {
     /// Forced delivery: answer every call from --platform at once.
     #[arg(long, global = true)]
     pub auto_answer_all: bool,
+    /// Take calls and requests from any address. By default, with --registrar, only the
+    /// registrar's and --platform's hosts are answered (SIP scanners get no answer at all).
+    #[arg(long, global = true)]
+    pub allow_any_source: bool,
     /// Customer context lookup (screen-pop): URL template with {from}, {to} and
     /// {header:NAME} (URL-encoded), e.g. https://crm/api?id={header:X-Customer-Id}. An
     /// `Authorization`-style header can be given in HOMEAGENT_CONTEXT_AUTH ("Name: value").
@@ -218,12 +238,14 @@ struct FileOptions {
     registrar: Option<String>,
     user: Option<String>,
     auth_user: Option<String>,
+    allow_any_source: Option<bool>,
     ca_file: Option<PathBuf>,
     client_cert: Option<PathBuf>,
     client_key: Option<PathBuf>,
     keepalive: Option<f64>,
     answer: Option<AnswerOption>,
     calls: Option<u32>,
+    srtp: Option<SrtpOption>,
     platform: Option<String>,
     auto_answer_all: Option<bool>,
     context_url: Option<String>,
@@ -375,6 +397,12 @@ fn merge(
         AnswerOption::Auto => homeagent_api::AnswerMode::Auto,
         AnswerOption::Reject => homeagent_api::AnswerMode::Reject,
         AnswerOption::Manual => homeagent_api::AnswerMode::Manual,
+    };
+    phone.inbound_filter = !(cli.allow_any_source || file.allow_any_source.unwrap_or(false));
+    phone.srtp = match cli.srtp.or(file.srtp).unwrap_or(SrtpOption::Off) {
+        SrtpOption::Mandatory => homeagent_api::SrtpPolicy::Mandatory,
+        SrtpOption::Preferred => homeagent_api::SrtpPolicy::Preferred,
+        SrtpOption::Off => homeagent_api::SrtpPolicy::Off,
     };
     if let Some(timeout) = cli.timeout.or(file.timeout) {
         phone.no_answer_timeout = seconds(timeout, "--timeout")?;

@@ -64,7 +64,11 @@ pub async fn run(settings: Resolved) -> u8 {
             }
             Event::Answered { call, .. } | Event::Established { call, .. } => {
                 run.answered.insert(*call);
-                if let Event::Established { call, .. } = &event {
+                if let Event::Established { call, srtp, .. } = &event {
+                    run.media_encryption = Some(match srtp {
+                        Some(suite) => format!("srtp {suite}"),
+                        None => "none".to_owned(),
+                    });
                     on_established(&settings, &commander, *call);
                 }
             }
@@ -182,6 +186,8 @@ struct Run {
     finishing: bool,
     /// Its wrap-up is stored; waiting for the platform to take it.
     awaiting_delivery: bool,
+    /// How the last established call's media was protected: `srtp SUITE` or `none`.
+    media_encryption: Option<String>,
     /// The SIP transport of the calls (`udp`, `tcp`, `tls`, ...), for the summary.
     transport: Option<&'static str>,
 }
@@ -198,6 +204,7 @@ impl Run {
             answered: std::collections::HashSet::new(),
             finishing: false,
             awaiting_delivery: false,
+            media_encryption: None,
             transport: signalling_transport(settings),
         }
     }
@@ -259,6 +266,7 @@ impl Run {
                 "reason": reason,
                 "transport": self.transport,
                 "codec": stats.codec,
+                "media_encryption": self.media_encryption,
                 "duration_s": round3(stats.duration_s),
                 "packets_sent": stats.packets_sent,
                 "packets_received": stats.packets_received,

@@ -3,14 +3,14 @@
 use std::time::{Duration, Instant};
 
 use homeagent_media::Direction;
-use homeagent_media::sdp::{self, LocalMedia, Negotiated, SessionDescription};
+use homeagent_media::sdp::{self, LocalMedia, LocalSrtp, Negotiated, SessionDescription};
 use homeagent_sip::auth;
 use homeagent_sip::dialog::Dialog;
 use homeagent_sip::message::{Message, Method, NameAddr, Request, Response, Uri};
 use homeagent_sip::transaction::{Peer, TransactionId, Transport};
 
 use crate::agent::auto_answer_request;
-use crate::config::AnswerMode;
+use crate::config::{AnswerMode, SrtpPolicy};
 use crate::event::{CallId, EndReason, MediaCommand, PhoneEvent};
 use crate::phone::Phone;
 use crate::pii::Pii;
@@ -619,6 +619,7 @@ impl Call {
                 call: self.id,
                 codec: negotiated.kind,
                 remote_rtp: negotiated.remote_rtp,
+                srtp: negotiated.srtp.as_ref().map(|keys| keys.suite),
             });
         }
         if let Some(hold) = self.queued_hold.take() {
@@ -1060,6 +1061,7 @@ impl Call {
                 call: self.id,
                 codec: negotiated.kind,
                 remote_rtp: negotiated.remote_rtp,
+                srtp: negotiated.srtp.as_ref().map(|keys| keys.suite),
             });
         }
         self.negotiated = Some(negotiated);
@@ -1226,6 +1228,13 @@ fn local_media(phone: &mut Phone, port: u16) -> LocalMedia {
         ptime_ms: 20,
         session_id: phone.rng.next_u64() >> 2,
         session_version: 1,
+        srtp: match phone.config.srtp {
+            SrtpPolicy::Off => None,
+            policy => Some(LocalSrtp {
+                mandatory: policy == SrtpPolicy::Mandatory,
+                key_material: phone.srtp_key_material(),
+            }),
+        },
     }
 }
 

@@ -95,6 +95,24 @@ pub struct PhoneConfig {
     pub user_agent: String,
     /// Give up on an outgoing call not answered within this time (CANCEL).
     pub no_answer_timeout: Duration,
+    /// Media encryption (SRTP with SDES keys).
+    pub srtp: SrtpPolicy,
+    /// With a registrar, new requests are taken only from its host and the platform's hosts;
+    /// others (SIP scanners) get no answer at all. Requests inside a call's dialog are taken
+    /// from anywhere. Without a registrar (direct calls) everyone may call.
+    pub inbound_filter: bool,
+}
+
+/// Whether calls encrypt their media (SRTP keyed by SDES, RFC 4568).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SrtpPolicy {
+    /// Plain RTP only; an RTP/SAVP offer is refused (488).
+    #[default]
+    Off,
+    /// Offer SRTP keys over RTP/AVP (best effort) and accept either.
+    Preferred,
+    /// SRTP or no call: offer RTP/SAVP, refuse plain RTP with 488.
+    Mandatory,
 }
 
 impl std::fmt::Debug for Account {
@@ -122,6 +140,8 @@ impl PhoneConfig {
             acd: AcdConfig::default(),
             user_agent: concat!("Homeagent/", env!("CARGO_PKG_VERSION")).to_owned(),
             no_answer_timeout: Duration::from_secs(60),
+            srtp: SrtpPolicy::Off,
+            inbound_filter: true,
         }
     }
 }

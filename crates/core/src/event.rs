@@ -115,6 +115,8 @@ pub enum PhoneEvent {
         call: CallId,
         codec: homeagent_media::CodecKind,
         remote_rtp: SocketAddr,
+        /// The SRTP suite protecting the media, `None` for plain RTP.
+        srtp: Option<homeagent_media::sdp::SrtpSuite>,
     },
     /// The call was put on hold (`local`: by us) or resumed.
     Hold {

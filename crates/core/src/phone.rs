@@ -116,6 +116,8 @@ pub enum Output {
 pub struct Phone {
     pub(crate) config: PhoneConfig,
     pub(crate) rng: Rng,
+    /// Media keys (SRTP): a cryptographic generator, seeded by the driver from the OS.
+    keys: KeyGenerator,
     pub(crate) transactions: TransactionLayer,
     registrar: Option<Registrar>,
     presence: Option<Presence>,
@@ -127,15 +129,50 @@ pub struct Phone {
     pub(crate) agent: Agent,
     shutdown: Option<Instant>,
     stopped: bool,
+    /// Requests dropped by the inbound filter (scanners), for the logs.
+    ignored_requests: u64,
+}
+
+/// ChaCha-based generator for media keys; its state never reaches a log.
+struct KeyGenerator(rand::rngs::StdRng);
+
+impl KeyGenerator {
+    /// Deterministic from a 64-bit seed: tests only; the driver calls [`Phone::set_key_seed`].
+    fn from_seed(seed: u64) -> Self {
+        use rand::SeedableRng;
+        Self(rand::rngs::StdRng::seed_from_u64(seed))
+    }
+}
+
+impl std::fmt::Debug for KeyGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyGenerator")
+    }
 }
 
 impl Phone {
+    /// Seeds the media-key generator with 32 bytes from the OS (the driver does this at start;
+    /// without it, keys follow from the phone's 64-bit seed, which is fine for tests only).
+    pub fn set_key_seed(&mut self, seed: [u8; 32]) {
+        use rand::SeedableRng;
+        self.keys = KeyGenerator(rand::rngs::StdRng::from_seed(seed));
+    }
+
+    /// Fresh key material for one call's SRTP.
+    pub(crate) fn srtp_key_material(&mut self) -> Vec<u8> {
+        use rand::RngCore;
+        let mut material = vec![0; homeagent_media::sdp::SRTP_KEY_MATERIAL_LEN];
+        self.keys.0.fill_bytes(&mut material);
+        material
+    }
+
     /// A phone that starts registering (if it has an account) at the first poll.
     pub fn new(config: PhoneConfig, seed: u64, now: Instant) -> Self {
         let account = config.account.clone();
         let mut phone = Self {
             config,
             rng: Rng::new(seed),
+            keys: KeyGenerator::from_seed(seed),
             transactions: TransactionLayer::new(Default::default()),
             registrar: None,
             presence: None,
@@ -147,6 +184,7 @@ impl Phone {
             agent: Agent::new(now),
             shutdown: None,
             stopped: false,
+            ignored_requests: 0,
         };
         // The agent's starting state, for the front ends.
         phone.emit_agent_state();
@@ -165,11 +203,20 @@ impl Phone {
         match input {
             Input::Datagram { now, from, bytes } => {
                 self.now = now;
-                self.transactions.handle_datagram(now, from, &bytes);
+                if self.trusts(from) {
+                    self.transactions.handle_datagram(now, from, &bytes);
+                } else if let Ok(message) = Message::parse(&bytes) {
+                    // A stranger's garbage gets no 400 either.
+                    self.handle_untrusted(now, from, message);
+                }
             }
             Input::Message { now, from, message } => {
                 self.now = now;
-                self.transactions.handle_message(now, from, message);
+                if self.trusts(from) {
+                    self.transactions.handle_message(now, from, message);
+                } else {
+                    self.handle_untrusted(now, from, message);
+                }
             }
             Input::Timeout(now) => {
                 self.now = now;
@@ -297,6 +344,43 @@ impl Phone {
                 }
                 self.with_registrar(|registrar, phone| registrar.unregister(phone));
             }
+        }
+    }
+
+    /// Whether new requests from `from` are taken: from anyone without a registrar (direct
+    /// calls); with one, only from its (the proxy's) host or a platform host (any port: the
+    /// platform's port only matters for auto-answer).
+    fn trusts(&self, from: Peer) -> bool {
+        let Some(account) = self.config.account.as_ref() else {
+            return true;
+        };
+        !self.config.inbound_filter
+            || account.proxy.addr.ip() == from.addr.ip()
+            || self
+                .config
+                .acd
+                .platform
+                .iter()
+                .any(|(ip, _)| *ip == from.addr.ip())
+    }
+
+    /// A message from an address we don't take requests from: responses go on (they only
+    /// match our own transactions), requests only when they belong to a call's dialog (the
+    /// other party's BYE without a proxy in the path). The rest is dropped without an answer.
+    fn handle_untrusted(&mut self, now: Instant, from: Peer, message: Message) {
+        let admitted = match &message {
+            Message::Response(_) => true,
+            Message::Request(request) => self.call_for_request(request).is_some(),
+        };
+        if admitted {
+            self.transactions.handle_message(now, from, message);
+        } else {
+            self.ignored_requests += 1;
+            tracing::debug!(
+                from = %from.addr,
+                ignored = self.ignored_requests,
+                "ignoring a request from an address that is neither the registrar nor the platform"
+            );
         }
     }
 

@@ -9,7 +9,7 @@ use homeagent_core::sip::message::{Message, Method, Request, Response};
 use homeagent_core::sip::transaction::{Peer, Transport};
 use homeagent_core::{
     Account, AgentState, AnswerMode, CallId, CodecKind, Command, Direction, EndReason, Input,
-    MediaCommand, Output, Phone, PhoneConfig, PhoneEvent, RegistrationState,
+    MediaCommand, Output, Phone, PhoneConfig, PhoneEvent, RegistrationState, SrtpPolicy,
 };
 use homeagent_testkit::netem::{Impairment, NetEmulator};
 
@@ -744,6 +744,7 @@ fn late_offer_is_answered_in_the_ack() {
         ptime_ms: 20,
         session_id: 1,
         session_version: 1,
+        srtp: None,
     };
     let (answer, _) = create_answer(&offer, &pbx).expect("answerable");
     let to = ok.headers.get("To").unwrap().to_owned();
@@ -834,4 +835,109 @@ fn transfer_refused_by_the_other_party_leaves_the_call_up() {
     world.command(0, Command::Hangup { call: CallId(1) });
     world.run(Duration::from_secs(3), |w| w.ended(1).is_some());
     assert_eq!(world.ended(1), Some(EndReason::RemoteHangup));
+}
+
+/// SRTP (SDES): two phones that want it agree on a suite with mirrored keys, fresh per call
+/// side; a phone that requires it refuses a plain caller with 488.
+#[test]
+fn srtp_is_negotiated_between_phones_and_mandatory_refuses_plain() {
+    let mut phones = two_phones(AnswerMode::Auto);
+    phones[0].srtp = SrtpPolicy::Preferred;
+    phones[1].srtp = SrtpPolicy::Mandatory;
+    let mut world = World::new(3, Impairment::default(), phones);
+    dial(&mut world);
+    world.run(Duration::from_secs(5), |w| {
+        w.established(0) && w.established(1)
+    });
+    let keys = |node: usize| {
+        world.nodes[node]
+            .media
+            .iter()
+            .find_map(|m| match m {
+                MediaCommand::Start { media, .. } => media.srtp.clone(),
+                _ => None,
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "node {node} starts SRTP media: {:?}",
+                    world.nodes[node].media
+                )
+            })
+    };
+    let (caller, callee) = (keys(0), keys(1));
+    assert_eq!(caller.suite, callee.suite);
+    assert_eq!(caller.local_key, callee.remote_key);
+    assert_eq!(caller.remote_key, callee.local_key);
+    assert_ne!(caller.local_key, callee.local_key, "each side its own key");
+    assert!(world.events(0).iter().any(
+        |e| matches!(e, PhoneEvent::Established { srtp: Some(suite), .. } if *suite == caller.suite)
+    ));
+
+    let mut phones = two_phones(AnswerMode::Auto);
+    phones[1].srtp = SrtpPolicy::Mandatory;
+    let mut world = World::new(4, Impairment::default(), phones);
+    dial(&mut world);
+    world.run(Duration::from_secs(5), |w| w.ended(0).is_some());
+    assert!(!world.established(0) && !world.established(1));
+    let refused = world.events(0).iter().any(|e| {
+        matches!(
+            e,
+            PhoneEvent::Ended {
+                code: Some(488),
+                ..
+            }
+        )
+    });
+    assert!(refused, "488: {:?}", world.events(0));
+}
+
+/// A registered agent takes new requests only from its registrar's host and the platform's:
+/// a stranger's INVITE gets no answer and rings nothing (a SIP scanner learns nothing);
+/// from a platform host, or with the filter off, the call comes in.
+#[test]
+fn requests_from_strangers_are_ignored_by_a_registered_agent() {
+    // (platform hosts, filter on, expected to ring)
+    let cases = [
+        (vec!["10.0.0.50"], true, false),
+        (vec!["10.0.0.50", "10.0.0.1"], true, true),
+        (vec![], false, true),
+    ];
+    for (platform, filter, rings) in cases {
+        let mut phones = two_phones(AnswerMode::Auto);
+        phones[1].account = Some(Account {
+            registrar: "sip:10.0.0.100".into(),
+            proxy: peer([10, 0, 0, 100]),
+            domain: "10.0.0.100".into(),
+            user: "bob".into(),
+            auth_user: None,
+            password: "secret".into(),
+            expires: 120,
+        });
+        phones[1].acd.platform = platform
+            .iter()
+            .map(|ip| (ip.parse().unwrap(), Some(5999)))
+            .collect();
+        phones[1].inbound_filter = filter;
+        let mut world = World::new(5, Impairment::default(), phones);
+        dial(&mut world);
+        world.run(Duration::from_secs(40), |w| {
+            w.ended(0).is_some() || w.established(0)
+        });
+        let rang = world
+            .events(1)
+            .iter()
+            .any(|e| matches!(e, PhoneEvent::Incoming { .. }));
+        assert_eq!(rang, rings, "{platform:?} {filter}: {:?}", world.events(1));
+        if rings {
+            assert!(world.established(0), "{:?}", world.events(0));
+        } else {
+            // No response at all: the caller's INVITE times out.
+            assert_eq!(
+                world.ended(0),
+                Some(EndReason::Timeout),
+                "{:?}",
+                world.events(0)
+            );
+        }
+    }
 }

@@ -57,6 +57,8 @@ pub(crate) async fn start(
     config.codecs = settings.codecs.clone();
     config.answer = settings.answer;
     config.no_answer_timeout = settings.no_answer_timeout;
+    config.srtp = settings.srtp;
+    config.inbound_filter = settings.inbound_filter;
     config.acd = AcdConfig {
         platform: resolve_platform(&settings.platform).await?,
         auto_answer_all: settings.auto_answer_all,
@@ -68,7 +70,9 @@ pub(crate) async fn start(
     if let Some(user) = &settings.user {
         config.contact_user = user.clone();
     }
-    let phone = Phone::new(config, rand::random(), Instant::now().into_std());
+    let mut phone = Phone::new(config, rand::random(), Instant::now().into_std());
+    // SRTP keys come from a generator seeded by the OS's (thread_rng: ChaCha, OS-seeded).
+    phone.set_key_seed(rand::random());
     let (commands_tx, commands) = mpsc::channel(64);
     let (events, events_rx) = mpsc::channel(1024);
     let driver = Driver {

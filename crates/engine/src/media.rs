@@ -8,6 +8,7 @@ use homeagent_audio::{
     AudioError, AudioProcessor, AudioSink, AudioSource, SinkSpec, SourceSpec, SourceState,
 };
 use homeagent_core::{CallId, CodecKind, MediaParams};
+use homeagent_media::srtp::SrtpTransform;
 use homeagent_media::{MediaConfig, MediaEvent, MediaSession, MediaStats, QualityReport};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -128,12 +129,17 @@ pub(crate) fn spawn(
     // comfort noise for G.711 when both sides listed CN.
     session.set_dtx(params.codec.fmtp_flag("usedtx"));
     session.set_comfort_noise(params.comfort_noise.as_ref().map(|cn| cn.payload_type));
+    let srtp = match &params.srtp {
+        Some(keys) => Some(SrtpTransform::new(keys).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let (control, commands) = mpsc::channel(16);
     let task = CallMedia {
         call,
         sockets,
         session,
         params,
+        srtp,
         route,
         events,
         commands,
@@ -147,6 +153,9 @@ struct CallMedia {
     sockets: MediaSockets,
     session: MediaSession,
     params: MediaParams,
+    /// SRTP with the SDES keys, when negotiated: every packet out is protected, every packet
+    /// in must authenticate.
+    srtp: Option<SrtpTransform>,
     route: AudioRoute,
     events: mpsc::Sender<EngineEvent>,
     commands: mpsc::Receiver<MediaControl>,
@@ -313,12 +322,12 @@ impl CallMedia {
                 }
                 received = self.sockets.rtp.recv_from(&mut rtp_buf) => {
                     if let Ok((n, from)) = received {
-                        self.session.handle_packet(Instant::now().into_std(), from, rtp_buf.get(..n).unwrap_or_default());
+                        self.receive(from, rtp_buf.get(..n).unwrap_or_default(), false);
                     }
                 }
                 received = self.sockets.rtcp.recv_from(&mut rtcp_buf) => {
                     if let Ok((n, from)) = received {
-                        self.session.handle_packet(Instant::now().into_std(), from, rtcp_buf.get(..n).unwrap_or_default());
+                        self.receive(from, rtcp_buf.get(..n).unwrap_or_default(), true);
                     }
                 }
                 _ = sleep_until(deadline) => {
@@ -345,7 +354,35 @@ impl CallMedia {
         let _ = self.events.send(EngineEvent::Warning { message }).await;
     }
 
+    /// One datagram from the network: unprotected first when SRTP is on (what does not
+    /// authenticate is dropped, counted, never played).
+    fn receive(&mut self, from: SocketAddr, bytes: &[u8], rtcp_port: bool) {
+        let now = Instant::now().into_std();
+        let Some(srtp) = self.srtp.as_mut() else {
+            self.session.handle_packet(now, from, bytes);
+            return;
+        };
+        let clear = if rtcp_port || homeagent_media::srtp::is_rtcp(bytes) {
+            srtp.unprotect_rtcp(bytes)
+        } else {
+            srtp.unprotect_rtp(bytes)
+        };
+        match clear {
+            Ok(clear) => self.session.handle_packet(now, from, &clear),
+            Err(error) => tracing::trace!(%error, %from, "dropping SRTP packet"),
+        }
+    }
+
     fn apply(&mut self, params: &MediaParams) {
+        // New keys from a re-negotiation (the same keys keep their rollover state).
+        if params.srtp != self.params.srtp {
+            match params.srtp.as_ref().map(SrtpTransform::new) {
+                None => self.srtp = None,
+                Some(Ok(srtp)) => self.srtp = Some(srtp),
+                // Keys were checked in SDP; should it fail, the old keys stay (never clear).
+                Some(Err(error)) => tracing::warn!(%error, "SRTP keys refused"),
+            }
+        }
         // RFC 2198 redundancy, when both sides listed it (used on bursty loss).
         self.session
             .set_red(params.red.as_ref().map(|red| red.payload_type));
@@ -356,7 +393,22 @@ impl CallMedia {
 
     /// Sends what the session queued and forwards its events.
     async fn flush(&mut self) {
-        while let Some(transmit) = self.session.poll_transmit() {
+        while let Some(mut transmit) = self.session.poll_transmit() {
+            if let Some(srtp) = self.srtp.as_mut() {
+                let secured = if transmit.rtcp {
+                    srtp.protect_rtcp(&transmit.bytes)
+                } else {
+                    srtp.protect_rtp(&transmit.bytes)
+                };
+                match secured {
+                    Ok(bytes) => transmit.bytes = bytes,
+                    Err(error) => {
+                        // Never sent in clear.
+                        tracing::debug!(%error, "SRTP protect failed; packet dropped");
+                        continue;
+                    }
+                }
+            }
             let to = if transmit.rtcp {
                 self.params.remote_rtcp
             } else {
@@ -756,6 +808,7 @@ mod tests {
             remote_ssrc: None,
             red: None,
             comfort_noise: None,
+            srtp: None,
         };
         (peer, peer_rtcp, sockets, params)
     }

@@ -37,6 +37,10 @@ pub struct PhoneSettings {
     pub auto_answer_all: bool,
     /// After-call work once a call ends.
     pub wrapup: WrapupRules,
+    /// Media encryption (SRTP with SDES keys): off, preferred or mandatory.
+    pub srtp: homeagent_core::SrtpPolicy,
+    /// Take new requests only from the registrar and the platform (when configured).
+    pub inbound_filter: bool,
     /// SIP over TLS (`sips:` or `;transport=tls` URIs): trusted CAs, client certificate.
     pub tls: TlsSettings,
     /// RFC 5626 keepalive: a CRLF ping on a TCP/TLS connection we opened after this long
@@ -75,6 +79,8 @@ impl Default for PhoneSettings {
             platform: Vec::new(),
             auto_answer_all: false,
             wrapup: WrapupRules::default(),
+            srtp: homeagent_core::SrtpPolicy::Off,
+            inbound_filter: true,
             tls: TlsSettings::default(),
             keepalive: Some(DEFAULT_KEEPALIVE),
         }

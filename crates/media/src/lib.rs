@@ -22,6 +22,7 @@ pub mod rtp;
 pub mod rtp_session;
 pub mod sdp;
 mod session;
+pub mod srtp;
 mod types;
 
 pub use quality::QualityReport;

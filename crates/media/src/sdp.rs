@@ -9,6 +9,7 @@
 //! - [`create_offer`], [`create_answer`] and [`apply_answer`] negotiate one audio stream
 //!   (plain RTP/AVP or RTP/AVPF) into a [`Negotiated`] result for the RTP session.
 
+mod crypto;
 mod model;
 mod negotiate;
 mod parse;
@@ -16,12 +17,14 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
+pub use crypto::{CryptoLine, SrtpSuite};
 pub use model::{
     Attribute, Bandwidth, Connection, KnownAttribute, MediaDescription, Origin, Protocol, Rtcp,
     RtpMap, SessionDescription, Timing,
 };
 pub use negotiate::{
-    LocalMedia, Negotiated, NegotiationError, apply_answer, create_answer, create_offer,
+    LocalMedia, LocalSrtp, Negotiated, NegotiationError, SRTP_KEY_MATERIAL_LEN, SrtpKeys,
+    apply_answer, create_answer, create_offer,
 };
 pub use parse::{SdpError, SdpErrorKind};
 
@@ -54,6 +57,11 @@ pub fn fuzz_one(data: &[u8]) {
         ptime_ms: 20,
         session_id: 1,
         session_version: 1,
+        // SDES on, so the peer's crypto lines are parsed too.
+        srtp: Some(LocalSrtp {
+            mandatory: false,
+            key_material: vec![7; SRTP_KEY_MATERIAL_LEN],
+        }),
     };
     if let Ok((answer, _)) = create_answer(&sdp, &local) {
         let answer_text = answer.to_string();

@@ -12,6 +12,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use super::crypto::{CryptoLine, SrtpSuite};
 use super::model::{
     Attribute, Connection, MediaDescription, Origin, Protocol, RtpMap, SessionDescription, Timing,
 };
@@ -56,6 +57,65 @@ pub struct LocalMedia {
     pub session_id: u64,
     /// `o=` session version: bump it for every new offer or changed answer in the dialog.
     pub session_version: u64,
+    /// SRTP with SDES keys (RFC 4568); `None`: plain RTP only.
+    pub srtp: Option<LocalSrtp>,
+}
+
+/// Our SRTP side: whether plain RTP is refused, and fresh random bytes for our keys.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LocalSrtp {
+    /// Refuse plain RTP (offer RTP/SAVP; answer a plain offer with 488).
+    pub mandatory: bool,
+    /// [`SRTP_KEY_MATERIAL_LEN`] random bytes: one key per offered suite, never reused across
+    /// calls (the same for every offer of a call, so re-offers keep the keys).
+    pub key_material: Vec<u8>,
+}
+
+impl std::fmt::Debug for LocalSrtp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalSrtp")
+            .field("mandatory", &self.mandatory)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Random bytes a [`LocalSrtp`] needs: 30 for the counter-mode suites, 28 for GCM.
+pub const SRTP_KEY_MATERIAL_LEN: usize = 58;
+
+impl LocalSrtp {
+    /// Our key (master key + salt) for `suite`, from a part of the key material of its own.
+    fn key(&self, suite: SrtpSuite) -> Vec<u8> {
+        let start = match suite {
+            SrtpSuite::AeadAes128Gcm => 30,
+            _ => 0,
+        };
+        let mut key: Vec<u8> = self
+            .key_material
+            .iter()
+            .copied()
+            .skip(start)
+            .take(suite.key_material_len())
+            .collect();
+        // Short material (a caller's bug) still yields a key of the right length.
+        key.resize(suite.key_material_len(), 0);
+        key
+    }
+}
+
+/// The SRTP keys of a call: the suite, our key (what we send with) and the peer's.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SrtpKeys {
+    pub suite: SrtpSuite,
+    pub local_key: Vec<u8>,
+    pub remote_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for SrtpKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SrtpKeys")
+            .field("suite", &self.suite)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The outcome of a negotiation: everything the RTP session needs.
@@ -89,6 +149,8 @@ pub struct Negotiated {
     /// list it: send CN instead of silent frames
     /// ([`crate::MediaSession::set_comfort_noise`]). `None`: every frame is sent.
     pub comfort_noise: Option<CodecSpec>,
+    /// SRTP (SDES) when both sides agreed on a suite; `None`: plain RTP.
+    pub srtp: Option<SrtpKeys>,
 }
 
 /// Why an offer could not be answered or an answer could not be applied.
@@ -101,7 +163,7 @@ pub enum NegotiationError {
     #[error("no audio stream in the session description")]
     NoAudioStream,
     /// Only secure (SRTP/DTLS) or other non-RTP/AVP audio streams were offered.
-    #[error("audio offered only over {0}; only RTP/AVP and RTP/AVPF are supported")]
+    #[error("audio offered only over {0}; not supported (RTP/AVP(F), and RTP/SAVP(F) with SDES)")]
     UnsupportedProtocol(String),
     #[error("no codec in common")]
     NoCommonCodec,
@@ -115,6 +177,12 @@ pub enum NegotiationError {
     AudioRejected,
     #[error("the answer's audio m= line does not match the offer: {0}")]
     AnswerMismatch(&'static str),
+    /// Our policy requires SRTP and the peer offered or answered plain RTP.
+    #[error("media encryption (SRTP) is required and the peer does not offer it")]
+    EncryptionRequired,
+    /// Secure RTP offered with no crypto suite we speak.
+    #[error("no SRTP crypto suite in common")]
+    NoCommonCrypto,
 }
 
 impl NegotiationError {
@@ -179,7 +247,25 @@ pub fn create_offer(local: &LocalMedia) -> SessionDescription {
         specs.push(telephone_event(DTMF_PAYLOAD_TYPE, 8000, Some(DTMF_EVENTS)));
     }
 
-    let mut media = audio_section(local.port, Protocol::RtpAvp, &specs);
+    // SRTP: RTP/SAVP when plain RTP is refused; else best-effort SDES over RTP/AVP (as
+    // Asterisk and baresip do), so a plain peer still answers.
+    let protocol = match &local.srtp {
+        Some(srtp) if srtp.mandatory => Protocol::RtpSavp,
+        _ => Protocol::RtpAvp,
+    };
+    let mut media = audio_section(local.port, protocol, &specs);
+    if let Some(srtp) = &local.srtp {
+        for (tag, suite) in (1..).zip(SrtpSuite::OFFERED) {
+            let line = CryptoLine {
+                tag,
+                suite,
+                key: srtp.key(suite),
+            };
+            media
+                .attributes
+                .push(Attribute::with_value("crypto", line.value()));
+        }
+    }
     media
         .attributes
         .push(Attribute::with_value("ptime", local.ptime_ms.to_string()));
@@ -196,11 +282,12 @@ pub fn create_answer(
     offer: &SessionDescription,
     local: &LocalMedia,
 ) -> Result<(SessionDescription, Negotiated), NegotiationError> {
-    let index = audio_stream(offer)?;
+    let index = audio_stream(offer, local.srtp.is_some())?;
     let offered = offer
         .media
         .get(index)
         .ok_or(NegotiationError::NoAudioStream)?;
+    let srtp = answer_srtp(offered, local)?;
 
     let (codec, kind) = local
         .codecs
@@ -241,6 +328,16 @@ pub fn create_answer(
     );
     answer_specs.extend(dtmf.clone());
     let mut media = audio_section(local.port, offered.protocol.clone(), &answer_specs);
+    if let Some((tag, keys)) = &srtp {
+        let line = CryptoLine {
+            tag: *tag,
+            suite: keys.suite,
+            key: keys.local_key.clone(),
+        };
+        media
+            .attributes
+            .push(Attribute::with_value("crypto", line.value()));
+    }
     media
         .attributes
         .push(Attribute::with_value("ptime", local.ptime_ms.to_string()));
@@ -274,8 +371,54 @@ pub fn create_answer(
         remote_ssrc: offered.first_ssrc(),
         red,
         comfort_noise,
+        srtp: srtp.map(|(_, keys)| keys),
     };
     Ok((session(local, sections), negotiated))
+}
+
+/// The `a=crypto` lines of a media section we can use, in their order.
+fn crypto_lines(media: &MediaDescription) -> Vec<CryptoLine> {
+    media
+        .attributes
+        .iter()
+        .filter(|a| a.name.eq_ignore_ascii_case("crypto"))
+        .filter_map(|a| a.value.as_deref().and_then(CryptoLine::parse))
+        .collect()
+}
+
+/// As answerer: the offered crypto line we take (our best suite among the offered), with our
+/// keys for it. Plain RTP when we or the offer have no SRTP, unless one side requires it.
+fn answer_srtp(
+    offered: &MediaDescription,
+    local: &LocalMedia,
+) -> Result<Option<(u32, SrtpKeys)>, NegotiationError> {
+    let secure = offered.protocol.is_secure_rtp();
+    let Some(ours) = &local.srtp else {
+        return if secure {
+            Err(NegotiationError::UnsupportedProtocol(
+                offered.protocol.to_string(),
+            ))
+        } else {
+            Ok(None)
+        };
+    };
+    let lines = crypto_lines(offered);
+    let chosen = SrtpSuite::ACCEPTED
+        .into_iter()
+        .find_map(|suite| lines.iter().find(|line| line.suite == suite));
+    match chosen {
+        Some(line) => Ok(Some((
+            line.tag,
+            SrtpKeys {
+                suite: line.suite,
+                local_key: ours.key(line.suite),
+                remote_key: line.key.clone(),
+            },
+        ))),
+        None if secure => Err(NegotiationError::NoCommonCrypto),
+        None if ours.mandatory => Err(NegotiationError::EncryptionRequired),
+        None => Ok(None),
+    }
 }
 
 /// Applies the peer's `answer` to our `offer`. The answerer may pick any codec we offered, with
@@ -291,7 +434,7 @@ pub fn apply_answer(
             answered: answer.media.len(),
         });
     }
-    let index = audio_stream(offer)?;
+    let index = audio_stream(offer, true)?;
     let (Some(offered), Some(answered)) = (offer.media.get(index), answer.media.get(index)) else {
         return Err(NegotiationError::NoAudioStream);
     };
@@ -334,6 +477,8 @@ pub fn apply_answer(
     let rtcp_mux = offered.rtcp_mux() && answered.rtcp_mux();
     let (remote_rtp, remote_rtcp) = remote_addresses(answer, answered, rtcp_mux)?;
 
+    let srtp = answered_srtp(offered, answered)?;
+
     let answered_direction = peer_direction(answer, answered);
     let direction = intersect(answered_direction.reversed(), offer.direction_for(offered));
     let our_ptime = offered.ptime().unwrap_or(DEFAULT_PTIME_MS);
@@ -349,17 +494,43 @@ pub fn apply_answer(
         remote_ssrc: answered.first_ssrc(),
         red,
         comfort_noise,
+        srtp,
     })
 }
 
-/// The index of the audio stream we negotiate: the first enabled `m=audio` over plain RTP.
-fn audio_stream(sdp: &SessionDescription) -> Result<usize, NegotiationError> {
+/// As offerer: the keys from the answer's crypto line for one we offered (same tag and
+/// suite). A secure offer (RTP/SAVP: SRTP mandatory) needs one; a best-effort one does not.
+fn answered_srtp(
+    offered: &MediaDescription,
+    answered: &MediaDescription,
+) -> Result<Option<SrtpKeys>, NegotiationError> {
+    let ours = crypto_lines(offered);
+    let keys = crypto_lines(answered).into_iter().find_map(|line| {
+        let offered = ours
+            .iter()
+            .find(|o| o.tag == line.tag && o.suite == line.suite)?;
+        Some(SrtpKeys {
+            suite: line.suite,
+            local_key: offered.key.clone(),
+            remote_key: line.key,
+        })
+    });
+    match keys {
+        None if offered.protocol.is_secure_rtp() => Err(NegotiationError::EncryptionRequired),
+        keys => Ok(keys),
+    }
+}
+
+/// The index of the audio stream we negotiate: the first enabled `m=audio` over plain RTP,
+/// or over SDES-keyed SRTP (RTP/SAVP(F)) when `srtp`.
+fn audio_stream(sdp: &SessionDescription, srtp: bool) -> Result<usize, NegotiationError> {
     let mut secure_only: Option<&Protocol> = None;
     for (index, media) in sdp.media.iter().enumerate() {
         if !media.media.eq_ignore_ascii_case("audio") || media.port == 0 {
             continue;
         }
-        if media.protocol.is_plain_rtp() {
+        let sdes = matches!(media.protocol, Protocol::RtpSavp | Protocol::RtpSavpf);
+        if media.protocol.is_plain_rtp() || (srtp && sdes) {
             return Ok(index);
         }
         secure_only.get_or_insert(&media.protocol);

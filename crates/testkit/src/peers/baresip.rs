@@ -131,6 +131,9 @@ pub struct BaresipOpts {
     pub max_lifetime: Duration,
     /// Extra config lines, appended.
     pub extra_config: Vec<String>,
+    /// Media encryption of the account (`mediaenc=`): `srtp` (best effort), `srtp-mand`
+    /// (RTP/SAVP, SDES), … ; loads the `srtp` module.
+    pub mediaenc: Option<String>,
 }
 
 impl Default for BaresipOpts {
@@ -146,6 +149,7 @@ impl Default for BaresipOpts {
             sip_trace: true,
             max_lifetime: Duration::from_secs(300),
             extra_config: Vec::new(),
+            mediaenc: None,
         }
     }
 }
@@ -528,6 +532,9 @@ fn config_text(
         line(format!("snd_path {}", record_dir.display()));
     }
     line("module cons.so".into());
+    if opts.mediaenc.is_some() {
+        line("module srtp.so".into());
+    }
     line(format!("cons_listen 127.0.0.1:{cons_port}"));
     line("module_tmp account.so".into());
     line("module_app menu.so".into());
@@ -540,8 +547,13 @@ fn config_text(
 /// (user, domain, accounts line).
 fn account_line(opts: &BaresipOpts, sip_port: u16) -> (String, String, String) {
     let answer = if opts.auto_answer { "auto" } else { "manual" };
+    let mediaenc = opts
+        .mediaenc
+        .as_deref()
+        .map(|enc| format!(";mediaenc={enc}"))
+        .unwrap_or_default();
     let common = format!(
-        "answermode={answer};audio_codecs={}",
+        "answermode={answer};audio_codecs={}{mediaenc}",
         opts.codec.baresip_name()
     );
     match &opts.account {

@@ -19,6 +19,7 @@ fn local(codecs: &[CodecKind]) -> LocalMedia {
         ptime_ms: 20,
         session_id: 4242,
         session_version: 1,
+        srtp: None,
     }
 }
 
@@ -761,4 +762,117 @@ fn chrome_red_offer_is_accepted() {
         (63, Some("111/111"))
     );
     assert!(answer.to_string().contains("a=rtpmap:63 red/48000/2\r\n"));
+}
+
+fn with_srtp(mut local: LocalMedia, mandatory: bool, fill: u8) -> LocalMedia {
+    local.srtp = Some(crate::sdp::LocalSrtp {
+        mandatory,
+        key_material: vec![fill; crate::sdp::SRTP_KEY_MATERIAL_LEN],
+    });
+    local
+}
+
+fn crypto_values(sdp: &SessionDescription) -> Vec<String> {
+    sdp.media[0]
+        .attributes
+        .iter()
+        .filter(|a| a.name == "crypto")
+        .filter_map(|a| a.value.clone())
+        .collect()
+}
+
+#[test]
+fn srtp_offers_sdes_keys_best_effort_or_mandatory() {
+    let preferred = create_offer(&with_srtp(local(&[CodecKind::Pcmu]), false, 1));
+    assert_eq!(preferred.media[0].protocol, Protocol::RtpAvp);
+    let lines = crypto_values(&preferred);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("1 AES_CM_128_HMAC_SHA1_80 inline:"));
+    assert!(lines[1].starts_with("2 AEAD_AES_128_GCM inline:"));
+    let mandatory = create_offer(&with_srtp(local(&[CodecKind::Pcmu]), true, 1));
+    assert_eq!(mandatory.media[0].protocol, Protocol::RtpSavp);
+    // Without SRTP: no crypto line.
+    assert!(crypto_values(&create_offer(&local(&[CodecKind::Pcmu]))).is_empty());
+}
+
+#[test]
+fn srtp_between_two_homeagents_agrees_on_gcm_with_mirrored_keys() {
+    for mandatory in [false, true] {
+        let caller = with_srtp(local(&[CodecKind::Opus]), mandatory, 1);
+        let callee = with_srtp(local(&[CodecKind::Opus]), false, 2);
+        let offer = create_offer(&caller);
+        let (answer, answered) = create_answer(&offer, &callee).expect("answer");
+        let applied = apply_answer(&offer, &answer).expect("applied");
+        let (a, b) = (
+            applied.srtp.expect("caller keys"),
+            answered.srtp.expect("callee keys"),
+        );
+        assert_eq!(a.suite, crate::sdp::SrtpSuite::AeadAes128Gcm);
+        assert_eq!(a.suite, b.suite);
+        assert_eq!(a.local_key, b.remote_key);
+        assert_eq!(a.remote_key, b.local_key);
+        assert_ne!(a.local_key, a.remote_key);
+        assert_eq!(answer.media[0].protocol, offer.media[0].protocol);
+        assert!(
+            !format!("{a:?}").contains(&format!("{:?}", a.local_key)),
+            "keys not in Debug"
+        );
+    }
+}
+
+#[test]
+fn srtp_answers_a_baresip_sdes_offer_with_its_suite_and_tag() {
+    let offer = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                 m=audio 30000 RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n\
+                 a=crypto:5 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR\r\n\
+                 a=crypto:6 AES_CM_128_HMAC_SHA1_32 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR\r\n";
+    let callee = with_srtp(local(&[CodecKind::Pcmu]), false, 3);
+    let (answer, negotiated) = answer(offer, &callee);
+    assert_eq!(answer.media[0].protocol, Protocol::RtpSavp);
+    let lines = crypto_values(&answer);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("5 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{lines:?}"
+    );
+    let keys = negotiated.srtp.expect("srtp");
+    assert_eq!(keys.local_key, vec![3; 30]);
+    // Without SRTP configured, the secure-only offer is refused (488).
+    let error = create_answer(&parse(offer), &local(&[CodecKind::Pcmu])).unwrap_err();
+    assert!(
+        matches!(error, NegotiationError::UnsupportedProtocol(_)),
+        "{error}"
+    );
+}
+
+#[test]
+fn srtp_mandatory_refuses_plain_rtp_and_preferred_falls_back() {
+    let plain = offer_with("IN IP4 198.51.100.7", "0", "a=rtpmap:0 PCMU/8000\r\n");
+    let error = create_answer(
+        &parse(&plain),
+        &with_srtp(local(&[CodecKind::Pcmu]), true, 1),
+    )
+    .unwrap_err();
+    assert_eq!(error, NegotiationError::EncryptionRequired);
+    assert_eq!(error.sip_status(), 488);
+    let (_, negotiated) = answer(&plain, &with_srtp(local(&[CodecKind::Pcmu]), false, 1));
+    assert_eq!(negotiated.srtp, None);
+    // Our best-effort offer answered by a plain peer: plain RTP.
+    let offer = create_offer(&with_srtp(local(&[CodecKind::Pcmu]), false, 1));
+    let (plain_answer, _) = create_answer(&offer, &local(&[CodecKind::Pcmu])).expect("answer");
+    assert!(crypto_values(&plain_answer).is_empty());
+    assert_eq!(
+        apply_answer(&offer, &plain_answer).expect("applied").srtp,
+        None
+    );
+    // Our mandatory offer answered without keys: refused.
+    let offer = create_offer(&with_srtp(local(&[CodecKind::Pcmu]), true, 1));
+    let mut keyless = create_answer(&offer, &with_srtp(local(&[CodecKind::Pcmu]), false, 2))
+        .expect("answer")
+        .0;
+    keyless.media[0].attributes.retain(|a| a.name != "crypto");
+    assert_eq!(
+        apply_answer(&offer, &keyless),
+        Err(NegotiationError::EncryptionRequired)
+    );
 }

@@ -144,6 +144,7 @@ fn every_fixture_round_trips() {
         ptime_ms: 20,
         session_id: 7,
         session_version: 1,
+        srtp: None,
     };
     assert_round_trip(&create_offer(&local));
 }
@@ -250,6 +251,7 @@ fn hostile_sizes_are_handled_in_linear_time() {
         ptime_ms: 20,
         session_id: 7,
         session_version: 1,
+        srtp: None,
     };
     let (_, negotiated) = create_answer(&sdp, &local).expect("PCMU is offered last");
     assert_eq!(negotiated.codec.payload_type, 0);
@@ -551,6 +553,7 @@ fn mutated_and_random_inputs_never_panic_and_round_trip_when_accepted() {
         ptime_ms: 20,
         session_id: 1,
         session_version: 1,
+        srtp: None,
     };
     let our_offer = create_offer(&local);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);

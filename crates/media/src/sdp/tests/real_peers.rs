@@ -19,6 +19,7 @@ fn bench_local(codecs: &[CodecKind]) -> LocalMedia {
         ptime_ms: 20,
         session_id: 4242,
         session_version: 1,
+        srtp: None,
     }
 }
 
