@@ -70,6 +70,9 @@ pub struct AppConfig {
     /// for a client certificate (mutual TLS). Both or neither.
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
+    /// Media encryption, SRTP with SDES keys: `off` (default), `preferred` or `mandatory`
+    /// (plain RTP refused with 488). See docs/media-encryption.md.
+    pub srtp: Option<String>,
     pub bind: Option<String>,
     pub rtp_ports: Option<String>,
     pub codecs: Option<String>,
@@ -305,6 +308,16 @@ impl AppConfig {
         if phone.tls.client_cert.is_some() != phone.tls.client_key.is_some() {
             return Err("client_cert and client_key go together".to_owned());
         }
+        phone.srtp = match self.srtp.as_deref().map(str::trim) {
+            None | Some("off") => crate::SrtpPolicy::Off,
+            Some("preferred") => crate::SrtpPolicy::Preferred,
+            Some("mandatory") => crate::SrtpPolicy::Mandatory,
+            Some(other) => {
+                return Err(format!(
+                    "srtp = \"{other}\": expected off, preferred or mandatory"
+                ));
+            }
+        };
         let (microphone, speaker) = self.device_route(inputs, outputs);
         phone.audio_in = match (&self.audio_in, microphone) {
             (Some(spec), _) => spec
@@ -605,6 +618,20 @@ mod tests {
         let mut expected = settings.clone();
         expected.preferred_devices = vec!["jabra".into()];
         assert_eq!(config.user_settings(), expected);
+    }
+
+    #[test]
+    fn srtp_policy_is_read_and_a_typo_is_an_error() {
+        let with = |srtp: Option<&str>| AppConfig {
+            srtp: srtp.map(str::to_owned),
+            ..AppConfig::default()
+        };
+        let policy = |srtp| with(srtp).phone_settings(&[], &[]).map(|p| p.srtp);
+        assert_eq!(policy(None), Ok(crate::SrtpPolicy::Off));
+        assert_eq!(policy(Some("mandatory")), Ok(crate::SrtpPolicy::Mandatory));
+        assert_eq!(policy(Some("preferred")), Ok(crate::SrtpPolicy::Preferred));
+        let error = policy(Some("yes")).unwrap_err();
+        assert!(error.contains("srtp = \"yes\""), "{error}");
     }
 
     #[test]
