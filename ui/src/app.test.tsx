@@ -194,6 +194,17 @@ describe("active call", () => {
     );
   });
 
+  it("shows whether the audio is encrypted once the call is established", async () => {
+    const { fake } = await activeCall();
+    emit(fake, { event: "established", call: 7, codec: "pcmu", remote_rtp: "x", srtp: "AEAD_AES_128_GCM" });
+    const badge = screen.getByTestId("call-encryption");
+    expect(badge.dataset.encrypted).toBe("true");
+    expect(badge.textContent).toContain("chiffré (AEAD_AES_128_GCM)");
+    emit(fake, { event: "calling", call: 8, to: "sip:2000@sbc.example" }, { event: "established", call: 8, codec: "opus", remote_rtp: "x" });
+    expect(screen.getByTestId("call-encryption").dataset.encrypted).toBe("false");
+    expect(screen.getByTestId("call-encryption").textContent).toContain("non chiffré");
+  });
+
   it("blind transfer sends the typed target", async () => {
     const { fake } = await activeCall();
     const button = screen.getByTestId("transfer-button") as HTMLButtonElement;

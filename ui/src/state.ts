@@ -55,6 +55,8 @@ export type Call = {
   localHold: boolean;
   remoteHold: boolean;
   codec: string | null;
+  /** The SRTP suite protecting the audio once established; null: plain RTP (or not yet). */
+  srtp: string | null;
   quality: QualityReport | null;
   mosHistory: number[];
   warnings: QualityWarning[];
@@ -116,7 +118,11 @@ export function reduce(state: PhoneState, event: Event, nowMs: number): PhoneSta
         autoAnswered: call.autoAnswered || event.auto,
       }));
     case "established":
-      return updateCall(state, event.call, (call) => ({ ...answer(call, nowMs), codec: event.codec }));
+      return updateCall(state, event.call, (call) => ({
+        ...answer(call, nowMs),
+        codec: event.codec,
+        srtp: typeof event.srtp === "string" ? event.srtp : null,
+      }));
     case "hold":
       return updateCall(state, event.call, (call) =>
         withHold(call, event.local ? { localHold: true } : { remoteHold: true }),
@@ -285,6 +291,7 @@ function newCall(id: CallId, direction: CallDirection, remote: Party, status: Ca
     localHold: false,
     remoteHold: false,
     codec: null,
+    srtp: null,
     quality: null,
     mosHistory: [],
     warnings: [],

@@ -224,7 +224,9 @@ rows?: ContextRow[] | null; error?: string | null } |
 /**  A wrap-up is stored in the outbox (durable), to be delivered under `key`. */
 { event: "wrapup_queued"; call: number; key: string; disposition: string } | 
 /**  The platform acknowledged wrap-ups; `pending` are still to deliver. */
-{ event: "wrapup_delivered"; delivered: number; pending: number } | { event: "calling"; call: number; to: string } | { event: "incoming"; call: number; from: string; to: string } | { event: "ringing"; call: number } | { event: "answered"; call: number; auto: boolean } | { event: "established"; call: number; codec: string; remote_rtp: string } | { event: "hold"; call: number; local: boolean } | { event: "resume"; call: number; local: boolean } | { event: "dtmf"; call: number; digit: string } | { event: "dtmf_sent"; call: number; digits: string } | { event: "muted"; call: number; muted: boolean } | 
+{ event: "wrapup_delivered"; delivered: number; pending: number } | { event: "calling"; call: number; to: string } | { event: "incoming"; call: number; from: string; to: string } | { event: "ringing"; call: number } | { event: "answered"; call: number; auto: boolean } | { event: "established"; call: number; codec: string; remote_rtp: string; 
+/**  The SRTP suite protecting the media (e.g. `AEAD_AES_128_GCM`); absent: plain RTP. */
+srtp?: string | null } | { event: "hold"; call: number; local: boolean } | { event: "resume"; call: number; local: boolean } | { event: "dtmf"; call: number; digit: string } | { event: "dtmf_sent"; call: number; digits: string } | { event: "muted"; call: number; muted: boolean } | 
 /**  Our blind transfer reached its target; the call ends (`reason` "transferred"). */
 { event: "transferred"; call: number; target: string } | 
 /**  The transfer did not happen; the call goes on. */
@@ -277,7 +279,9 @@ rows?: ContextRow[]; error?: string } |
 /**  A wrap-up is stored in the outbox (durable), to be delivered under `key`. */
 { event: "wrapup_queued"; call: number; key: string; disposition: string } | 
 /**  The platform acknowledged wrap-ups; `pending` are still to deliver. */
-{ event: "wrapup_delivered"; delivered: number; pending: number } | { event: "calling"; call: number; to: string } | { event: "incoming"; call: number; from: string; to: string } | { event: "ringing"; call: number } | { event: "answered"; call: number; auto: boolean } | { event: "established"; call: number; codec: string; remote_rtp: string } | { event: "hold"; call: number; local: boolean } | { event: "resume"; call: number; local: boolean } | { event: "dtmf"; call: number; digit: string } | { event: "dtmf_sent"; call: number; digits: string } | { event: "muted"; call: number; muted: boolean } | 
+{ event: "wrapup_delivered"; delivered: number; pending: number } | { event: "calling"; call: number; to: string } | { event: "incoming"; call: number; from: string; to: string } | { event: "ringing"; call: number } | { event: "answered"; call: number; auto: boolean } | { event: "established"; call: number; codec: string; remote_rtp: string; 
+/**  The SRTP suite protecting the media (e.g. `AEAD_AES_128_GCM`); absent: plain RTP. */
+srtp?: string } | { event: "hold"; call: number; local: boolean } | { event: "resume"; call: number; local: boolean } | { event: "dtmf"; call: number; digit: string } | { event: "dtmf_sent"; call: number; digits: string } | { event: "muted"; call: number; muted: boolean } | 
 /**  Our blind transfer reached its target; the call ends (`reason` "transferred"). */
 { event: "transferred"; call: number; target: string } | 
 /**  The transfer did not happen; the call goes on. */

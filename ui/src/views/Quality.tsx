@@ -56,6 +56,11 @@ export function QualityPanel({ call }: { call: Call }) {
   return (
     <section class="quality" aria-label={t("quality.title")} data-testid="quality-panel" data-poor={poor ? "true" : "false"}>
       <h3 class="section-title">{t("quality.title")}</h3>
+      {call.codec !== null && (
+        <p class={call.srtp !== null ? "encryption ok" : "encryption muted"} data-testid="call-encryption" data-encrypted={call.srtp !== null ? "true" : "false"}>
+          {call.srtp !== null ? t("quality.encrypted", { suite: call.srtp }) : t("quality.unencrypted")}
+        </p>
+      )}
       {q === null ? (
         <p class="muted">{t("quality.none")}</p>
       ) : (
