@@ -70,6 +70,15 @@ impl SrtpTransform {
     }
 
     pub fn protect_rtp(&mut self, packet: &[u8]) -> Result<Vec<u8>, SrtpError> {
+        // The cipher library slices at the header length it recomputes: only headers without
+        // an extension (ours never have one) are sure to match (fuzzing found panics on
+        // headers longer than the packet and on re-padded extensions).
+        let plain_header = packet.first().is_some_and(|b| b & 0x10 == 0);
+        if rtp_header_len(packet).is_none() || !plain_header {
+            return Err(SrtpError::Rejected(
+                "not an RTP packet without extension".into(),
+            ));
+        }
         self.outbound
             .encrypt_rtp(packet)
             .map(|b| b.to_vec())
@@ -84,6 +93,7 @@ impl SrtpTransform {
     }
 
     pub fn unprotect_rtp(&mut self, packet: &[u8]) -> Result<Vec<u8>, SrtpError> {
+        rtp_header_len(packet).ok_or_else(|| SrtpError::Rejected("not an RTP packet".into()))?;
         self.inbound
             .decrypt_rtp(packet)
             .map(|b| b.to_vec())
@@ -96,6 +106,21 @@ impl SrtpTransform {
             .map(|b| b.to_vec())
             .map_err(|e| SrtpError::Rejected(e.to_string()))
     }
+}
+
+/// The length of an RTP packet's header (fixed part, CSRCs, extension), when the packet is
+/// version 2 and holds it whole.
+fn rtp_header_len(packet: &[u8]) -> Option<usize> {
+    let first = *packet.first()?;
+    if first >> 6 != 2 {
+        return None;
+    }
+    let mut len = 12 + 4 * usize::from(first & 0x0f);
+    if first & 0x10 != 0 {
+        let words: [u8; 2] = packet.get(len + 2..len + 4)?.try_into().ok()?;
+        len += 4 + 4 * usize::from(u16::from_be_bytes(words));
+    }
+    (len <= packet.len()).then_some(len)
 }
 
 /// Whether a datagram on an rtcp-mux port is RTCP (RFC 5761 §4: packet types 192–223).
@@ -179,5 +204,29 @@ mod tests {
             assert!(bob.unprotect_rtcp(bytes).is_err());
         }
         assert!(!is_rtcp(&rtp(1, &[0])));
+    }
+
+    #[test]
+    fn a_header_longer_than_the_packet_is_refused_both_ways() {
+        let (mut alice, mut bob) = pair(SrtpSuite::AeadAes128Gcm);
+        // Fuzzer's find: CSRC count and extension claim more header than there are bytes.
+        let short = [
+            0x30, 0xc2, 0x26, 0x25, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 1, 0, 0xff, 4, 0, 0x24,
+            0xff, 0xff,
+        ];
+        assert!(alice.protect_rtp(&short).is_err());
+        // A two-byte-header extension the library would re-pad (a later find).
+        let repadded = [
+            0xb0, 0x0a, 0xd0, 0x01, 0x27, 0, 0xbe, 0xff, 0, 0, 8, 0, 0x10, 0, 0, 7, 1, 0, 0x21, 0,
+            0, 0x3a, 0x0a, 0xd0, 0xff, 2, 0, 0, 1, 0x41, 0xff, 0xf7, 0, 0, 0, 0x10, 0x10, 0, 0, 7,
+            1, 0, 0, 0, 0, 0, 2, 0, 0x21, 0, 0, 0, 0, 0, 0,
+        ];
+        assert!(alice.protect_rtp(&repadded).is_err());
+        let mut extended = rtp(1, &[]);
+        extended[0] |= 0x10;
+        extended.extend_from_slice(&[0xbe, 0xde, 0, 9]);
+        assert!(alice.protect_rtp(&extended).is_err());
+        assert!(bob.unprotect_rtp(&extended).is_err());
+        assert_eq!(rtp_header_len(&rtp(1, &[1, 2])), Some(12));
     }
 }
