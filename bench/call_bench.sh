@@ -11,6 +11,7 @@
 #   bench/call_bench.sh                          # every pair in PAIRS, Opus and PCMU, 30 s
 #   CALL_SECONDS=10 CODECS=pcmu PAIRS=homeagent:baresip bench/call_bench.sh
 #   HOMEAGENT_BIN=/path/to/homeagent BENCH_PORT_BASE=27000 BENCH_KEEP=1 ...
+#   HOMEAGENT_ARGS="--srtp mandatory" PAIRS=homeagent:homeagent bench/call_bench.sh  # SRTP cost
 #
 # Both UAs play the same WAV (the codec's rate: speech twice, then silence) and record
 # nothing: baresip aufile -> aubridge (discarded), homeagent FILE.wav -> null.
@@ -155,7 +156,8 @@ homeagent_start() { # NAME CODEC PORT
   LOG[$name]="$TMP/$name.jsonl"
   PORT[$name]="$port"
   ARGS[$name]="--bind 127.0.0.1:$port --rtp-ports $((port + 10))-$((port + 29)) --codecs $codec
-    --audio-in $(source_wav "$codec") --audio-out null --hangup-after $((CALL_SECONDS + 15)) --json"
+    --audio-in $(source_wav "$codec") --audio-out null --hangup-after $((CALL_SECONDS + 15)) --json
+    ${HOMEAGENT_ARGS:-}"
   mkfifo "$TMP/$name.stdin"
   exec {fd}<>"$TMP/$name.stdin"
   FD[$name]="$fd"
