@@ -18,3 +18,4 @@ mod quality;
 mod sipp;
 mod srtp;
 mod tls;
+mod ws;

@@ -141,6 +141,11 @@ pub struct Options {
     /// Register with this registrar (also used as outbound proxy).
     #[arg(long, global = true, value_name = "SIP_URI")]
     pub registrar: Option<String>,
+    /// SIP over WebSocket (RFC 7118): the server requests for the registrar go to, e.g.
+    /// wss://sbc.example.com:8443/ or ws://127.0.0.1:8080/ (a registrar URI with
+    /// ;transport=ws|wss needs none). The --ca-file of TLS applies to wss.
+    #[arg(long, global = true, value_name = "URL")]
+    pub ws_url: Option<String>,
     /// Account user name (address of record user part).
     #[arg(long, global = true, value_name = "NAME")]
     pub user: Option<String>,
@@ -157,8 +162,8 @@ pub struct Options {
     /// SIP over TLS: PEM private key of --client-cert.
     #[arg(long, global = true, value_name = "PATH", requires = "client_cert")]
     pub client_key: Option<PathBuf>,
-    /// CRLF keepalive (RFC 5626) on idle TCP/TLS connections to the registrar, every SECONDS;
-    /// 0 turns it off [default: 30].
+    /// CRLF keepalive (RFC 5626) on idle TCP/TLS connections to the registrar (a ping on
+    /// WebSocket ones), every SECONDS; 0 turns it off [default: 30].
     #[arg(long, global = true, value_name = "SECONDS")]
     pub keepalive: Option<f64>,
     /// listen: what to do with incoming calls [default: auto].
@@ -236,6 +241,7 @@ struct FileOptions {
     hangup_after: Option<f64>,
     dtmf: Option<String>,
     registrar: Option<String>,
+    ws_url: Option<String>,
     user: Option<String>,
     auth_user: Option<String>,
     allow_any_source: Option<bool>,
@@ -347,6 +353,10 @@ fn merge(
         .or(file.gain_control)
         .and_then(Switch::forced);
     phone.registrar = cli.registrar.or(file.registrar);
+    phone.ws_url = cli.ws_url.or(file.ws_url);
+    if phone.ws_url.is_some() && phone.registrar.is_none() {
+        bail!("--ws-url needs --registrar");
+    }
     phone.user = cli.user.or(file.user);
     phone.auth_user = cli.auth_user.or(file.auth_user);
     phone.password = password.filter(|p| !p.is_empty());

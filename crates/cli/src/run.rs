@@ -369,6 +369,10 @@ fn human(event: &Event) -> String {
 /// The transport the calls' signalling uses: the registrar's (every request goes through it),
 /// else the called URI's: `sips:` is TLS, else its `transport` parameter, else UDP.
 fn signalling_transport(settings: &Resolved) -> Option<&'static str> {
+    if let Some(url) = &settings.phone.ws_url {
+        let secure = url.trim().to_ascii_lowercase().starts_with("wss:");
+        return Some(if secure { "wss" } else { "ws" });
+    }
     let uri = match (&settings.phone.registrar, &settings.mode) {
         (Some(registrar), _) => registrar,
         (None, RunMode::Call { uri }) => uri,

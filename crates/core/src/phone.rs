@@ -131,6 +131,9 @@ pub struct Phone {
     stopped: bool,
     /// Requests dropped by the inbound filter (scanners), for the logs.
     ignored_requests: u64,
+    /// Our host in Via and Contact over a WebSocket (RFC 7118 §5: a random `.invalid` name;
+    /// the server reaches us over the connection only).
+    ws_host: String,
 }
 
 /// ChaCha-based generator for media keys; its state never reaches a log.
@@ -185,6 +188,8 @@ impl Phone {
             shutdown: None,
             stopped: false,
             ignored_requests: 0,
+            // Drawn from its own generator so the phone's other tokens do not change.
+            ws_host: format!("{}.invalid", Rng::new(seed.rotate_left(32)).token()),
         };
         // The agent's starting state, for the front ends.
         phone.emit_agent_state();
@@ -691,13 +696,17 @@ impl Phone {
     /// A top Via for a new request from us, with a fresh branch and `rport` (RFC 3581).
     pub(crate) fn new_via(&mut self, transport: Transport) -> Via {
         let branch = homeagent_sip::message::generate_branch(self.rng.next_u64());
-        let host = host_of(self.config.local.addr.ip());
-        let mut via = Via::new(
-            transport.as_str(),
-            &host,
-            Some(self.config.local.addr.port()),
-            &branch,
-        );
+        let mut via = match transport {
+            Transport::Ws | Transport::Wss => {
+                Via::new(transport.as_str(), &self.ws_host, None, &branch)
+            }
+            _ => Via::new(
+                transport.as_str(),
+                &host_of(self.config.local.addr.ip()),
+                Some(self.config.local.addr.port()),
+                &branch,
+            ),
+        };
         via.params.set("rport", None);
         via
     }
@@ -709,6 +718,12 @@ impl Phone {
             .account
             .as_ref()
             .map_or(self.config.contact_user.as_str(), |a| a.user.as_str());
+        if matches!(transport, Transport::Ws | Transport::Wss) {
+            // RFC 7118 §5.2: `transport=ws` over WS and WSS alike.
+            let mut uri = Uri::sip(Some(user), &self.ws_host, None);
+            uri.params.set("transport", Some("ws"));
+            return NameAddr::new(uri);
+        }
         let host = host_of(self.config.local.addr.ip());
         let mut uri = Uri::sip(Some(user), &host, Some(self.config.local.addr.port()));
         if transport != Transport::Udp {

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::media::{self, AudioRoute, CallStats, MediaControl, MediaSockets};
 use crate::transport::{Received, Transports};
+use crate::ws::WsUrl;
 use crate::{EngineCommand, EngineError, EngineEvent, PhoneSettings};
 
 /// Pre-bound RTP port pairs kept ready so an incoming INVITE is answered at once.
@@ -466,12 +467,14 @@ async fn account(
     let uri: Uri = registrar.parse().map_err(|_| {
         EngineError::Settings(crate::SettingsError::BadRegistrar(registrar.to_owned()))
     })?;
-    let proxy = resolve_uri(&uri, transports)
-        .await
-        .map_err(|reason| EngineError::Resolve {
-            what: registrar.to_owned(),
-            reason,
-        })?;
+    let proxy = match &settings.ws_url {
+        Some(url) => resolve_websocket(url, transports).await,
+        None => resolve_uri(&uri, transports).await,
+    }
+    .map_err(|reason| EngineError::Resolve {
+        what: settings.ws_url.as_deref().unwrap_or(registrar).to_owned(),
+        reason,
+    })?;
     Ok(Account {
         registrar: registrar.to_owned(),
         proxy,
@@ -493,12 +496,45 @@ async fn resolve_target(target: &str, transports: &mut Transports) -> Option<Pee
 /// the server's certificate will have to be valid for the URI's host.
 async fn resolve_uri(uri: &Uri, transports: &mut Transports) -> Result<Peer, String> {
     let peer = resolve_address(uri).await?;
-    if peer.transport == Transport::Tls {
+    if matches!(peer.transport, Transport::Tls | Transport::Wss) {
         let name = crate::tls::server_name(&uri.host)
             .ok_or_else(|| format!("{:?} is not a valid TLS server name", uri.host))?;
         transports.expect_tls_name(peer.addr, name);
     }
+    if matches!(peer.transport, Transport::Ws | Transport::Wss) {
+        let url = WsUrl {
+            secure: peer.transport == Transport::Wss,
+            host: uri.host.trim_matches(['[', ']']).to_owned(),
+            port: peer.addr.port(),
+            path: "/".to_owned(),
+        };
+        transports.expect_websocket(peer.addr, url);
+    }
     Ok(peer)
+}
+
+/// Resolves a WebSocket server's URL (`--ws-url`) to the peer SIP requests go to; with `wss`,
+/// its certificate will have to be valid for the URL's host.
+async fn resolve_websocket(url: &str, transports: &mut Transports) -> Result<Peer, String> {
+    let url = WsUrl::parse(url).map_err(str::to_owned)?;
+    let addr = match url.host.parse::<IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, url.port),
+        Err(_) => tokio::net::lookup_host((url.host.as_str(), url.port))
+            .await
+            .map_err(|e| e.to_string())?
+            .next()
+            .ok_or_else(|| format!("{} has no address", url.host))?,
+    };
+    let transport = if url.secure {
+        let name = crate::tls::server_name(&url.host)
+            .ok_or_else(|| format!("{:?} is not a valid TLS server name", url.host))?;
+        transports.expect_tls_name(addr, name);
+        Transport::Wss
+    } else {
+        Transport::Ws
+    };
+    transports.expect_websocket(addr, url);
+    Ok(Peer { addr, transport })
 }
 
 async fn resolve_address(uri: &Uri) -> Result<Peer, String> {
@@ -521,13 +557,13 @@ async fn resolve_address(uri: &Uri) -> Result<Peer, String> {
         Transport::Ws if uri.is_secure() => Transport::Wss,
         transport => transport,
     };
-    let port = uri
-        .port
-        .unwrap_or(if uri.is_secure() || transport == Transport::Tls {
-            5061
-        } else {
-            5060
-        });
+    // WebSocket servers listen on the web's ports unless the URI says otherwise.
+    let port = uri.port.unwrap_or(match transport {
+        Transport::Ws => 80,
+        Transport::Wss => 443,
+        _ if uri.is_secure() || transport == Transport::Tls => 5061,
+        _ => 5060,
+    });
     let host = uri.host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(Peer {

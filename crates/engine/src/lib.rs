@@ -10,6 +10,7 @@ mod media;
 mod settings;
 mod tls;
 mod transport;
+mod ws;
 
 use std::net::SocketAddr;
 

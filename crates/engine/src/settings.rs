@@ -22,6 +22,10 @@ pub struct PhoneSettings {
     pub audio_processing: ProcessingSettings,
     /// Registrar (and outbound proxy) URI, e.g. `sip:127.0.0.1:5060;transport=tcp`.
     pub registrar: Option<String>,
+    /// SIP over WebSocket (RFC 7118): the server, `ws://HOST[:PORT]/PATH` or `wss://…`, that
+    /// requests for the registrar go to (instead of the registrar URI's address). A registrar
+    /// URI with `;transport=ws|wss` needs none (`ws(s)://HOST:PORT/`).
+    pub ws_url: Option<String>,
     pub user: Option<String>,
     pub auth_user: Option<String>,
     /// The SIP password: from the keychain or the environment, never from a command line.
@@ -70,6 +74,7 @@ impl Default for PhoneSettings {
             audio_out: SinkSpec::Device(DeviceSelector::Default),
             audio_processing: ProcessingSettings::default(),
             registrar: None,
+            ws_url: None,
             user: None,
             auth_user: None,
             password: None,
@@ -136,6 +141,10 @@ pub enum SettingsError {
     NoCodec,
     #[error("invalid registrar URI {0:?}")]
     BadRegistrar(String),
+    #[error("invalid WebSocket URL {url:?}: {reason}")]
+    BadWsUrl { url: String, reason: &'static str },
+    #[error("a WebSocket URL needs a registrar")]
+    WsUrlWithoutRegistrar,
     #[error("a registrar needs a user and a password")]
     MissingCredentials,
     #[error("invalid RTP port range {0}-{1}")]
@@ -174,6 +183,15 @@ impl PhoneSettings {
         }
         if self.tls.client_cert.is_some() != self.tls.client_key.is_some() {
             return Err(SettingsError::IncompleteClientCertificate);
+        }
+        if let Some(url) = &self.ws_url {
+            crate::ws::WsUrl::parse(url).map_err(|reason| SettingsError::BadWsUrl {
+                url: url.clone(),
+                reason,
+            })?;
+            if self.registrar.is_none() {
+                return Err(SettingsError::WsUrlWithoutRegistrar);
+            }
         }
         Ok(())
     }

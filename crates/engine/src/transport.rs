@@ -1,6 +1,7 @@
-//! SIP transports: one UDP socket and one TCP listener on the same address; outgoing TCP and
-//! TLS connections ("flows") reused per remote address, for requests and responses both ways;
-//! stream framing by Content-Length; RFC 5626 CRLF keepalives on the flows we open.
+//! SIP transports: one UDP socket and one TCP listener on the same address; outgoing TCP, TLS
+//! and WebSocket (WS, WSS: see [`crate::ws`]) connections ("flows") reused per remote address,
+//! for requests and responses both ways; stream framing by Content-Length; RFC 5626 CRLF
+//! keepalives on the TCP/TLS flows we open, WebSocket pings on WebSocket ones.
 
 use std::collections::HashMap;
 use std::io;
@@ -18,15 +19,17 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Notify, mpsc};
 use tokio_rustls::TlsConnector;
 
+use crate::ws::WsUrl;
+
 /// How long a new TCP connection (and its TLS handshake) may take before the request fails.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Largest SIP message accepted on a stream before the connection is dropped.
-const MAX_STREAM_MESSAGE: usize = 64 * 1024;
+pub(crate) const MAX_STREAM_MESSAGE: usize = 64 * 1024;
 
 /// How long a server that answered a keepalive ping before has to answer the next one
 /// (RFC 5626 §4.4.1: 10 s) before the flow counts as broken.
-const PONG_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const PONG_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Identifies one stream connection, so a late report about an old one is not taken for the
 /// current one to the same address.
@@ -86,6 +89,8 @@ pub(crate) struct Transports {
     /// The name each TLS peer's certificate must be valid for (the URI host it was resolved
     /// from); a peer missing here is checked against its IP address.
     tls_names: HashMap<SocketAddr, ServerName<'static>>,
+    /// The URL of each WebSocket server; a server missing here is `ws(s)://IP:PORT/`.
+    ws_urls: HashMap<SocketAddr, WsUrl>,
     keepalive: Option<Duration>,
 }
 
@@ -109,6 +114,7 @@ impl Transports {
             received,
             tls,
             tls_names: HashMap::new(),
+            ws_urls: HashMap::new(),
             keepalive,
         })
     }
@@ -122,11 +128,17 @@ impl Transports {
         self.tls_names.insert(addr, name);
     }
 
+    /// The WebSocket server at `addr` is reached with `url` (its host in the `Host` header, its
+    /// path in the request line).
+    pub(crate) fn expect_websocket(&mut self, addr: SocketAddr, url: WsUrl) {
+        self.ws_urls.insert(addr, url);
+    }
+
     /// Sends one message; stream transports connect on first use and reuse the connection.
     pub(crate) async fn send(&mut self, to: Peer, bytes: Vec<u8>) -> io::Result<()> {
         match to.transport {
             Transport::Udp => self.udp.send_to(&bytes, to.addr).await.map(|_| ()),
-            Transport::Tcp | Transport::Tls => {
+            Transport::Tcp | Transport::Tls | Transport::Ws | Transport::Wss => {
                 if let Some(flow) = self.flows.get(&to.addr) {
                     if flow.sender.send(bytes.clone()).await.is_ok() {
                         return Ok(());
@@ -135,7 +147,8 @@ impl Transports {
                 }
                 // The connection is made in the background: the phone never waits on it.
                 // Messages queue meanwhile; a failure comes back as `Received::ConnectFailed`.
-                let tls = (to.transport == Transport::Tls).then(|| {
+                let secure = matches!(to.transport, Transport::Tls | Transport::Wss);
+                let tls = secure.then(|| {
                     let name = self
                         .tls_names
                         .get(&to.addr)
@@ -143,8 +156,26 @@ impl Transports {
                         .unwrap_or_else(|| ServerName::IpAddress(to.addr.ip().into()));
                     (TlsConnector::from(self.tls.clone()), name)
                 });
+                let websocket = matches!(to.transport, Transport::Ws | Transport::Wss).then(|| {
+                    self.ws_urls
+                        .get(&to.addr)
+                        .cloned()
+                        .unwrap_or_else(|| WsUrl {
+                            secure,
+                            host: to.addr.ip().to_string(),
+                            port: to.addr.port(),
+                            path: "/".to_owned(),
+                        })
+                });
                 let id = new_flow_id();
-                let sender = connect(to, id, tls, self.keepalive, self.received.clone());
+                let sender = connect(
+                    to,
+                    id,
+                    tls,
+                    websocket,
+                    self.keepalive,
+                    self.received.clone(),
+                );
                 sender
                     .send(bytes)
                     .await
@@ -152,10 +183,6 @@ impl Transports {
                 self.flows.insert(to.addr, Flow { id, sender });
                 Ok(())
             }
-            other => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!("transport {other:?} is not supported yet"),
-            )),
         }
     }
 
@@ -263,12 +290,14 @@ async fn accept_tcp(listener: TcpListener, received: mpsc::Sender<Received>) {
     }
 }
 
-/// Connects to `to` (TCP, then the TLS handshake when `tls` is given) in the background;
-/// returns the queue of what to write once connected.
+/// Connects to `to` (TCP, then the TLS handshake when `tls` is given, then the WebSocket
+/// upgrade when `websocket` is given) in the background; returns the queue of what to write
+/// once connected.
 fn connect(
     to: Peer,
     flow: FlowId,
     tls: Option<(TlsConnector, ServerName<'static>)>,
+    websocket: Option<WsUrl>,
     keepalive: Option<Duration>,
     received: mpsc::Sender<Received>,
 ) -> mpsc::Sender<Vec<u8>> {
@@ -291,13 +320,25 @@ fn connect(
         };
         let _ = stream.set_nodelay(true);
         let Some((connector, name)) = tls else {
-            return run_flow(stream, to, flow, received, outgoing, keepalive, None).await;
+            return match websocket {
+                Some(url) => {
+                    crate::ws::run(stream, &url, to, flow, received, outgoing, keepalive, None)
+                        .await
+                }
+                None => run_flow(stream, to, flow, received, outgoing, keepalive, None).await,
+            };
         };
         let handshake = connector.connect(name.clone(), stream);
         match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
             Ok(Ok(stream)) => {
                 let name = Some(&name);
-                run_flow(stream, to, flow, received, outgoing, keepalive, name).await
+                match websocket {
+                    Some(url) => {
+                        crate::ws::run(stream, &url, to, flow, received, outgoing, keepalive, name)
+                            .await
+                    }
+                    None => run_flow(stream, to, flow, received, outgoing, keepalive, name).await,
+                }
             }
             Ok(Err(error)) => {
                 let reason = crate::tls::describe_failure(&error, &name);

@@ -1,0 +1,167 @@
+//! SIP over WebSocket (RFC 7118) with Kamailio: registration and calls both ways over one WS or
+//! WSS connection, media in plain RTP to a baresip that Kamailio reaches over UDP.
+
+use homeagent_testkit::peers::baresip::{Baresip, BaresipOpts, SipAccount, Transport};
+use homeagent_testkit::{Kamailio, KamailioOpts, require};
+
+use crate::common::{Ha, WAIT, assert_media_flowed};
+
+fn registered_baresip(kam: &Kamailio, user: &str, password: &str) -> Baresip {
+    let account = SipAccount {
+        user: user.into(),
+        password: password.into(),
+        registrar: kam.addr(),
+        transport: Transport::Udp,
+    };
+    let peer = Baresip::start(BaresipOpts {
+        name: user.into(),
+        account: Some(account),
+        record: false,
+        ..BaresipOpts::default()
+    })
+    .expect("baresip starts");
+    peer.wait_registered(WAIT).expect("baresip registers");
+    peer
+}
+
+/// Kamailio stored our registration as a WebSocket flow, with the RFC 7118 `.invalid` host.
+fn assert_registered_over_ws(kam: &Kamailio, user: &str) {
+    let contacts = kam.registered_contacts().expect("kamcmd ul.dump");
+    assert!(
+        contacts.iter().any(|(aor, contact)| aor == user
+            && contact.contains(".invalid")
+            && contact.contains("transport=ws")),
+        "{contacts:?}"
+    );
+}
+
+/// Kamailio got a message starting with `start_line` over `proto`: WITH_MSGLOG logs
+/// "RX [reply ]<proto> …" and the message.
+fn assert_received_over(kam: &Kamailio, proto: &str, start_line: &str) {
+    let log = kam.log();
+    assert!(
+        log.split("RX ").any(|entry| {
+            let entry = entry.strip_prefix("reply ").unwrap_or(entry);
+            entry.starts_with(&format!("{proto} ")) && entry.contains(&format!("\n{start_line}"))
+        }),
+        "kamailio did not get {start_line:?} over {proto}"
+    );
+}
+
+/// Calls a UDP baresip through Kamailio with the agent on a WebSocket: REGISTER, INVITE, ACK
+/// and BYE go over the one connection; media flows both ways.
+fn calls_out_over(secure: bool) {
+    if !require(&["kamailio", "baresip", "stdbuf"]) {
+        return;
+    }
+    let kam = Kamailio::start(KamailioOpts::default()).expect("kamailio starts");
+    let bob = registered_baresip(&kam, "bob", "bobpw");
+    let (scheme, port) = if secure {
+        ("wss", kam.wss_port())
+    } else {
+        ("ws", kam.ws_port())
+    };
+    let url = format!("{scheme}://127.0.0.1:{port}/");
+    let target = format!("sip:bob@127.0.0.1:{}", kam.udp_port());
+    let ca = kam
+        .ca()
+        .expect("kamailio started WITH_TLS prints its CA")
+        .display()
+        .to_string();
+    let mut ha = Ha::start(
+        &[
+            "call",
+            &target,
+            "--registrar",
+            "sip:127.0.0.1",
+            "--ws-url",
+            &url,
+            "--ca-file",
+            &ca,
+            "--user",
+            "alice",
+            "--audio-in",
+            "tone:440",
+            "--audio-out",
+            "null",
+            "--hangup-after",
+            "3",
+        ],
+        &[("HOMEAGENT_PASSWORD", "alicepw")],
+    );
+    ha.event("registered", WAIT);
+    assert_registered_over_ws(&kam, "alice");
+    ha.event("established", WAIT);
+    bob.wait_established(WAIT)
+        .expect("bob answered through kamailio");
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["transport"], scheme, "{summary}");
+    assert_media_flowed(&summary, "pcmu");
+    bob.wait_closed(WAIT)
+        .expect("the BYE went through kamailio");
+    assert_received_over(&kam, scheme, "INVITE sip:bob@");
+    assert_received_over(&kam, scheme, "BYE sip:");
+}
+
+#[test]
+fn registers_and_calls_over_ws() {
+    calls_out_over(false);
+}
+
+#[test]
+fn registers_and_calls_over_wss_with_the_ca_file() {
+    calls_out_over(true);
+}
+
+/// A registrar URI with `;transport=wss` (no --ws-url): baresip calls the agent, Kamailio sends
+/// the INVITE down the registered WebSocket, and it is answered on it.
+#[test]
+fn kamailio_delivers_calls_over_the_websocket() {
+    if !require(&["kamailio", "baresip", "stdbuf"]) {
+        return;
+    }
+    let kam = Kamailio::start(KamailioOpts::default()).expect("kamailio starts");
+    let registrar = format!("sip:127.0.0.1:{};transport=wss", kam.wss_port());
+    let ca = kam
+        .ca()
+        .expect("kamailio started WITH_TLS prints its CA")
+        .display()
+        .to_string();
+    let mut ha = Ha::start(
+        &[
+            "listen",
+            "--calls",
+            "1",
+            "--registrar",
+            &registrar,
+            "--ca-file",
+            &ca,
+            "--user",
+            "agent01",
+            "--audio-in",
+            "tone:440",
+            "--audio-out",
+            "null",
+            "--hangup-after",
+            "3",
+        ],
+        &[("HOMEAGENT_PASSWORD", "agent01pw")],
+    );
+    ha.event("registered", WAIT);
+    assert_registered_over_ws(&kam, "agent01");
+    let alice = registered_baresip(&kam, "alice", "alicepw");
+    alice
+        .dial(&format!("sip:agent01@127.0.0.1:{}", kam.udp_port()))
+        .expect("dial");
+    ha.event("incoming", WAIT);
+    ha.event("established", WAIT);
+    alice.wait_established(WAIT).expect("alice established");
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["transport"], "wss", "{summary}");
+    assert_media_flowed(&summary, "pcmu");
+    alice.wait_closed(WAIT).expect("alice gets the BYE");
+    // Our 200 OK to the INVITE went up the WebSocket.
+    assert_received_over(&kam, "wss", "SIP/2.0 200 OK");
+}
