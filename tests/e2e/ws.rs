@@ -165,3 +165,38 @@ fn kamailio_delivers_calls_over_the_websocket() {
     // Our 200 OK to the INVITE went up the WebSocket.
     assert_received_over(&kam, "wss", "SIP/2.0 200 OK");
 }
+
+/// WSS without the test CA: the certificate error is named as for SIP over TLS, at once.
+#[test]
+fn wss_without_the_ca_is_refused_with_its_cause() {
+    if !require(&["kamailio"]) {
+        return;
+    }
+    let kam = Kamailio::start(KamailioOpts::default()).expect("kamailio starts");
+    let url = format!("wss://127.0.0.1:{}/", kam.wss_port());
+    let mut ha = Ha::start(
+        &[
+            "listen",
+            "--registrar",
+            "sip:127.0.0.1",
+            "--ws-url",
+            &url,
+            "--user",
+            "alice",
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+        ],
+        &[("HOMEAGENT_PASSWORD", "alicepw")],
+    );
+    let failed = ha.event("registration_failed", std::time::Duration::from_secs(5));
+    let reason = failed["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("certificate of \"127.0.0.1\" not trusted"),
+        "{failed}"
+    );
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 5, "{summary}");
+    assert_eq!(summary["transport"], "wss", "{summary}");
+}

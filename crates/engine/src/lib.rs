@@ -1,5 +1,5 @@
-//! Tokio driver around the sans-IO phone: sockets (UDP, TCP, TLS), the single timer, one media task
-//! per call (RTP sockets + audio source/sink), name resolution.
+//! Tokio driver around the sans-IO phone: sockets (UDP, TCP, TLS, WebSocket), the single timer
+//! one media task per call (RTP sockets + audio source/sink), name resolution.
 //!
 //! [`Engine::start`] binds everything and returns channels: [`EngineCommand`]s in,
 //! [`EngineEvent`]s out. The `api` crate wraps these for the front ends.

@@ -254,6 +254,132 @@ fn describe(error: &tungstenite::Error, tls_name: Option<&ServerName<'static>>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::Transports;
+    use homeagent_sip::transaction::Transport;
+    use std::net::SocketAddr;
+    use tokio::net::TcpListener;
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+
+    const OPTIONS: &str = "OPTIONS sip:127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r\n";
+    const OK: &str = "SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+
+    /// A WebSocket server on loopback that answers the upgrade with `subprotocol`, then
+    /// returns the first message it gets and sends `replies`, then closes.
+    async fn server(
+        subprotocol: Option<&'static str>,
+        replies: Vec<Frame>,
+    ) -> (
+        SocketAddr,
+        tokio::task::JoinHandle<Option<(Option<String>, Frame)>>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut asked = None;
+            // The callback's signature is tungstenite's (its error is a whole HTTP response).
+            #[allow(clippy::result_large_err)]
+            let answer = |request: &Request, mut response: Response| {
+                asked = request
+                    .headers()
+                    .get("Sec-WebSocket-Protocol")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                if let Some(protocol) = subprotocol {
+                    let value = HeaderValue::from_static(protocol);
+                    response
+                        .headers_mut()
+                        .insert("Sec-WebSocket-Protocol", value);
+                }
+                Ok(response)
+            };
+            let mut socket = tokio_tungstenite::accept_hdr_async(stream, answer)
+                .await
+                .ok()?;
+            let first = socket.next().await?.ok()?;
+            for reply in replies {
+                socket.send(reply).await.ok()?;
+            }
+            socket.close(None).await.ok()?;
+            Some((asked, first))
+        });
+        (addr, task)
+    }
+
+    async fn transports() -> (Transports, mpsc::Receiver<Received>) {
+        let (sender, received) = mpsc::channel(16);
+        let tls = crate::tls::client_config(&crate::TlsSettings::default()).unwrap();
+        let bind = SocketAddr::from(([127, 0, 0, 1], 0));
+        let transports = Transports::bind(bind, tls, None, sender).await.unwrap();
+        (transports, received)
+    }
+
+    async fn next(received: &mut mpsc::Receiver<Received>) -> Received {
+        tokio::time::timeout(Duration::from_secs(5), received.recv())
+            .await
+            .expect("something arrives")
+            .expect("the transports are alive")
+    }
+
+    #[tokio::test]
+    async fn one_sip_message_per_websocket_message_both_ways() {
+        let replies = vec![
+            Frame::binary(b"\xff\xfe not SIP".to_vec()),
+            Frame::text("\r\n\r\n"),
+            Frame::text(OK),
+        ];
+        let (addr, server) = server(Some("sip"), replies).await;
+        let (mut transports, mut received) = transports().await;
+        let to = Peer {
+            addr,
+            transport: Transport::Ws,
+        };
+        transports
+            .send(to, OPTIONS.as_bytes().to_vec())
+            .await
+            .unwrap();
+        // Bad bytes are passed on as one message (the phone drops what does not parse); the
+        // CRLF keepalive is not.
+        for expected in [&b"\xff\xfe not SIP"[..], OK.as_bytes()] {
+            match next(&mut received).await {
+                Received::Datagram { from, bytes } => {
+                    assert_eq!(from, to);
+                    assert_eq!(bytes, expected);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        match next(&mut received).await {
+            Received::Closed { peer, reason, .. } => {
+                assert_eq!(peer, to);
+                assert_eq!(reason, "closed by the peer");
+            }
+            other => panic!("{other:?}"),
+        }
+        let (asked, first) = server.await.unwrap().expect("the server got a message");
+        assert_eq!(asked.as_deref(), Some("sip"));
+        assert_eq!(first, Frame::text(OPTIONS));
+    }
+
+    #[tokio::test]
+    async fn a_server_without_the_sip_subprotocol_is_refused() {
+        let (addr, _server) = server(None, Vec::new()).await;
+        let (mut transports, mut received) = transports().await;
+        let to = Peer {
+            addr,
+            transport: Transport::Ws,
+        };
+        transports
+            .send(to, OPTIONS.as_bytes().to_vec())
+            .await
+            .unwrap();
+        match next(&mut received).await {
+            Received::ConnectFailed { reason, .. } => {
+                assert!(reason.contains("sip subprotocol"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn urls() {
