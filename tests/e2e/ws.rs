@@ -1,6 +1,10 @@
 //! SIP over WebSocket (RFC 7118) with Kamailio: registration and calls both ways over one WS or
 //! WSS connection, media in plain RTP to a baresip that Kamailio reaches over UDP.
 
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
 use homeagent_testkit::peers::baresip::{Baresip, BaresipOpts, SipAccount, Transport};
 use homeagent_testkit::{Kamailio, KamailioOpts, require};
 
@@ -190,7 +194,7 @@ fn wss_without_the_ca_is_refused_with_its_cause() {
         ],
         &[("HOMEAGENT_PASSWORD", "alicepw")],
     );
-    let failed = ha.event("registration_failed", std::time::Duration::from_secs(5));
+    let failed = ha.event("registration_failed", Duration::from_secs(5));
     let reason = failed["reason"].as_str().unwrap_or_default();
     assert!(
         reason.contains("certificate of \"127.0.0.1\" not trusted"),
@@ -199,4 +203,79 @@ fn wss_without_the_ca_is_refused_with_its_cause() {
     let (code, summary) = ha.finish(WAIT);
     assert_eq!(code, 5, "{summary}");
     assert_eq!(summary["transport"], "wss", "{summary}");
+}
+
+/// Figure: call set-up time through Kamailio over WSS and WS (command written to the phone's
+/// stdin → `established` printed, baresip answering at once), median of 20 calls over one
+/// registered WebSocket.
+#[test]
+fn call_setup_time_over_wss_and_ws() {
+    if !require(&["kamailio", "baresip", "stdbuf"]) {
+        return;
+    }
+    let kam = Kamailio::start(KamailioOpts::default()).expect("kamailio starts");
+    let bob = registered_baresip(&kam, "bob", "bobpw");
+    let ca = kam
+        .ca()
+        .expect("kamailio started WITH_TLS prints its CA")
+        .display()
+        .to_string();
+    let target = format!("sip:bob@127.0.0.1:{}", kam.udp_port());
+    for (name, port) in [("wss", kam.wss_port()), ("ws", kam.ws_port())] {
+        let url = format!("{name}://127.0.0.1:{port}/");
+        let mut ha = Ha::start(
+            &[
+                "listen",
+                "--registrar",
+                "sip:127.0.0.1",
+                "--ws-url",
+                &url,
+                "--ca-file",
+                &ca,
+                "--user",
+                "alice",
+                "--audio-in",
+                "silence",
+                "--audio-out",
+                "null",
+            ],
+            &[("HOMEAGENT_PASSWORD", "alicepw")],
+        );
+        ha.event("registered", WAIT);
+        let mut setups = Vec::new();
+        for _ in 0..20 {
+            let mark = ha.process.process().mark();
+            let started = Instant::now();
+            ha.command(&format!(r#"{{"command":"call","uri":"{target}"}}"#));
+            let (_, established) = ha
+                .process
+                .wait_event_from(mark, |e| e["event"] == "established", WAIT)
+                .expect("established");
+            setups.push(started.elapsed());
+            let call = &established["call"];
+            ha.command(&format!(r#"{{"command":"hangup","call":{call}}}"#));
+            ha.process
+                .wait_event_from(
+                    mark,
+                    |e: &Value| e["event"] == "ended" && e["call"] == *call,
+                    WAIT,
+                )
+                .expect("ended");
+        }
+        ha.command(r#"{"command":"shutdown"}"#);
+        let (code, summary) = ha.finish(WAIT);
+        assert_eq!(code, 0, "{summary}");
+        assert_eq!(summary["transport"], name, "{summary}");
+        setups.sort();
+        let median = setups[setups.len() / 2];
+        eprintln!(
+            "call set-up over {name}: median {:.1} ms (min {:.1}, max {:.1}) of {}",
+            median.as_secs_f64() * 1e3,
+            setups[0].as_secs_f64() * 1e3,
+            setups[setups.len() - 1].as_secs_f64() * 1e3,
+            setups.len()
+        );
+        assert!(median < Duration::from_secs(2), "{name}: {setups:?}");
+    }
+    drop(bob);
 }
