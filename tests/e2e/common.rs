@@ -155,3 +155,46 @@ pub fn levels(path: &std::path::Path) -> Vec<f64> {
         })
         .collect()
 }
+
+/// Places 20 calls to `target` from a registered `ha` (hang-up after each `established`),
+/// prints the median set-up time (stdin `call` → `established`) and shuts `ha` down; the
+/// summary must name `transport`. A figure for the closing notes, not a threshold.
+pub fn print_median_call_setup(mut ha: Ha, target: &str, transport: &str) {
+    let mut setups = Vec::new();
+    for _ in 0..20 {
+        let mark = ha.process.process().mark();
+        let started = std::time::Instant::now();
+        ha.command(&format!(r#"{{"command":"call","uri":"{target}"}}"#));
+        let (_, established) = ha
+            .process
+            .wait_event_from(mark, |e| e["event"] == "established", WAIT)
+            .expect("established");
+        setups.push(started.elapsed());
+        let call = &established["call"];
+        ha.command(&format!(r#"{{"command":"hangup","call":{call}}}"#));
+        ha.process
+            .wait_event_from(
+                mark,
+                |e: &Value| e["event"] == "ended" && e["call"] == *call,
+                WAIT,
+            )
+            .expect("ended");
+    }
+    ha.command(r#"{"command":"shutdown"}"#);
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["transport"], transport, "{summary}");
+    setups.sort();
+    let ms = |d: &Duration| d.as_secs_f64() * 1e3;
+    if let (Some(first), Some(median), Some(last)) =
+        (setups.first(), setups.get(setups.len() / 2), setups.last())
+    {
+        eprintln!(
+            "call set-up over {transport}: median {:.1} ms (min {:.1}, max {:.1}) of {}",
+            ms(median),
+            ms(first),
+            ms(last),
+            setups.len()
+        );
+    }
+}

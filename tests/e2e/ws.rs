@@ -1,14 +1,12 @@
 //! SIP over WebSocket (RFC 7118) with Kamailio: registration and calls both ways over one WS or
 //! WSS connection, media in plain RTP to a baresip that Kamailio reaches over UDP.
 
-use std::time::{Duration, Instant};
-
-use serde_json::Value;
+use std::time::Duration;
 
 use homeagent_testkit::peers::baresip::{Baresip, BaresipOpts, SipAccount, Transport};
 use homeagent_testkit::{Kamailio, KamailioOpts, require};
 
-use crate::common::{Ha, WAIT, assert_media_flowed};
+use crate::common::{Ha, WAIT, assert_media_flowed, print_median_call_setup};
 
 fn registered_baresip(kam: &Kamailio, user: &str, password: &str) -> Baresip {
     let account = SipAccount {
@@ -223,7 +221,7 @@ fn call_setup_time_over_wss_and_ws() {
     let target = format!("sip:bob@127.0.0.1:{}", kam.udp_port());
     for (name, port) in [("wss", kam.wss_port()), ("ws", kam.ws_port())] {
         let url = format!("{name}://127.0.0.1:{port}/");
-        let mut ha = Ha::start(
+        let ha = Ha::start(
             &[
                 "listen",
                 "--registrar",
@@ -242,40 +240,7 @@ fn call_setup_time_over_wss_and_ws() {
             &[("HOMEAGENT_PASSWORD", "alicepw")],
         );
         ha.event("registered", WAIT);
-        let mut setups = Vec::new();
-        for _ in 0..20 {
-            let mark = ha.process.process().mark();
-            let started = Instant::now();
-            ha.command(&format!(r#"{{"command":"call","uri":"{target}"}}"#));
-            let (_, established) = ha
-                .process
-                .wait_event_from(mark, |e| e["event"] == "established", WAIT)
-                .expect("established");
-            setups.push(started.elapsed());
-            let call = &established["call"];
-            ha.command(&format!(r#"{{"command":"hangup","call":{call}}}"#));
-            ha.process
-                .wait_event_from(
-                    mark,
-                    |e: &Value| e["event"] == "ended" && e["call"] == *call,
-                    WAIT,
-                )
-                .expect("ended");
-        }
-        ha.command(r#"{"command":"shutdown"}"#);
-        let (code, summary) = ha.finish(WAIT);
-        assert_eq!(code, 0, "{summary}");
-        assert_eq!(summary["transport"], name, "{summary}");
-        setups.sort();
-        let median = setups[setups.len() / 2];
-        eprintln!(
-            "call set-up over {name}: median {:.1} ms (min {:.1}, max {:.1}) of {}",
-            median.as_secs_f64() * 1e3,
-            setups[0].as_secs_f64() * 1e3,
-            setups[setups.len() - 1].as_secs_f64() * 1e3,
-            setups.len()
-        );
-        assert!(median < Duration::from_secs(2), "{name}: {setups:?}");
+        print_median_call_setup(ha, &target, name);
     }
     drop(bob);
 }
