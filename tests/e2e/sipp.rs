@@ -318,3 +318,36 @@ fn attended_transfer_hands_the_customer_to_the_consulted_party_with_replaces() {
     assert!(refer_to.contains("%3Bfrom-tag%3D"), "{refer_to}");
     assert!(supervisor.wait(WAIT).expect("supervisor sipp ends").success);
 }
+
+/// Behind a NAT: the registrar (sipp) answers that our REGISTER came from 203.0.113.7:40000;
+/// we register again at once with that public address as Contact (sipp checks it).
+#[test]
+fn behind_a_nat_the_public_address_becomes_the_contact() {
+    if !require(&["sipp"]) {
+        return;
+    }
+    let registrar = Sipp::spawn(scenario("registrar_behind_nat.xml"), &[]).expect("sipp starts");
+    let uri = format!("sip:{}", registrar.addr());
+    let mut ha = Ha::start(
+        &[
+            "listen",
+            "--registrar",
+            &uri,
+            "--user",
+            "agent01",
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+        ],
+        &[("HOMEAGENT_PASSWORD", "agent01pw")],
+    );
+    let result = registrar.wait(WAIT).expect("sipp ends");
+    assert!(
+        result.success,
+        "the second REGISTER must carry the public Contact:\n{}\n{}",
+        result.output, result.errors
+    );
+    ha.command(r#"{"command":"shutdown"}"#);
+    let _ = ha.finish(WAIT);
+}

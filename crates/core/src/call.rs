@@ -1220,7 +1220,11 @@ impl Call {
 
 fn local_media(phone: &mut Phone, port: u16) -> LocalMedia {
     LocalMedia {
-        addr: phone.config.local.addr.ip(),
+        // Behind a NAT, the public address the registrar saw (the NAT keeps RTP ports for
+        // most home routers; the SBC latches on what arrives otherwise).
+        addr: phone
+            .public_addr
+            .map_or(phone.config.local.addr.ip(), |public| public.ip()),
         port,
         codecs: phone.config.codecs.clone(),
         dtmf: phone.config.dtmf,

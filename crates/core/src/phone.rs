@@ -1,6 +1,7 @@
 //! The phone: one SIP transaction layer, an optional registration, and the calls.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use homeagent_sip::message::{Headers, Message, Method, NameAddr, Request, Response, Uri, Via};
@@ -134,6 +135,9 @@ pub struct Phone {
     /// Our host in Via and Contact over a WebSocket (RFC 7118 §5: a random `.invalid` name;
     /// the server reaches us over the connection only).
     ws_host: String,
+    /// Our address as the registrar sees it (`received`/`rport` of its answers), when it
+    /// differs from the local one: we are behind a NAT.
+    pub(crate) public_addr: Option<SocketAddr>,
 }
 
 /// ChaCha-based generator for media keys; its state never reaches a log.
@@ -188,6 +192,7 @@ impl Phone {
             shutdown: None,
             stopped: false,
             ignored_requests: 0,
+            public_addr: None,
             // Drawn from its own generator so the phone's other tokens do not change.
             ws_host: format!("{}.invalid", Rng::new(seed.rotate_left(32)).token()),
         };
@@ -712,6 +717,34 @@ impl Phone {
     }
 
     /// Our Contact for requests and responses sent over `transport`.
+    /// Learns our public address from the top Via of a response to our request (RFC 3581
+    /// `received` and `rport`); true when it changed. Equal to the local address: no NAT.
+    pub(crate) fn learn_public_address(&mut self, via: &Via) -> bool {
+        let local = self.config.local.addr;
+        let ip = via
+            .params
+            .get("received")
+            .and_then(|ip| ip.trim_matches(['[', ']']).parse::<IpAddr>().ok())
+            .unwrap_or(local.ip());
+        let port = via
+            .params
+            .get("rport")
+            .and_then(|port| port.parse::<u16>().ok())
+            .filter(|port| *port != 0)
+            .unwrap_or(local.port());
+        let seen = SocketAddr::new(ip, port);
+        let public = (seen != local).then_some(seen);
+        if public == self.public_addr {
+            return false;
+        }
+        tracing::info!(
+            public = ?public,
+            "the registrar sees us at another address (NAT): Contact and SDP follow it"
+        );
+        self.public_addr = public;
+        true
+    }
+
     pub(crate) fn contact(&self, transport: Transport) -> NameAddr {
         let user = self
             .config
@@ -724,8 +757,12 @@ impl Phone {
             uri.params.set("transport", Some("ws"));
             return NameAddr::new(uri);
         }
-        let host = host_of(self.config.local.addr.ip());
-        let mut uri = Uri::sip(Some(user), &host, Some(self.config.local.addr.port()));
+        let addr = match (transport, self.public_addr) {
+            (Transport::Udp, Some(public)) => public,
+            _ => self.config.local.addr,
+        };
+        let host = host_of(addr.ip());
+        let mut uri = Uri::sip(Some(user), &host, Some(addr.port()));
         if transport != Transport::Udp {
             uri.params
                 .set("transport", Some(transport_param(transport)));

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use homeagent_sip::message::{Response, Uri};
 use homeagent_sip::registration::{Registration, RegistrationConfig, RegistrationEvent};
-use homeagent_sip::transaction::{Peer, TransactionId};
+use homeagent_sip::transaction::{Peer, TransactionId, Transport};
 
 use crate::config::Account;
 use crate::event::{PhoneEvent, RegistrationState};
@@ -113,6 +113,17 @@ impl Registrar {
     }
 
     pub(crate) fn handle_response(&mut self, phone: &mut Phone, response: &Response) {
+        // Behind a NAT the registrar tells us where our requests come from (RFC 3581): that
+        // is the address it can reach us at, so it becomes our Contact (and SDP address).
+        let moved = self.proxy.transport == Transport::Udp
+            && response
+                .headers
+                .via()
+                .is_some_and(|via| phone.learn_public_address(&via));
+        if moved {
+            self.registration
+                .set_contact(phone.contact(Transport::Udp).uri);
+        }
         let random = phone.rng.next_u64();
         let Some(event) = self
             .registration
@@ -130,7 +141,9 @@ impl Registrar {
                 refresh_at,
             } => {
                 self.registered = true;
-                self.next_at = Some(refresh_at);
+                // Registered with an address the registrar cannot reach: again at once, with
+                // the public one.
+                self.next_at = Some(if moved { phone.now } else { refresh_at });
                 phone.emit(PhoneEvent::Registration(RegistrationState::Registered {
                     expires,
                 }));

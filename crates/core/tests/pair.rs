@@ -25,6 +25,9 @@ struct Registrar {
     peer: Peer,
     challenged: bool,
     requests: Vec<Request>,
+    /// Where requests seem to come from (a NAT in front of the phone): answered as the top
+    /// Via's `received` and `rport`.
+    nat: Option<SocketAddr>,
 }
 
 struct World {
@@ -154,9 +157,14 @@ impl World {
 
 impl Registrar {
     fn handle(&mut self, bytes: &[u8]) -> Option<Response> {
-        let Ok(Message::Request(request)) = Message::parse(bytes) else {
+        let Ok(Message::Request(mut request)) = Message::parse(bytes) else {
             return None;
         };
+        if let (Some(nat), Some(mut via)) = (self.nat, request.headers.via()) {
+            via.params.set("received", Some(&nat.ip().to_string()));
+            via.params.set("rport", Some(&nat.port().to_string()));
+            request.headers.set_via(&via);
+        }
         self.requests.push(request.clone());
         if request.method == Method::Publish {
             // A presence server: takes every publication, the ETag numbered by CSeq.
@@ -491,6 +499,7 @@ fn registers_with_digest_and_unregisters_on_shutdown() {
         peer: registrar,
         challenged: false,
         requests: Vec::new(),
+        nat: None,
     });
     let registered = |w: &World| {
         w.events(0).iter().any(|e| {
@@ -567,6 +576,7 @@ fn the_agent_state_is_published_as_presence() {
         peer: registrar,
         challenged: false,
         requests: Vec::new(),
+        nat: None,
     });
     let publishes = |w: &World| -> Vec<Request> {
         w.registrar
@@ -940,4 +950,60 @@ fn requests_from_strangers_are_ignored_by_a_registered_agent() {
             );
         }
     }
+}
+
+/// Behind a NAT: the registrar's answers say where our requests come from (RFC 3581); the
+/// phone registers again at once with that public address as Contact.
+#[test]
+fn the_public_address_the_registrar_sees_becomes_the_contact() {
+    let registrar = peer([10, 0, 0, 100]);
+    let mut config = PhoneConfig::new(peer([192, 168, 1, 20]));
+    config.account = Some(Account {
+        registrar: "sip:10.0.0.100".into(),
+        proxy: registrar,
+        domain: "10.0.0.100".into(),
+        user: "alice".into(),
+        auth_user: None,
+        password: "secret".into(),
+        expires: 120,
+    });
+    let mut world = World::new(8, Impairment::default(), vec![config]);
+    world.registrar = Some(Registrar {
+        peer: registrar,
+        challenged: false,
+        requests: Vec::new(),
+        nat: Some("203.0.113.7:40000".parse().unwrap()),
+    });
+    let contacts = |w: &World| -> Vec<String> {
+        w.registrar
+            .as_ref()
+            .unwrap()
+            .requests
+            .iter()
+            .filter_map(|r| r.headers.get("Contact").map(str::to_owned))
+            .collect()
+    };
+    world.run(Duration::from_secs(5), |w| {
+        contacts(w).iter().any(|c| c.contains("203.0.113.7:40000"))
+            && w.events(0)
+                .iter()
+                .filter(|e| {
+                    matches!(
+                        e,
+                        PhoneEvent::Registration(RegistrationState::Registered { .. })
+                    )
+                })
+                .count()
+                >= 2
+    });
+    let all = contacts(&world);
+    assert!(
+        all.first().is_some_and(|c| c.contains("192.168.1.20")),
+        "{all:?}"
+    );
+    assert!(
+        all.last()
+            .is_some_and(|c| c.contains("sip:alice@203.0.113.7:40000")),
+        "{all:?}"
+    );
 }

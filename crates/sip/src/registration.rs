@@ -77,6 +77,17 @@ impl Registration {
 
     /// A REGISTER (initial or refresh). Starts a new attempt: challenges are answered
     /// afresh.
+    /// The Contact we register.
+    pub fn contact(&self) -> &Uri {
+        &self.config.contact
+    }
+
+    /// Registers `contact` from the next request on (e.g. the public address learned from the
+    /// registrar's `received`/`rport` behind a NAT).
+    pub fn set_contact(&mut self, contact: Uri) {
+        self.config.contact = contact;
+    }
+
     pub fn register(&mut self, random: u64) -> Request {
         self.credentials.clear();
         self.pending_expires = self.config.expires;
