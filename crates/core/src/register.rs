@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use homeagent_sip::message::{Response, Uri};
+use homeagent_sip::message::{Method, NameAddr, Response, Uri};
 use homeagent_sip::registration::{Registration, RegistrationConfig, RegistrationEvent};
 use homeagent_sip::transaction::{Peer, TransactionId, Transport};
 
@@ -16,14 +16,22 @@ use crate::phone::Phone;
 const RETRY_AFTER: Duration = Duration::from_secs(30);
 /// Refresh at least this long before the binding expires.
 const REFRESH_MARGIN: Duration = Duration::from_secs(30);
+/// Behind a NAT over UDP, an OPTIONS to the registrar this often keeps the router's binding
+/// (often dropped after 30-60 s idle) open, so the platform's INVITEs still reach us.
+pub(crate) const NAT_KEEPALIVE: Duration = Duration::from_secs(25);
 
 #[derive(Debug)]
 pub(crate) struct Registrar {
     proxy: Peer,
+    /// The registrar's URI and our address of record (for the NAT keepalive's OPTIONS).
+    registrar: Uri,
+    aor: Uri,
     registration: Registration,
     transaction: Option<TransactionId>,
     /// When to send the next REGISTER (refresh or retry).
     next_at: Option<Instant>,
+    /// Next NAT keepalive (registered over UDP with a public address learned).
+    keepalive_at: Option<Instant>,
     registered: bool,
     unregistering: bool,
     /// Nothing more to do: un-REGISTER answered (or never registered) during shutdown.
@@ -54,9 +62,12 @@ impl Registrar {
         };
         Self {
             proxy: account.proxy,
+            registrar: config.registrar.clone(),
+            aor: config.aor.clone(),
             registration: Registration::new(config),
             transaction: None,
             next_at: None,
+            keepalive_at: None,
             registered: false,
             unregistering: false,
             done: false,
@@ -78,10 +89,14 @@ impl Registrar {
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
+        let keepalive = self.keepalive_at.filter(|_| !self.unregistering);
         if self.transaction.is_some() {
-            None
+            keepalive
         } else {
-            self.next_at
+            match (self.next_at, keepalive) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
         }
     }
 
@@ -99,6 +114,30 @@ impl Registrar {
             let request = self.registration.register(phone.rng.next_u64());
             self.transaction = Some(phone.send_request(self.proxy, request));
         }
+        if !self.unregistering && self.keepalive_at.is_some_and(|t| t <= now) {
+            self.keepalive_at = Some(now + NAT_KEEPALIVE);
+            self.send_keepalive(phone);
+        }
+    }
+
+    /// An OPTIONS to the registrar (its answer, whatever it is, is not needed).
+    fn send_keepalive(&mut self, phone: &mut Phone) {
+        let contact = phone.contact(Transport::Udp);
+        let mut from = NameAddr::new(self.aor.clone());
+        from.set_tag(&phone.rng.token());
+        let call_id = phone.new_call_id_token();
+        let mut request = phone.new_request(
+            Method::Options,
+            self.registrar.clone(),
+            from,
+            NameAddr::new(self.registrar.clone()),
+            &call_id,
+            1,
+            Transport::Udp,
+        );
+        request.headers.push("Contact", contact.to_string());
+        request.headers.push("Content-Length", "0");
+        phone.send_request(self.proxy, request);
     }
 
     pub(crate) fn unregister(&mut self, phone: &mut Phone) {
@@ -141,6 +180,9 @@ impl Registrar {
                 refresh_at,
             } => {
                 self.registered = true;
+                self.keepalive_at = (self.proxy.transport == Transport::Udp
+                    && phone.public_addr.is_some())
+                .then(|| phone.now + NAT_KEEPALIVE);
                 // Registered with an address the registrar cannot reach: again at once, with
                 // the public one.
                 self.next_at = Some(if moved { phone.now } else { refresh_at });
@@ -184,6 +226,7 @@ impl Registrar {
             return;
         }
         self.registered = false;
+        self.keepalive_at = None;
         self.next_at = Some(phone.now + RETRY_AFTER);
         phone.emit(PhoneEvent::Registration(RegistrationState::Failed {
             code,

@@ -174,6 +174,9 @@ impl Registrar {
             r.headers.push("Expires", "600");
             return Some(r);
         }
+        if request.method == Method::Options {
+            return Some(Response::from_request(&request, 200, "OK", Some("opt")));
+        }
         if request.method != Method::Register {
             return None;
         }
@@ -1006,4 +1009,19 @@ fn the_public_address_the_registrar_sees_becomes_the_contact() {
             .is_some_and(|c| c.contains("sip:alice@203.0.113.7:40000")),
         "{all:?}"
     );
+    // The NAT binding is kept open: an OPTIONS to the registrar every 25 s.
+    let options = |w: &World| {
+        w.registrar
+            .as_ref()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|r| r.method == Method::Options)
+            .count()
+    };
+    assert_eq!(options(&world), 0);
+    let start = world.now;
+    world.run(Duration::from_secs(60), |_| false);
+    assert!(world.now >= start + Duration::from_secs(59));
+    assert_eq!(options(&world), 2, "keepalives in 60 s");
 }
