@@ -1,10 +1,10 @@
-//! RTP and RTCP parsers, and a media session fed arbitrary datagrams: never panic.
+//! RTP, RTCP and STUN parsers, and a media session fed arbitrary datagrams: never panic.
 #![no_main]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use homeagent_media::{CodecKind, MediaConfig, MediaSession, rtcp, rtp};
+use homeagent_media::{CodecKind, MediaConfig, MediaSession, rtcp, rtp, stun};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -12,6 +12,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = rtcp::parse_compound(data);
     } else if let Ok(packet) = rtp::RtpPacket::parse(data) {
         let _ = packet;
+    }
+    // STUN answers arrive on the same sockets.
+    if stun::is_stun(data) {
+        let _ = stun::mapped_address(data, [0; 12]);
     }
     // The whole receive path, as the driver uses it.
     let now = Instant::now();

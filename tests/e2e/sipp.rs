@@ -351,3 +351,78 @@ fn behind_a_nat_the_public_address_becomes_the_contact() {
     ha.command(r#"{"command":"shutdown"}"#);
     let _ = ha.finish(WAIT);
 }
+
+/// `--stun` against a real STUN server (coturn, STUN only): at start the agent learns where its
+/// SIP socket is seen (here, on loopback, its own address: no NAT to correct). A server that
+/// does not answer only costs a warning: the phone starts anyway.
+#[test]
+fn stun_against_coturn_learns_where_the_sip_socket_is_seen() {
+    if !require(&["turnserver"]) {
+        return;
+    }
+    let dir = homeagent_testkit::TempDir::new("coturn").expect("temp dir");
+    let stun_port = homeagent_testkit::ports::reserve(&[0]);
+    let mut command = std::process::Command::new("turnserver");
+    command
+        .args([
+            "-n",
+            "--stun-only",
+            "--no-auth",
+            "--no-cli",
+            "--no-tls",
+            "--no-dtls",
+        ])
+        .args([
+            "-L",
+            "127.0.0.1",
+            "-p",
+            &stun_port.to_string(),
+            "-l",
+            "stdout",
+        ]);
+    let coturn =
+        homeagent_testkit::Process::spawn("coturn", command, &dir.path().join("coturn.log"), false)
+            .expect("coturn starts");
+    std::thread::sleep(Duration::from_millis(500));
+    let server = format!("127.0.0.1:{stun_port}");
+    let ha = Ha::start(
+        &[
+            "listen",
+            "--stun",
+            &server,
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+        ],
+        &[],
+    );
+    let seen = ha
+        .process
+        .process()
+        .wait_log("STUN: our SIP socket is seen", WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", coturn.lines().join("\n")));
+    assert!(
+        seen.contains(&format!("127.0.0.1:{}", ha.port)),
+        "mapped to our SIP socket: {seen}"
+    );
+    drop(coturn);
+    // Nobody answers: a warning, and the phone starts.
+    let silent = format!("127.0.0.1:{}", homeagent_testkit::ports::reserve(&[0]));
+    let ha = Ha::start(
+        &[
+            "listen",
+            "--stun",
+            &silent,
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+        ],
+        &[],
+    );
+    ha.process
+        .process()
+        .wait_log("STUN server did not answer", WAIT)
+        .expect("the silent server is reported");
+}

@@ -146,6 +146,10 @@ pub struct Options {
     /// ;transport=ws|wss needs none). The --ca-file of TLS applies to wss.
     #[arg(long, global = true, value_name = "URL")]
     pub ws_url: Option<String>,
+    /// STUN server asked at start where our SIP socket is seen from outside (behind a home
+    /// router's NAT): that address goes into Contact and SDP.
+    #[arg(long, global = true, value_name = "HOST:PORT")]
+    pub stun: Option<String>,
     /// Account user name (address of record user part).
     #[arg(long, global = true, value_name = "NAME")]
     pub user: Option<String>,
@@ -242,6 +246,7 @@ struct FileOptions {
     dtmf: Option<String>,
     registrar: Option<String>,
     ws_url: Option<String>,
+    stun: Option<String>,
     user: Option<String>,
     auth_user: Option<String>,
     allow_any_source: Option<bool>,
@@ -354,6 +359,7 @@ fn merge(
         .and_then(Switch::forced);
     phone.registrar = cli.registrar.or(file.registrar);
     phone.ws_url = cli.ws_url.or(file.ws_url);
+    phone.stun = cli.stun.or(file.stun);
     if phone.ws_url.is_some() && phone.registrar.is_none() {
         bail!("--ws-url needs --registrar");
     }

@@ -97,6 +97,9 @@ pub struct PhoneConfig {
     pub no_answer_timeout: Duration,
     /// Media encryption (SRTP with SDES keys).
     pub srtp: SrtpPolicy,
+    /// Our address as seen from outside, learned by the driver before the start (STUN); the
+    /// registrar's `received`/`rport` may correct it later.
+    pub public_addr: Option<std::net::SocketAddr>,
     /// With a registrar, new requests are taken only from its host and the platform's hosts;
     /// others (SIP scanners) get no answer at all. Requests inside a call's dialog are taken
     /// from anywhere. Without a registrar (direct calls) everyone may call.
@@ -141,6 +144,7 @@ impl PhoneConfig {
             user_agent: concat!("Homeagent/", env!("CARGO_PKG_VERSION")).to_owned(),
             no_answer_timeout: Duration::from_secs(60),
             srtp: SrtpPolicy::Off,
+            public_addr: None,
             inbound_filter: true,
         }
     }

@@ -176,6 +176,9 @@ impl Phone {
     /// A phone that starts registering (if it has an account) at the first poll.
     pub fn new(config: PhoneConfig, seed: u64, now: Instant) -> Self {
         let account = config.account.clone();
+        let public_addr = config
+            .public_addr
+            .filter(|public| *public != config.local.addr);
         let mut phone = Self {
             config,
             rng: Rng::new(seed),
@@ -192,7 +195,7 @@ impl Phone {
             shutdown: None,
             stopped: false,
             ignored_requests: 0,
-            public_addr: None,
+            public_addr,
             // Drawn from its own generator so the phone's other tokens do not change.
             ws_host: format!("{}.invalid", Rng::new(seed.rotate_left(32)).token()),
         };
@@ -721,6 +724,12 @@ impl Phone {
     /// `received` and `rport`); true when it changed. Equal to the local address: no NAT.
     pub(crate) fn learn_public_address(&mut self, via: &Via) -> bool {
         let local = self.config.local.addr;
+        let reported = via.params.get("received").is_some()
+            || via.params.get("rport").is_some_and(|port| !port.is_empty());
+        if !reported {
+            // The registrar says nothing of where it sees us: keep what we know (STUN).
+            return false;
+        }
         let ip = via
             .params
             .get("received")

@@ -1025,3 +1025,42 @@ fn the_public_address_the_registrar_sees_becomes_the_contact() {
     assert!(world.now >= start + Duration::from_secs(59));
     assert_eq!(options(&world), 2, "keepalives in 60 s");
 }
+
+/// An address learned before the start (STUN) is the Contact from the first REGISTER on.
+#[test]
+fn a_public_address_known_at_start_is_the_first_contact() {
+    let registrar = peer([10, 0, 0, 100]);
+    let mut config = PhoneConfig::new(peer([192, 168, 1, 20]));
+    config.public_addr = Some("203.0.113.9:41000".parse().unwrap());
+    config.account = Some(Account {
+        registrar: "sip:10.0.0.100".into(),
+        proxy: registrar,
+        domain: "10.0.0.100".into(),
+        user: "alice".into(),
+        auth_user: None,
+        password: "secret".into(),
+        expires: 120,
+    });
+    let mut world = World::new(9, Impairment::default(), vec![config]);
+    world.registrar = Some(Registrar {
+        peer: registrar,
+        challenged: false,
+        requests: Vec::new(),
+        nat: None,
+    });
+    world.run(Duration::from_secs(2), |w| {
+        !w.registrar.as_ref().unwrap().requests.is_empty()
+    });
+    let first = &world.registrar.as_ref().unwrap().requests[0];
+    let contact = first.headers.get("Contact").unwrap_or_default();
+    assert!(contact.contains("sip:alice@203.0.113.9:41000"), "{contact}");
+    // A registrar that says nothing of where it sees us does not undo it.
+    world.run(Duration::from_secs(5), |_| false);
+    let last = world.registrar.as_ref().unwrap().requests.last().unwrap();
+    assert!(
+        last.headers
+            .get("Contact")
+            .is_some_and(|c| c.contains("203.0.113.9:41000")),
+        "{last:?}"
+    );
+}

@@ -28,7 +28,7 @@ pub(crate) async fn start(
 ) -> Result<(mpsc::Sender<EngineCommand>, mpsc::Receiver<EngineEvent>), EngineError> {
     settings.validate()?;
     let tls = crate::tls::client_config(&settings.tls)?;
-    let (received_tx, received) = mpsc::channel(1024);
+    let (received_tx, mut received) = mpsc::channel(1024);
     let mut transports = Transports::bind(settings.bind, tls, settings.keepalive, received_tx)
         .await
         .map_err(|source| EngineError::Bind {
@@ -58,6 +58,9 @@ pub(crate) async fn start(
     config.codecs = settings.codecs.clone();
     config.answer = settings.answer;
     config.no_answer_timeout = settings.no_answer_timeout;
+    if let Some(server) = &settings.stun {
+        config.public_addr = stun_public_address(server, &transports, &mut received).await;
+    }
     config.srtp = settings.srtp;
     config.inbound_filter = settings.inbound_filter;
     config.acd = AcdConfig {
@@ -405,6 +408,50 @@ impl Driver {
 }
 
 /// `HOST[:PORT]` entries as addresses (every address of a name; the port only when given).
+/// How long each STUN attempt waits for its answer (three attempts).
+const STUN_WAIT: Duration = Duration::from_millis(500);
+
+/// Asks the STUN server `server` (`HOST:PORT`) from our SIP socket where it sees us, before the
+/// phone starts; `None` (with a warning in the log) when it does not answer. Datagrams other
+/// than the answer, in that first second, are dropped.
+async fn stun_public_address(
+    server: &str,
+    transports: &Transports,
+    received: &mut mpsc::Receiver<Received>,
+) -> Option<SocketAddr> {
+    let Some(server_addr) = tokio::net::lookup_host(server)
+        .await
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+    else {
+        tracing::warn!(server, "STUN server has no address");
+        return None;
+    };
+    for _ in 0..3 {
+        let transaction_id: [u8; 12] = rand::random();
+        let request = homeagent_media::stun::binding_request(transaction_id);
+        if let Err(error) = transports.send_datagram(server_addr, &request).await {
+            tracing::warn!(%error, server, "STUN request not sent");
+            return None;
+        }
+        let deadline = tokio::time::Instant::now() + STUN_WAIT;
+        while let Ok(Some(message)) = tokio::time::timeout_at(deadline, received.recv()).await {
+            if let Received::Datagram { from, bytes } = message
+                && from.addr == server_addr
+                && let Ok(mapped) = homeagent_media::stun::mapped_address(&bytes, transaction_id)
+            {
+                tracing::info!(%mapped, server, "STUN: our SIP socket is seen at this address");
+                return Some(mapped);
+            }
+        }
+    }
+    tracing::warn!(
+        server,
+        "STUN server did not answer: using the local address"
+    );
+    None
+}
+
 async fn resolve_platform(entries: &[String]) -> Result<Vec<(IpAddr, Option<u16>)>, EngineError> {
     let mut resolved = Vec::new();
     for entry in entries {

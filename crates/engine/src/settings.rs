@@ -26,6 +26,9 @@ pub struct PhoneSettings {
     /// requests for the registrar go to (instead of the registrar URI's address). A registrar
     /// URI with `;transport=ws|wss` needs none (`ws(s)://HOST:PORT/`).
     pub ws_url: Option<String>,
+    /// A STUN server (`HOST:PORT`) asked at start where our SIP socket is seen from outside
+    /// (behind a NAT): that address goes into Contact and SDP.
+    pub stun: Option<String>,
     pub user: Option<String>,
     pub auth_user: Option<String>,
     /// The SIP password: from the keychain or the environment, never from a command line.
@@ -75,6 +78,7 @@ impl Default for PhoneSettings {
             audio_processing: ProcessingSettings::default(),
             registrar: None,
             ws_url: None,
+            stun: None,
             user: None,
             auth_user: None,
             password: None,

@@ -135,6 +135,11 @@ impl Transports {
     }
 
     /// Sends one message; stream transports connect on first use and reuse the connection.
+    /// Sends a raw datagram from the SIP socket (STUN).
+    pub(crate) async fn send_datagram(&self, to: SocketAddr, bytes: &[u8]) -> io::Result<()> {
+        self.udp.send_to(bytes, to).await.map(|_| ())
+    }
+
     pub(crate) async fn send(&mut self, to: Peer, bytes: Vec<u8>) -> io::Result<()> {
         match to.transport {
             Transport::Udp => self.udp.send_to(&bytes, to.addr).await.map(|_| ()),

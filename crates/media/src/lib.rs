@@ -23,6 +23,7 @@ pub mod rtp_session;
 pub mod sdp;
 mod session;
 pub mod srtp;
+pub mod stun;
 mod types;
 
 pub use quality::QualityReport;
