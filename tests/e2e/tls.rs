@@ -181,6 +181,37 @@ fn untrusted_certificate_is_refused_with_its_cause() {
     fails_fast(&registrar, None, "certificate of \"127.0.0.1\" not trusted");
 }
 
+/// A CA that IT installed in the system's certificate store (here: `SSL_CERT_FILE`, which the
+/// store honours) is trusted without `--ca-file`.
+#[test]
+fn a_ca_in_the_system_store_is_trusted() {
+    if !require(&["kamailio"]) {
+        return;
+    }
+    let kam = Kamailio::start(KamailioOpts::default()).expect("kamailio starts");
+    let registrar = format!("sips:127.0.0.1:{}", kam.tls_port());
+    let ca = ca_path(&kam);
+    let mut ha = Ha::start(
+        &[
+            "listen",
+            "--registrar",
+            &registrar,
+            "--user",
+            "alice",
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+        ],
+        &[("HOMEAGENT_PASSWORD", "alicepw"), ("SSL_CERT_FILE", &ca)],
+    );
+    ha.event("registered", WAIT);
+    assert_registered_over_tls(&kam, "alice");
+    ha.command(r#"{"command":"shutdown"}"#);
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
+}
+
 /// A certificate from a trusted CA, but for another name than the one we connect to.
 #[test]
 fn certificate_for_another_host_is_refused_with_its_cause() {

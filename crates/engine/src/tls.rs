@@ -34,6 +34,14 @@ pub(crate) fn client_config(settings: &TlsSettings) -> Result<Arc<ClientConfig>,
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    // The system's store too (where IT installs the company CA; SSL_CERT_FILE/SSL_CERT_DIR
+    // override it). A store that cannot be read only costs its certificates.
+    let system = rustls_native_certs::load_native_certs();
+    for error in &system.errors {
+        tracing::debug!(%error, "system certificate store");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(system.certs);
+    tracing::debug!(added, ignored, "system CA certificates");
     if let Some(path) = &settings.ca_file {
         for certificate in read_certificates("CA file", path)? {
             roots
