@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use homeagent_testkit::{HomeagentProcess, ports, require};
+use homeagent_testkit::peers::baresip::{Baresip, BaresipOpts, SipAccount, Transport};
+use homeagent_testkit::{HomeagentProcess, Kamailio, ports, require};
 use serde_json::Value;
 
 pub const WAIT: Duration = Duration::from_secs(15);
@@ -197,4 +198,68 @@ pub fn print_median_call_setup(mut ha: Ha, target: &str, transport: &str) {
             setups.len()
         );
     }
+}
+
+/// A baresip registered with Kamailio over UDP as `user`.
+pub fn registered_baresip(kam: &Kamailio, user: &str, password: &str) -> Baresip {
+    let account = SipAccount {
+        user: user.into(),
+        password: password.into(),
+        registrar: kam.addr(),
+        transport: Transport::Udp,
+    };
+    let peer = Baresip::start(BaresipOpts {
+        name: user.into(),
+        account: Some(account),
+        record: false,
+        ..BaresipOpts::default()
+    })
+    .expect("baresip starts");
+    peer.wait_registered(WAIT).expect("baresip registers");
+    peer
+}
+
+/// `agent01` registers with `registrar` (trusting `ca`), `check_registration` looks at how
+/// Kamailio stored it, a baresip `alice` calls the agent through Kamailio, the agent answers
+/// (a tone, hang-up after 3 s); returns the summary once alice got the BYE.
+pub fn alice_calls_the_registered_agent(
+    kam: &Kamailio,
+    registrar: &str,
+    ca: &str,
+    check_registration: impl Fn(&Kamailio),
+) -> Value {
+    let mut ha = Ha::start(
+        &[
+            "listen",
+            "--calls",
+            "1",
+            "--registrar",
+            registrar,
+            "--ca-file",
+            ca,
+            "--user",
+            "agent01",
+            "--audio-in",
+            "tone:440",
+            "--audio-out",
+            "null",
+            "--hangup-after",
+            "3",
+        ],
+        &[("HOMEAGENT_PASSWORD", "agent01pw")],
+    );
+    ha.event("registered", WAIT);
+    check_registration(kam);
+    let alice = registered_baresip(kam, "alice", "alicepw");
+    alice
+        .dial(&format!("sip:agent01@127.0.0.1:{}", kam.udp_port()))
+        .expect("dial");
+    ha.event("incoming", WAIT);
+    ha.event("established", WAIT);
+    alice.wait_established(WAIT).expect("alice established");
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
+    assert_media_flowed(&summary, "pcmu");
+    alice.wait_closed(WAIT).expect("alice gets the BYE");
+    summary
 }

@@ -1,30 +1,11 @@
 //! Registration with Kamailio (digest auth) and calls routed through it, over UDP and TCP.
 
-use homeagent_testkit::peers::baresip::{Baresip, BaresipOpts, SipAccount, Transport};
 use homeagent_testkit::{Kamailio, KamailioOpts, Sipp, require, scenario};
 
-use crate::common::{Ha, WAIT, assert_media_flowed};
+use crate::common::{Ha, WAIT, assert_media_flowed, registered_baresip};
 
 fn kamailio() -> Kamailio {
     Kamailio::start(KamailioOpts::default()).expect("kamailio starts")
-}
-
-fn registered_baresip(kam: &Kamailio, user: &str, password: &str) -> Baresip {
-    let account = SipAccount {
-        user: user.into(),
-        password: password.into(),
-        registrar: format!("127.0.0.1:{}", kam.udp_port()),
-        transport: Transport::Udp,
-    };
-    let peer = Baresip::start(BaresipOpts {
-        name: user.into(),
-        account: Some(account),
-        record: false,
-        ..BaresipOpts::default()
-    })
-    .expect("baresip starts");
-    peer.wait_registered(WAIT).expect("baresip registers");
-    peer
 }
 
 fn registers_and_calls_through(transport: &str) {

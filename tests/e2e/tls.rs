@@ -3,32 +3,16 @@
 
 use std::time::Duration;
 
-use homeagent_testkit::peers::baresip::{Baresip, BaresipOpts, SipAccount, Transport};
 use homeagent_testkit::peers::kamailio::generate_certificates;
 use homeagent_testkit::{Kamailio, KamailioOpts, TempDir, require};
 
-use crate::common::{Ha, WAIT, assert_media_flowed, print_median_call_setup};
+use crate::common::{
+    Ha, WAIT, alice_calls_the_registered_agent, assert_media_flowed, print_median_call_setup,
+    registered_baresip,
+};
 
 /// A certificate problem is reported within this long (no retransmission timers).
 const FAST: Duration = Duration::from_secs(5);
-
-fn registered_baresip(kam: &Kamailio, user: &str, password: &str) -> Baresip {
-    let account = SipAccount {
-        user: user.into(),
-        password: password.into(),
-        registrar: kam.addr(),
-        transport: Transport::Udp,
-    };
-    let peer = Baresip::start(BaresipOpts {
-        name: user.into(),
-        account: Some(account),
-        record: false,
-        ..BaresipOpts::default()
-    })
-    .expect("baresip starts");
-    peer.wait_registered(WAIT).expect("baresip registers");
-    peer
-}
 
 fn ca_path(kam: &Kamailio) -> String {
     kam.ca()
@@ -108,40 +92,10 @@ fn kamailio_delivers_calls_over_the_tls_flow() {
     let kam = Kamailio::start(KamailioOpts::default()).expect("kamailio starts");
     let registrar = format!("sip:127.0.0.1:{};transport=tls", kam.tls_port());
     let ca = ca_path(&kam);
-    let mut ha = Ha::start(
-        &[
-            "listen",
-            "--calls",
-            "1",
-            "--registrar",
-            &registrar,
-            "--ca-file",
-            &ca,
-            "--user",
-            "agent01",
-            "--audio-in",
-            "tone:440",
-            "--audio-out",
-            "null",
-            "--hangup-after",
-            "3",
-        ],
-        &[("HOMEAGENT_PASSWORD", "agent01pw")],
-    );
-    ha.event("registered", WAIT);
-    assert_registered_over_tls(&kam, "agent01");
-    let alice = registered_baresip(&kam, "alice", "alicepw");
-    alice
-        .dial(&format!("sip:agent01@127.0.0.1:{}", kam.udp_port()))
-        .expect("dial");
-    ha.event("incoming", WAIT);
-    ha.event("established", WAIT);
-    alice.wait_established(WAIT).expect("alice established");
-    let (code, summary) = ha.finish(WAIT);
-    assert_eq!(code, 0, "{summary}");
+    let summary = alice_calls_the_registered_agent(&kam, &registrar, &ca, |kam| {
+        assert_registered_over_tls(kam, "agent01")
+    });
     assert_eq!(summary["transport"], "tls", "{summary}");
-    assert_media_flowed(&summary, "pcmu");
-    alice.wait_closed(WAIT).expect("alice gets the BYE");
 }
 
 /// Registers with `registrar` (CA file `ca` if any) and expects a fast failure whose reason

@@ -3,28 +3,12 @@
 
 use std::time::Duration;
 
-use homeagent_testkit::peers::baresip::{Baresip, BaresipOpts, SipAccount, Transport};
 use homeagent_testkit::{Kamailio, KamailioOpts, require};
 
-use crate::common::{Ha, WAIT, assert_media_flowed, print_median_call_setup};
-
-fn registered_baresip(kam: &Kamailio, user: &str, password: &str) -> Baresip {
-    let account = SipAccount {
-        user: user.into(),
-        password: password.into(),
-        registrar: kam.addr(),
-        transport: Transport::Udp,
-    };
-    let peer = Baresip::start(BaresipOpts {
-        name: user.into(),
-        account: Some(account),
-        record: false,
-        ..BaresipOpts::default()
-    })
-    .expect("baresip starts");
-    peer.wait_registered(WAIT).expect("baresip registers");
-    peer
-}
+use crate::common::{
+    Ha, WAIT, alice_calls_the_registered_agent, assert_media_flowed, print_median_call_setup,
+    registered_baresip,
+};
 
 /// Kamailio stored our registration as a WebSocket flow, with the RFC 7118 `.invalid` host.
 fn assert_registered_over_ws(kam: &Kamailio, user: &str) {
@@ -130,40 +114,10 @@ fn kamailio_delivers_calls_over_the_websocket() {
         .expect("kamailio started WITH_TLS prints its CA")
         .display()
         .to_string();
-    let mut ha = Ha::start(
-        &[
-            "listen",
-            "--calls",
-            "1",
-            "--registrar",
-            &registrar,
-            "--ca-file",
-            &ca,
-            "--user",
-            "agent01",
-            "--audio-in",
-            "tone:440",
-            "--audio-out",
-            "null",
-            "--hangup-after",
-            "3",
-        ],
-        &[("HOMEAGENT_PASSWORD", "agent01pw")],
-    );
-    ha.event("registered", WAIT);
-    assert_registered_over_ws(&kam, "agent01");
-    let alice = registered_baresip(&kam, "alice", "alicepw");
-    alice
-        .dial(&format!("sip:agent01@127.0.0.1:{}", kam.udp_port()))
-        .expect("dial");
-    ha.event("incoming", WAIT);
-    ha.event("established", WAIT);
-    alice.wait_established(WAIT).expect("alice established");
-    let (code, summary) = ha.finish(WAIT);
-    assert_eq!(code, 0, "{summary}");
+    let summary = alice_calls_the_registered_agent(&kam, &registrar, &ca, |kam| {
+        assert_registered_over_ws(kam, "agent01")
+    });
     assert_eq!(summary["transport"], "wss", "{summary}");
-    assert_media_flowed(&summary, "pcmu");
-    alice.wait_closed(WAIT).expect("alice gets the BYE");
     // Our 200 OK to the INVITE went up the WebSocket.
     assert_received_over(&kam, "wss", "SIP/2.0 200 OK");
 }
