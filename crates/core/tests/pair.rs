@@ -198,6 +198,19 @@ impl Registrar {
     }
 }
 
+/// The account `user` (password `secret`) at the registrar 10.0.0.100.
+fn account_at_registrar(user: &str) -> Account {
+    Account {
+        registrar: "sip:10.0.0.100".into(),
+        proxy: peer([10, 0, 0, 100]),
+        domain: "10.0.0.100".into(),
+        user: user.into(),
+        auth_user: None,
+        password: "secret".into(),
+        expires: 120,
+    }
+}
+
 fn two_phones(answer: AnswerMode) -> Vec<PhoneConfig> {
     let a = PhoneConfig::new(peer([10, 0, 0, 1]));
     let mut b = PhoneConfig::new(peer([10, 0, 0, 2]));
@@ -488,15 +501,7 @@ fn nobody_there_times_out() {
 fn registers_with_digest_and_unregisters_on_shutdown() {
     let registrar = peer([10, 0, 0, 100]);
     let mut config = PhoneConfig::new(peer([10, 0, 0, 1]));
-    config.account = Some(Account {
-        registrar: "sip:10.0.0.100".into(),
-        proxy: registrar,
-        domain: "10.0.0.100".into(),
-        user: "alice".into(),
-        auth_user: None,
-        password: "secret".into(),
-        expires: 120,
-    });
+    config.account = Some(account_at_registrar("alice"));
     let mut world = World::new(7, Impairment::default(), vec![config]);
     world.registrar = Some(Registrar {
         peer: registrar,
@@ -564,15 +569,7 @@ fn registers_with_digest_and_unregisters_on_shutdown() {
 fn the_agent_state_is_published_as_presence() {
     let registrar = peer([10, 0, 0, 100]);
     let mut config = PhoneConfig::new(peer([10, 0, 0, 1]));
-    config.account = Some(Account {
-        registrar: "sip:10.0.0.100".into(),
-        proxy: registrar,
-        domain: "10.0.0.100".into(),
-        user: "alice".into(),
-        auth_user: None,
-        password: "secret".into(),
-        expires: 120,
-    });
+    config.account = Some(account_at_registrar("alice"));
     config.acd.publish_presence = true;
     let mut world = World::new(7, Impairment::default(), vec![config]);
     world.registrar = Some(Registrar {
@@ -917,15 +914,7 @@ fn requests_from_strangers_are_ignored_by_a_registered_agent() {
     ];
     for (platform, filter, rings) in cases {
         let mut phones = two_phones(AnswerMode::Auto);
-        phones[1].account = Some(Account {
-            registrar: "sip:10.0.0.100".into(),
-            proxy: peer([10, 0, 0, 100]),
-            domain: "10.0.0.100".into(),
-            user: "bob".into(),
-            auth_user: None,
-            password: "secret".into(),
-            expires: 120,
-        });
+        phones[1].account = Some(account_at_registrar("bob"));
         phones[1].acd.platform = platform
             .iter()
             .map(|ip| (ip.parse().unwrap(), Some(5999)))
@@ -961,15 +950,7 @@ fn requests_from_strangers_are_ignored_by_a_registered_agent() {
 fn the_public_address_the_registrar_sees_becomes_the_contact() {
     let registrar = peer([10, 0, 0, 100]);
     let mut config = PhoneConfig::new(peer([192, 168, 1, 20]));
-    config.account = Some(Account {
-        registrar: "sip:10.0.0.100".into(),
-        proxy: registrar,
-        domain: "10.0.0.100".into(),
-        user: "alice".into(),
-        auth_user: None,
-        password: "secret".into(),
-        expires: 120,
-    });
+    config.account = Some(account_at_registrar("alice"));
     let mut world = World::new(8, Impairment::default(), vec![config]);
     world.registrar = Some(Registrar {
         peer: registrar,
@@ -1032,15 +1013,7 @@ fn a_public_address_known_at_start_is_the_first_contact() {
     let registrar = peer([10, 0, 0, 100]);
     let mut config = PhoneConfig::new(peer([192, 168, 1, 20]));
     config.public_addr = Some("203.0.113.9:41000".parse().unwrap());
-    config.account = Some(Account {
-        registrar: "sip:10.0.0.100".into(),
-        proxy: registrar,
-        domain: "10.0.0.100".into(),
-        user: "alice".into(),
-        auth_user: None,
-        password: "secret".into(),
-        expires: 120,
-    });
+    config.account = Some(account_at_registrar("alice"));
     let mut world = World::new(9, Impairment::default(), vec![config]);
     world.registrar = Some(Registrar {
         peer: registrar,
