@@ -127,6 +127,19 @@ fn rtp_payload_entropy(packets: &[Vec<u8>]) -> (f64, usize) {
     (entropy, rtp)
 }
 
+/// Once `peer` got our BYE: what we heard and what it heard both score at least PESQ_FLOOR
+/// against `speech` (both sides played it).
+fn assert_heard_both_ways(peer: &Baresip, heard: &Path, speech: &Path) {
+    peer.wait_closed(WAIT).expect("baresip gets our BYE");
+    let ours = score(heard, speech, "we hear baresip");
+    let recording = peer.wait_recording(WAIT).expect("baresip's recording");
+    let theirs = score(&recording, speech, "baresip hears us");
+    assert!(
+        ours >= PESQ_FLOOR && theirs >= PESQ_FLOOR,
+        "PESQ {ours:.2} / {theirs:.2} below {PESQ_FLOOR}"
+    );
+}
+
 fn score(recording: &Path, reference: &Path, who: &str) -> f64 {
     let score = score_pesq(reference, recording, Codec::Pcmu.pesq_mode())
         .unwrap_or_else(|e| panic!("{who}: {e}"));
@@ -184,14 +197,7 @@ fn baresip_calls_us_over_srtp_and_the_wire_shows_no_clear_audio() {
         entropy > 7.8,
         "payloads look like clear audio: {entropy:.3} bits/byte"
     );
-    alice.wait_closed(WAIT).expect("baresip gets our BYE");
-    let ours = score(&heard, &speech, "we hear baresip");
-    let recording = alice.wait_recording(WAIT).expect("baresip's recording");
-    let theirs = score(&recording, &speech, "baresip hears us");
-    assert!(
-        ours >= PESQ_FLOOR && theirs >= PESQ_FLOOR,
-        "PESQ {ours:.2} / {theirs:.2} below {PESQ_FLOOR}"
-    );
+    assert_heard_both_ways(&alice, &heard, &speech);
 }
 
 /// We call baresip (`mediaenc=srtp`: best-effort SDES) with SRTP preferred: SRTP both ways.
@@ -224,14 +230,7 @@ fn we_call_baresip_over_srtp() {
     let (code, summary) = ha.finish(SPEECH_CALL);
     assert_eq!(code, 0, "{summary}");
     assert_media_flowed(&summary, "pcmu");
-    bob.wait_closed(WAIT).expect("baresip gets our BYE");
-    let ours = score(&heard, &speech, "we hear baresip");
-    let recording = bob.wait_recording(WAIT).expect("baresip's recording");
-    let theirs = score(&recording, &speech, "baresip hears us");
-    assert!(
-        ours >= PESQ_FLOOR && theirs >= PESQ_FLOOR,
-        "PESQ {ours:.2} / {theirs:.2} below {PESQ_FLOOR}"
-    );
+    assert_heard_both_ways(&bob, &heard, &speech);
 }
 
 /// SRTP mandatory against a peer without SRTP: its plain offer gets 488, and our RTP/SAVP
