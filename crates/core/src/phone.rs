@@ -166,9 +166,11 @@ impl Phone {
     }
 
     /// Fresh key material for one call's SRTP.
-    pub(crate) fn srtp_key_material(&mut self) -> Vec<u8> {
+    pub(crate) fn srtp_key_material(
+        &mut self,
+    ) -> [u8; homeagent_media::sdp::SRTP_KEY_MATERIAL_LEN] {
         use rand::RngCore;
-        let mut material = vec![0; homeagent_media::sdp::SRTP_KEY_MATERIAL_LEN];
+        let mut material = [0; homeagent_media::sdp::SRTP_KEY_MATERIAL_LEN];
         self.keys.0.fill_bytes(&mut material);
         material
     }

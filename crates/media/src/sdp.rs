@@ -60,7 +60,7 @@ pub fn fuzz_one(data: &[u8]) {
         // SDES on, so the peer's crypto lines are parsed too.
         srtp: Some(LocalSrtp {
             mandatory: false,
-            key_material: vec![7; SRTP_KEY_MATERIAL_LEN],
+            key_material: [7; SRTP_KEY_MATERIAL_LEN],
         }),
     };
     if let Ok((answer, _)) = create_answer(&sdp, &local) {

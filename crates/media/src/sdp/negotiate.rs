@@ -66,9 +66,9 @@ pub struct LocalMedia {
 pub struct LocalSrtp {
     /// Refuse plain RTP (offer RTP/SAVP; answer a plain offer with 488).
     pub mandatory: bool,
-    /// [`SRTP_KEY_MATERIAL_LEN`] random bytes: one key per offered suite, never reused across
-    /// calls (the same for every offer of a call, so re-offers keep the keys).
-    pub key_material: Vec<u8>,
+    /// Random bytes: one key per offered suite, never reused across calls (the same for every
+    /// offer of a call, so re-offers keep the keys). Its length is the type's: no short key.
+    pub key_material: [u8; SRTP_KEY_MATERIAL_LEN],
 }
 
 impl std::fmt::Debug for LocalSrtp {
@@ -85,20 +85,17 @@ pub const SRTP_KEY_MATERIAL_LEN: usize = 58;
 impl LocalSrtp {
     /// Our key (master key + salt) for `suite`, from a part of the key material of its own.
     fn key(&self, suite: SrtpSuite) -> Vec<u8> {
+        // Counter mode takes the first 30 bytes, GCM the 28 after them.
         let start = match suite {
             SrtpSuite::AeadAes128Gcm => 30,
             _ => 0,
         };
-        let mut key: Vec<u8> = self
-            .key_material
+        self.key_material
             .iter()
             .copied()
             .skip(start)
             .take(suite.key_material_len())
-            .collect();
-        // Short material (a caller's bug) still yields a key of the right length.
-        key.resize(suite.key_material_len(), 0);
-        key
+            .collect()
     }
 }
 

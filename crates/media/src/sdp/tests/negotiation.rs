@@ -767,7 +767,7 @@ fn chrome_red_offer_is_accepted() {
 fn with_srtp(mut local: LocalMedia, mandatory: bool, fill: u8) -> LocalMedia {
     local.srtp = Some(crate::sdp::LocalSrtp {
         mandatory,
-        key_material: vec![fill; crate::sdp::SRTP_KEY_MATERIAL_LEN],
+        key_material: [fill; crate::sdp::SRTP_KEY_MATERIAL_LEN],
     });
     local
 }
