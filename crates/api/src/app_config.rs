@@ -73,6 +73,9 @@ pub struct AppConfig {
     /// Media encryption, SRTP with SDES keys: `off` (default), `preferred` or `mandatory`
     /// (plain RTP refused with 488). See docs/media-encryption.md.
     pub srtp: Option<String>,
+    /// ICE + DTLS-SRTP media in our offers: `auto` (default: over a ws/wss registrar), `on`
+    /// or `off` (ICE/DTLS offers refused).
+    pub ice: Option<String>,
     pub bind: Option<String>,
     pub rtp_ports: Option<String>,
     pub codecs: Option<String>,
@@ -317,6 +320,12 @@ impl AppConfig {
                     "srtp = \"{other}\": expected off, preferred or mandatory"
                 ));
             }
+        };
+        phone.ice = match self.ice.as_deref().map(str::trim) {
+            None | Some("auto") => crate::IceMode::Auto,
+            Some("on") => crate::IceMode::On,
+            Some("off") => crate::IceMode::Off,
+            Some(other) => return Err(format!("ice = \"{other}\": expected auto, on or off")),
         };
         let (microphone, speaker) = self.device_route(inputs, outputs);
         phone.audio_in = match (&self.audio_in, microphone) {

@@ -81,6 +81,18 @@ pub enum SrtpOption {
     Off,
 }
 
+/// ICE + DTLS-SRTP media (WebRTC style) in our offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IceOption {
+    /// When the registrar is reached over WebSocket (ws/wss), the face browsers use.
+    Auto,
+    /// In every offer.
+    On,
+    /// Never; offers with ICE/DTLS are refused (488).
+    Off,
+}
+
 /// An audio processing stage: forced on, forced off, or on only for device audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -180,6 +192,11 @@ pub struct Options {
     /// refuses plain RTP (488); `preferred` offers keys and accepts plain peers.
     #[arg(long, global = true, value_enum)]
     pub srtp: Option<SrtpOption>,
+    /// ICE + DTLS-SRTP media, as browsers and WebRTC gateways want it [default: auto: in
+    /// offers over a ws/wss registrar]. Offers with ICE/DTLS are always answered with it,
+    /// unless `off`.
+    #[arg(long, global = true, value_enum)]
+    pub ice: Option<IceOption>,
     /// The contact-center platform (ACD/SBC) address: only its INVITEs may be answered by
     /// themselves (Call-Info answer-after, Alert-Info auto-answer, Answer-Mode: Auto). With
     /// it, other calls ring (--answer defaults to manual). Comma-separated for several.
@@ -257,6 +274,7 @@ struct FileOptions {
     answer: Option<AnswerOption>,
     calls: Option<u32>,
     srtp: Option<SrtpOption>,
+    ice: Option<IceOption>,
     platform: Option<String>,
     auto_answer_all: Option<bool>,
     context_url: Option<String>,
@@ -419,6 +437,11 @@ fn merge(
         SrtpOption::Mandatory => homeagent_api::SrtpPolicy::Mandatory,
         SrtpOption::Preferred => homeagent_api::SrtpPolicy::Preferred,
         SrtpOption::Off => homeagent_api::SrtpPolicy::Off,
+    };
+    phone.ice = match cli.ice.or(file.ice).unwrap_or(IceOption::Auto) {
+        IceOption::Auto => homeagent_api::IceMode::Auto,
+        IceOption::On => homeagent_api::IceMode::On,
+        IceOption::Off => homeagent_api::IceMode::Off,
     };
     if let Some(timeout) = cli.timeout.or(file.timeout) {
         phone.no_answer_timeout = seconds(timeout, "--timeout")?;

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use homeagent_media::Direction;
-use homeagent_media::sdp::{self, LocalMedia, LocalSrtp, Negotiated, SessionDescription};
+use homeagent_media::sdp::{self, LocalIce, LocalMedia, LocalSrtp, Negotiated, SessionDescription};
 use homeagent_sip::auth;
 use homeagent_sip::dialog::Dialog;
 use homeagent_sip::message::{Message, Method, NameAddr, Request, Response, Uri};
@@ -1219,12 +1219,19 @@ impl Call {
 }
 
 fn local_media(phone: &mut Phone, port: u16) -> LocalMedia {
+    // Behind a NAT, the public address the registrar saw (the NAT keeps RTP ports for most
+    // home routers; the SBC latches on what arrives otherwise).
+    let addr = phone
+        .public_addr
+        .map_or(phone.config.local.addr.ip(), |public| public.ip());
+    let ice = phone
+        .config
+        .ice
+        .dtls_fingerprint
+        .clone()
+        .map(|fingerprint| local_ice(phone, port, fingerprint));
     LocalMedia {
-        // Behind a NAT, the public address the registrar saw (the NAT keeps RTP ports for
-        // most home routers; the SBC latches on what arrives otherwise).
-        addr: phone
-            .public_addr
-            .map_or(phone.config.local.addr.ip(), |public| public.ip()),
+        addr,
         port,
         codecs: phone.config.codecs.clone(),
         dtmf: phone.config.dtmf,
@@ -1239,6 +1246,26 @@ fn local_media(phone: &mut Phone, port: u16) -> LocalMedia {
                 key_material: phone.srtp_key_material(),
             }),
         },
+        ice,
+    }
+}
+
+/// Our ICE side for a call on media `port`: fresh credentials, the host candidate and, behind
+/// a NAT, the server-reflexive one (RFC 8445 §5.1.2 priorities, component 1: rtcp-mux).
+fn local_ice(phone: &mut Phone, port: u16, fingerprint: String) -> LocalIce {
+    let host = phone.config.local.addr.ip();
+    let mut candidates = vec![format!("1 1 udp 2130706431 {host} {port} typ host")];
+    if let Some(public) = phone.public_addr.map(|a| a.ip()).filter(|ip| *ip != host) {
+        candidates.push(format!(
+            "2 1 udp 1694498815 {public} {port} typ srflx raddr {host} rport {port}"
+        ));
+    }
+    LocalIce {
+        ufrag: phone.ice_token(8),
+        pwd: phone.ice_token(24),
+        candidates,
+        fingerprint,
+        offer: phone.config.ice.offer,
     }
 }
 

@@ -104,6 +104,18 @@ pub struct PhoneConfig {
     /// others (SIP scanners) get no answer at all. Requests inside a call's dialog are taken
     /// from anywhere. Without a registrar (direct calls) everyone may call.
     pub inbound_filter: bool,
+    /// ICE + DTLS-SRTP media (WebRTC style, for browsers and WebSocket gateways).
+    pub ice: IceConfig,
+}
+
+/// WebRTC-style media: ICE connectivity and DTLS-SRTP keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IceConfig {
+    /// Our DTLS certificate's fingerprint (`sha-256 AB:…`), from the driver that holds the
+    /// certificate. `None`: ICE/DTLS offers are refused (488).
+    pub dtls_fingerprint: Option<String>,
+    /// Offer ICE/DTLS (`UDP/TLS/RTP/SAVPF`) in our own offers, as browsers expect.
+    pub offer: bool,
 }
 
 /// Whether calls encrypt their media (SRTP keyed by SDES, RFC 4568).
@@ -146,6 +158,7 @@ impl PhoneConfig {
             srtp: SrtpPolicy::Off,
             public_addr: None,
             inbound_filter: true,
+            ice: IceConfig::default(),
         }
     }
 }

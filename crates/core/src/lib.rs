@@ -23,7 +23,7 @@ mod register;
 mod rng;
 
 pub use agent::{AgentState, WrapupRules};
-pub use config::{Account, AcdConfig, AnswerMode, Credentials, PhoneConfig, SrtpPolicy};
+pub use config::{Account, AcdConfig, AnswerMode, Credentials, IceConfig, PhoneConfig, SrtpPolicy};
 pub use event::{CallId, EndReason, MediaCommand, MediaParams, PhoneEvent, RegistrationState};
 pub use phone::{Command, Input, Output, Phone};
 pub use pii::Pii;

@@ -175,6 +175,20 @@ impl Phone {
         material
     }
 
+    /// A random ICE credential of `len` ice-chars (RFC 8839: ALPHA / DIGIT / "+" / "/"), from
+    /// the key generator: the password authenticates connectivity checks.
+    pub(crate) fn ice_token(&mut self, len: usize) -> String {
+        use rand::Rng;
+        const ICE_CHARS: &[u8] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        (0..len)
+            .map(|_| {
+                let index = self.keys.0.gen_range(0..ICE_CHARS.len());
+                ICE_CHARS.get(index).copied().map_or('A', char::from)
+            })
+            .collect()
+    }
+
     /// A phone that starts registering (if it has an account) at the first poll.
     pub fn new(config: PhoneConfig, seed: u64, now: Instant) -> Self {
         let account = config.account.clone();

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use homeagent_core::sip::message::{Message, Method, Request, Response};
 use homeagent_core::sip::transaction::{Peer, Transport};
 use homeagent_core::{
-    Account, AgentState, AnswerMode, CallId, CodecKind, Command, Direction, EndReason, Input,
-    MediaCommand, Output, Phone, PhoneConfig, PhoneEvent, RegistrationState, SrtpPolicy,
+    Account, AgentState, AnswerMode, CallId, CodecKind, Command, Direction, EndReason, IceConfig,
+    Input, MediaCommand, Output, Phone, PhoneConfig, PhoneEvent, RegistrationState, SrtpPolicy,
 };
 use homeagent_testkit::netem::{Impairment, NetEmulator};
 
@@ -755,6 +755,7 @@ fn late_offer_is_answered_in_the_ack() {
         session_id: 1,
         session_version: 1,
         srtp: None,
+        ice: None,
     };
     let (answer, _) = create_answer(&offer, &pbx).expect("answerable");
     let to = ok.headers.get("To").unwrap().to_owned();
@@ -889,6 +890,81 @@ fn srtp_is_negotiated_between_phones_and_mandatory_refuses_plain() {
     dial(&mut world);
     world.run(Duration::from_secs(5), |w| w.ended(0).is_some());
     assert!(!world.established(0) && !world.established(1));
+    let refused = world.events(0).iter().any(|e| {
+        matches!(
+            e,
+            PhoneEvent::Ended {
+                code: Some(488),
+                ..
+            }
+        )
+    });
+    assert!(refused, "488: {:?}", world.events(0));
+}
+
+/// ICE + DTLS between two phones: the offerer controls ICE, the roles of DTLS are opposite, each
+/// side's credentials reach the other, and mandatory SRTP is satisfied by DTLS-SRTP. Without a
+/// DTLS certificate the answerer refuses the ICE offer with 488.
+#[test]
+fn ice_and_dtls_are_negotiated_between_phones() {
+    let mut phones = two_phones(AnswerMode::Auto);
+    for (phone, fingerprint) in phones.iter_mut().zip(["sha-256 AA:01", "sha-256 BB:02"]) {
+        phone.ice = IceConfig {
+            dtls_fingerprint: Some(fingerprint.to_owned()),
+            offer: true,
+        };
+    }
+    phones[1].srtp = SrtpPolicy::Mandatory;
+    let mut world = World::new(5, Impairment::default(), phones.clone());
+    dial(&mut world);
+    world.run(Duration::from_secs(5), |w| {
+        w.established(0) && w.established(1)
+    });
+    let ice = |node: usize| {
+        world.nodes[node]
+            .media
+            .iter()
+            .find_map(|m| match m {
+                MediaCommand::Start { media, .. } => media.ice.clone(),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("node {node} starts ICE: {:?}", world.nodes[node].media))
+    };
+    let (caller, callee) = (ice(0), ice(1));
+    assert!(caller.controlling && !callee.controlling);
+    assert_ne!(caller.dtls_client, callee.dtls_client);
+    assert!(
+        callee.dtls_client,
+        "the answerer of an actpass offer is the DTLS client"
+    );
+    assert_eq!(
+        (&caller.local_ufrag, &caller.local_pwd),
+        (&callee.remote_ufrag, &callee.remote_pwd)
+    );
+    assert_eq!(
+        (&callee.local_ufrag, &callee.local_pwd),
+        (&caller.remote_ufrag, &caller.remote_pwd)
+    );
+    assert_ne!(caller.local_ufrag, callee.local_ufrag);
+    assert!(
+        caller.local_pwd.len() >= 22,
+        "RFC 8445: 128 bits of password"
+    );
+    assert_eq!(caller.remote_fingerprint, "sha-256 BB:02");
+    assert_eq!(callee.remote_fingerprint, "sha-256 AA:01");
+    assert_eq!(
+        callee.remote_candidates.len(),
+        1,
+        "{:?}",
+        callee.remote_candidates
+    );
+    assert!(callee.remote_candidates[0].ends_with("typ host"));
+
+    phones[1].ice.dtls_fingerprint = None;
+    let mut world = World::new(6, Impairment::default(), phones);
+    dial(&mut world);
+    world.run(Duration::from_secs(5), |w| w.ended(0).is_some());
+    assert!(!world.established(0));
     let refused = world.events(0).iter().any(|e| {
         matches!(
             e,

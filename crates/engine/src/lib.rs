@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 pub use homeagent_audio::{SinkSpec, SourceSpec};
 pub use homeagent_core as core;
 pub use media::CallStats;
-pub use settings::{DEFAULT_KEEPALIVE, PhoneSettings, SettingsError, TlsSettings};
+pub use settings::{DEFAULT_KEEPALIVE, IceMode, PhoneSettings, SettingsError, TlsSettings};
 pub use tls::TlsConfigError;
 
 use homeagent_core::{CallId, EndReason, PhoneEvent};

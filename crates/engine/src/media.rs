@@ -809,6 +809,7 @@ mod tests {
             red: None,
             comfort_noise: None,
             srtp: None,
+            ice: None,
         };
         (peer, peer_rtcp, sockets, params)
     }

@@ -48,11 +48,27 @@ pub struct PhoneSettings {
     pub srtp: homeagent_core::SrtpPolicy,
     /// Take new requests only from the registrar and the platform (when configured).
     pub inbound_filter: bool,
+    /// ICE + DTLS-SRTP media (WebRTC style) in our offers.
+    pub ice: IceMode,
     /// SIP over TLS (`sips:` or `;transport=tls` URIs): trusted CAs, client certificate.
     pub tls: TlsSettings,
     /// RFC 5626 keepalive: a CRLF ping on a TCP/TLS connection we opened after this long
     /// without sending; `None` sends none.
     pub keepalive: Option<Duration>,
+}
+
+/// When our offers use ICE + DTLS-SRTP (`UDP/TLS/RTP/SAVPF`, what browsers and WebRTC
+/// gateways speak) instead of RTP/AVP or SDES. Offers from peers with ICE/DTLS are answered
+/// with it unless `Off`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IceMode {
+    /// When the registrar is reached over WebSocket (`ws`/`wss`): the WebRTC face of a platform.
+    #[default]
+    Auto,
+    /// In every offer.
+    On,
+    /// Never: ICE/DTLS offers are refused (488).
+    Off,
 }
 
 /// Certificates for SIP over TLS. The server's certificate must chain to a root of the
@@ -90,6 +106,7 @@ impl Default for PhoneSettings {
             wrapup: WrapupRules::default(),
             srtp: homeagent_core::SrtpPolicy::Off,
             inbound_filter: true,
+            ice: IceMode::Auto,
             tls: TlsSettings::default(),
             keepalive: Some(DEFAULT_KEEPALIVE),
         }

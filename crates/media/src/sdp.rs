@@ -10,6 +10,7 @@
 //!   (plain RTP/AVP or RTP/AVPF) into a [`Negotiated`] result for the RTP session.
 
 mod crypto;
+mod ice;
 mod model;
 mod negotiate;
 mod parse;
@@ -18,6 +19,7 @@ mod parse;
 mod tests;
 
 pub use crypto::{CryptoLine, SrtpSuite};
+pub use ice::{LocalIce, NegotiatedIce};
 pub use model::{
     Attribute, Bandwidth, Connection, KnownAttribute, MediaDescription, Origin, Protocol, Rtcp,
     RtpMap, SessionDescription, Timing,
@@ -61,6 +63,14 @@ pub fn fuzz_one(data: &[u8]) {
         srtp: Some(LocalSrtp {
             mandatory: false,
             key_material: [7; SRTP_KEY_MATERIAL_LEN],
+        }),
+        // ICE on, so ICE/DTLS offers are parsed and answered too.
+        ice: Some(LocalIce {
+            ufrag: "fuzz".to_owned(),
+            pwd: "fuzzfuzzfuzzfuzzfuzzfuzz".to_owned(),
+            candidates: vec!["1 1 udp 2130706431 127.0.0.1 40000 typ host".to_owned()],
+            fingerprint: "sha-256 00:11".to_owned(),
+            offer: false,
         }),
     };
     if let Ok((answer, _)) = create_answer(&sdp, &local) {

@@ -13,6 +13,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::crypto::{CryptoLine, SrtpSuite};
+use super::ice::{self, LocalIce, NegotiatedIce};
 use super::model::{
     Attribute, Connection, MediaDescription, Origin, Protocol, RtpMap, SessionDescription, Timing,
 };
@@ -59,6 +60,8 @@ pub struct LocalMedia {
     pub session_version: u64,
     /// SRTP with SDES keys (RFC 4568); `None`: plain RTP only.
     pub srtp: Option<LocalSrtp>,
+    /// ICE + DTLS-SRTP (WebRTC style); `None`: such offers are refused.
+    pub ice: Option<LocalIce>,
 }
 
 /// Our SRTP side: whether plain RTP is refused, and fresh random bytes for our keys.
@@ -146,8 +149,11 @@ pub struct Negotiated {
     /// list it: send CN instead of silent frames
     /// ([`crate::MediaSession::set_comfort_noise`]). `None`: every frame is sent.
     pub comfort_noise: Option<CodecSpec>,
-    /// SRTP (SDES) when both sides agreed on a suite; `None`: plain RTP.
+    /// SRTP (SDES) when both sides agreed on a suite; `None`: plain RTP or DTLS-SRTP.
     pub srtp: Option<SrtpKeys>,
+    /// ICE + DTLS-SRTP: media goes over the pair ICE selects (`remote_rtp` is only the peer's
+    /// default candidate), keyed by the DTLS handshake.
+    pub ice: Option<NegotiatedIce>,
 }
 
 /// Why an offer could not be answered or an answer could not be applied.
@@ -180,6 +186,9 @@ pub enum NegotiationError {
     /// Secure RTP offered with no crypto suite we speak.
     #[error("no SRTP crypto suite in common")]
     NoCommonCrypto,
+    /// ICE or DTLS attributes missing or unusable.
+    #[error("ICE/DTLS: {0}")]
+    Ice(&'static str),
 }
 
 impl NegotiationError {
@@ -246,12 +255,16 @@ pub fn create_offer(local: &LocalMedia) -> SessionDescription {
 
     // SRTP: RTP/SAVP when plain RTP is refused; else best-effort SDES over RTP/AVP (as
     // Asterisk and baresip do), so a plain peer still answers.
-    let protocol = match &local.srtp {
-        Some(srtp) if srtp.mandatory => Protocol::RtpSavp,
+    let offered_ice = local.ice.as_ref().filter(|ice| ice.offer);
+    let protocol = match (&local.srtp, offered_ice) {
+        (_, Some(_)) => Protocol::UdpTlsRtpSavpf,
+        (Some(srtp), None) if srtp.mandatory => Protocol::RtpSavp,
         _ => Protocol::RtpAvp,
     };
     let mut media = audio_section(local.port, protocol, &specs);
-    if let Some(srtp) = &local.srtp {
+    if let Some(ice) = offered_ice {
+        ice::add_to_offer(&mut media, ice);
+    } else if let Some(srtp) = &local.srtp {
         for (tag, suite) in (1..).zip(SrtpSuite::OFFERED) {
             let line = CryptoLine {
                 tag,
@@ -269,7 +282,11 @@ pub fn create_offer(local: &LocalMedia) -> SessionDescription {
     media
         .attributes
         .push(Attribute::flag(local.direction.as_str()));
-    session(local, vec![media])
+    let mut sdp = session(local, vec![media]);
+    if offered_ice.is_some() {
+        sdp.attributes.push(ice::offer_group());
+    }
+    sdp
 }
 
 /// Answers `offer`: picks the first audio stream over RTP/AVP(F) and in it the first of OUR
@@ -279,12 +296,17 @@ pub fn create_answer(
     offer: &SessionDescription,
     local: &LocalMedia,
 ) -> Result<(SessionDescription, Negotiated), NegotiationError> {
-    let index = audio_stream(offer, local.srtp.is_some())?;
+    let index = audio_stream(offer, local.srtp.is_some(), local.ice.is_some())?;
     let offered = offer
         .media
         .get(index)
         .ok_or(NegotiationError::NoAudioStream)?;
-    let srtp = answer_srtp(offered, local)?;
+    let dtls = is_dtls(&offered.protocol);
+    let srtp = if dtls {
+        None
+    } else {
+        answer_srtp(offered, local)?
+    };
 
     let (codec, kind) = local
         .codecs
@@ -339,9 +361,15 @@ pub fn create_answer(
         .attributes
         .push(Attribute::with_value("ptime", local.ptime_ms.to_string()));
     media.attributes.push(Attribute::flag(direction.as_str()));
-    if rtcp_mux {
-        media.attributes.push(Attribute::flag("rtcp-mux"));
-    }
+    let ice = match (&local.ice, dtls) {
+        (Some(local_ice), true) => Some(ice::answer(offer, offered, local_ice, &mut media)?),
+        _ => {
+            if rtcp_mux {
+                media.attributes.push(Attribute::flag("rtcp-mux"));
+            }
+            None
+        }
+    };
 
     let sections = offer
         .media
@@ -369,8 +397,17 @@ pub fn create_answer(
         red,
         comfort_noise,
         srtp: srtp.map(|(_, keys)| keys),
+        ice,
     };
-    Ok((session(local, sections), negotiated))
+    let mut answer = session(local, sections);
+    if negotiated.ice.is_some()
+        && let Some(mid) = offered.attribute("mid").and_then(|a| a.value.as_deref())
+    {
+        answer
+            .attributes
+            .push(Attribute::with_value("group", format!("BUNDLE {mid}")));
+    }
+    Ok((answer, negotiated))
 }
 
 /// The `a=crypto` lines of a media section we can use, in their order.
@@ -431,7 +468,7 @@ pub fn apply_answer(
             answered: answer.media.len(),
         });
     }
-    let index = audio_stream(offer, true)?;
+    let index = audio_stream(offer, true, true)?;
     let (Some(offered), Some(answered)) = (offer.media.get(index), answer.media.get(index)) else {
         return Err(NegotiationError::NoAudioStream);
     };
@@ -474,7 +511,11 @@ pub fn apply_answer(
     let rtcp_mux = offered.rtcp_mux() && answered.rtcp_mux();
     let (remote_rtp, remote_rtcp) = remote_addresses(answer, answered, rtcp_mux)?;
 
-    let srtp = answered_srtp(offered, answered)?;
+    let (srtp, ice) = if is_dtls(&offered.protocol) {
+        (None, Some(ice::apply_answer(offered, answer, answered)?))
+    } else {
+        (answered_srtp(offered, answered)?, None)
+    };
 
     let answered_direction = peer_direction(answer, answered);
     let direction = intersect(answered_direction.reversed(), offer.direction_for(offered));
@@ -492,6 +533,7 @@ pub fn apply_answer(
         red,
         comfort_noise,
         srtp,
+        ice,
     })
 }
 
@@ -518,16 +560,25 @@ fn answered_srtp(
     }
 }
 
+/// DTLS-keyed SRTP (`UDP/TLS/RTP/SAVP(F)`), which comes with ICE here.
+fn is_dtls(protocol: &Protocol) -> bool {
+    matches!(protocol, Protocol::UdpTlsRtpSavp | Protocol::UdpTlsRtpSavpf)
+}
+
 /// The index of the audio stream we negotiate: the first enabled `m=audio` over plain RTP,
-/// or over SDES-keyed SRTP (RTP/SAVP(F)) when `srtp`.
-fn audio_stream(sdp: &SessionDescription, srtp: bool) -> Result<usize, NegotiationError> {
+/// over SDES-keyed SRTP (RTP/SAVP(F)) when `srtp`, or over DTLS-SRTP with ICE when `ice`.
+fn audio_stream(
+    sdp: &SessionDescription,
+    srtp: bool,
+    ice: bool,
+) -> Result<usize, NegotiationError> {
     let mut secure_only: Option<&Protocol> = None;
     for (index, media) in sdp.media.iter().enumerate() {
         if !media.media.eq_ignore_ascii_case("audio") || media.port == 0 {
             continue;
         }
         let sdes = matches!(media.protocol, Protocol::RtpSavp | Protocol::RtpSavpf);
-        if media.protocol.is_plain_rtp() || (srtp && sdes) {
+        if media.protocol.is_plain_rtp() || (srtp && sdes) || (ice && is_dtls(&media.protocol)) {
             return Ok(index);
         }
         secure_only.get_or_insert(&media.protocol);

@@ -20,6 +20,7 @@ fn local(codecs: &[CodecKind]) -> LocalMedia {
         session_id: 4242,
         session_version: 1,
         srtp: None,
+        ice: None,
     }
 }
 

@@ -145,6 +145,7 @@ fn every_fixture_round_trips() {
         session_id: 7,
         session_version: 1,
         srtp: None,
+        ice: None,
     };
     assert_round_trip(&create_offer(&local));
 }
@@ -252,6 +253,7 @@ fn hostile_sizes_are_handled_in_linear_time() {
         session_id: 7,
         session_version: 1,
         srtp: None,
+        ice: None,
     };
     let (_, negotiated) = create_answer(&sdp, &local).expect("PCMU is offered last");
     assert_eq!(negotiated.codec.payload_type, 0);
@@ -554,6 +556,7 @@ fn mutated_and_random_inputs_never_panic_and_round_trip_when_accepted() {
         session_id: 1,
         session_version: 1,
         srtp: None,
+        ice: None,
     };
     let our_offer = create_offer(&local);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
