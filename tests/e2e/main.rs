@@ -6,6 +6,7 @@
 
 mod acd;
 mod baresip;
+mod browser;
 mod common;
 mod controls;
 mod demo;

@@ -12,6 +12,7 @@
 //! Logs and temp dirs are removed on `Drop` unless `HOMEAGENT_KEEP_LOGS=1`.
 #![forbid(unsafe_code)]
 
+pub mod browser;
 pub mod crm_server;
 pub mod impair;
 pub mod netem;
