@@ -1,6 +1,7 @@
 //! A real WebRTC endpoint: headless Chromium + JsSIP (`shared/peers/browser`) through the
-//! WebSocket Kamailio of that peer. Today it proves the harness (browser ↔ browser); the
-//! helper at the end is how a test makes the browser call the agent.
+//! WebSocket Kamailio of that peer. Browser ↔ browser proves the harness; then the browser
+//! calls the agent and the agent calls the browser, with ICE + DTLS-SRTP, audio scored both
+//! ways.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -9,6 +10,9 @@ use homeagent_testkit::browser::{
     BrowserUa, BrowserUaOpts, CallStats, KamailioWs, KamailioWsOpts, Role, require_browser,
 };
 use homeagent_testkit::{Mode, TempDir, score_pesq, shared_dir, wav};
+use serde_json::Value;
+
+use crate::common::{Ha, WAIT};
 
 /// The first Chromium launch on a cold disk cache took 8.4 s; later ones ~0.2 s.
 const REGISTERED: Duration = Duration::from_secs(40);
@@ -129,7 +133,6 @@ fn assert_secure_opus_flowed(side: &str, stats: &CallStats) {
 /// let heard = browser.recording().expect("recording");     // what the agent sent, 48 kHz
 /// let offer = browser.sdp_dir().expect("sdp").join("local-offer.sdp");
 /// ```
-#[allow(dead_code)]
 pub fn browser_calls_agent(kam: &KamailioWs, mic: &Path, talk: Duration) -> BrowserUa {
     let mut opts = BrowserUaOpts::new(
         "sip:web1@127.0.0.1",
@@ -142,4 +145,166 @@ pub fn browser_calls_agent(kam: &KamailioWs, mic: &Path, talk: Duration) -> Brow
     opts.duration = Some(talk);
     opts.timeout = talk + Duration::from_secs(60);
     BrowserUa::start(opts).expect("browser starts")
+}
+
+/// PESQ-WB floor of the agent <-> browser directions (Opus both ways; browser <-> browser
+/// scores about 4.06).
+const AGENT_PESQ_FLOOR: f64 = 3.0;
+
+/// The first `SPEECH` of the wideband reference, for either side's microphone.
+fn speech_clip(dir: &Path) -> std::path::PathBuf {
+    let speech = dir.join("speech.wav");
+    wav::clip(
+        &shared_dir().join("audio").join("speech48k.wav"),
+        &speech,
+        SPEECH,
+        Duration::ZERO,
+    )
+    .expect("clip speech48k.wav");
+    speech
+}
+
+/// The agent's summary and events of a WebRTC call: DTLS-SRTP with the ICE pair on loopback,
+/// Opus, media both ways; returns the `ice_connected` event.
+fn assert_agent_used_ice(ha: &Ha, summary: &Value) -> Value {
+    let ice = ha.event("ice_connected", WAIT);
+    assert!(
+        ice["local"].as_str().is_some_and(|c| c.contains("127.0.0.1")),
+        "{ice}"
+    );
+    assert!(
+        ice["srtp"].as_str().is_some_and(|s| s.starts_with("AES")),
+        "{ice}"
+    );
+    assert!(
+        summary["media_encryption"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("dtls-srtp ")),
+        "{summary}"
+    );
+    assert_eq!(summary["ice_pair"]["local"], ice["local"], "{summary}");
+    assert_eq!(summary["codec"], "opus", "{summary}");
+    let received = summary["packets_received"].as_u64().unwrap_or(0);
+    let sent = summary["packets_sent"].as_u64().unwrap_or(0);
+    assert!(received > 300 && sent > 300, "{summary}");
+    ice
+}
+
+/// Scores `heard` against `sent` (wideband) and checks the floor.
+fn assert_heard(sent: &Path, heard: &Path, what: &str) -> f64 {
+    let score = score_pesq(sent, heard, Mode::Wb).unwrap_or_else(|e| panic!("{what}: {e}"));
+    eprintln!("{what}: PESQ-WB {:.2} (lag {:.0} ms)", score.pesq, score.lag_ms);
+    assert!(score.pesq >= AGENT_PESQ_FLOOR, "{what}: {:?}", score.json);
+    score.pesq
+}
+
+/// The browser calls the agent, registered over WSS (trusting the test CA): Chromium's offer
+/// (actpass) makes the agent the DTLS client and the controlled ICE agent. Audio both ways.
+#[test]
+fn browser_calls_the_agent_over_wss() {
+    if !require_browser() {
+        return;
+    }
+    let dir = TempDir::new("browser-agent").expect("temp dir");
+    let speech = speech_clip(&dir);
+    let kam = KamailioWs::start(KamailioWsOpts {
+        wss: true,
+        ..KamailioWsOpts::default()
+    })
+    .expect("kamailio-ws starts");
+    let ca = kam.ca().expect("WSS has a CA");
+    let wss = kam.wss_url().expect("WSS url");
+    let mut ha = Ha::start(
+        &[
+            "listen",
+            "--registrar",
+            "sip:127.0.0.1",
+            "--ws-url",
+            &wss,
+            "--ca-file",
+            ca.to_str().expect("utf-8 path"),
+            "--user",
+            "agent",
+            "--calls",
+            "1",
+            "--audio-in",
+            speech.to_str().expect("utf-8 path"),
+            "--audio-out",
+            "heard.wav",
+        ],
+        &[],
+    );
+    ha.event("registered", WAIT);
+    let mut browser = browser_calls_agent(&kam, &speech, TALK);
+    browser
+        .wait_event("established", REGISTERED + ESTABLISHED)
+        .expect("browser established");
+    let exit = browser.finish(TALK + WAIT_END).expect("browser exits");
+    assert_eq!(exit.code, 0, "browser: {:?}", exit.events);
+    let stats = exit.stats().expect("browser stats");
+    assert_secure_opus_flowed("browser", &stats);
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["transport"], "wss", "{summary}");
+    assert_agent_used_ice(&ha, &summary);
+    assert_heard(&speech, &ha.file("heard.wav"), "the agent hears the browser");
+    let recording = browser.recording().expect("browser records");
+    assert_heard(&speech, recording, "the browser hears the agent");
+}
+
+/// The agent calls the browser over WS: our offer (actpass, controlling) gets Chromium's
+/// `setup:active` answer, so the agent is the DTLS server of Chromium's fragmented DTLS 1.3/1.2
+/// ClientHello. Audio both ways; the call set-up time (dial to media secured) is printed.
+#[test]
+fn agent_calls_the_browser_over_ws() {
+    if !require_browser() {
+        return;
+    }
+    let dir = TempDir::new("agent-browser").expect("temp dir");
+    let speech = speech_clip(&dir);
+    let kam = KamailioWs::start(KamailioWsOpts::default()).expect("kamailio-ws starts");
+    let mut opts = BrowserUaOpts::new("sip:web1@127.0.0.1", &kam.ws_url(), Role::Answer);
+    opts.mic = Some(speech.clone());
+    opts.record = true;
+    opts.timeout = TALK + Duration::from_secs(60);
+    let mut browser = BrowserUa::start(opts).expect("browser starts");
+    browser
+        .wait_event("registered", REGISTERED)
+        .expect("browser registered");
+    let talk = TALK.as_secs().to_string();
+    let mut ha = Ha::start(
+        &[
+            "call",
+            "sip:web1@127.0.0.1",
+            "--registrar",
+            "sip:127.0.0.1",
+            "--ws-url",
+            &kam.ws_url(),
+            "--user",
+            "agent",
+            "--audio-in",
+            speech.to_str().expect("utf-8 path"),
+            "--audio-out",
+            "heard.wav",
+            "--hangup-after",
+            &talk,
+        ],
+        &[],
+    );
+    let dialled = Instant::now();
+    ha.event("ice_connected", REGISTERED + ESTABLISHED);
+    eprintln!(
+        "agent -> browser over WS: start, register, call, ICE + DTLS connected in {:.0} ms",
+        dialled.elapsed().as_secs_f64() * 1000.0
+    );
+    let (code, summary) = ha.finish(TALK + WAIT_END);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["transport"], "ws", "{summary}");
+    assert_agent_used_ice(&ha, &summary);
+    let exit = browser.finish(WAIT_END).expect("browser exits on our BYE");
+    assert_eq!(exit.code, 0, "browser: {:?}", exit.events);
+    assert_secure_opus_flowed("browser", &exit.stats().expect("browser stats"));
+    assert_heard(&speech, &ha.file("heard.wav"), "the agent hears the browser");
+    let recording = browser.recording().expect("browser records");
+    assert_heard(&speech, recording, "the browser hears the agent");
 }

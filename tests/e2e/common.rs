@@ -160,7 +160,13 @@ pub fn levels(path: &std::path::Path) -> Vec<f64> {
 /// Places 20 calls to `target` from a registered `ha` (hang-up after each `established`),
 /// prints the median set-up time (stdin `call` → `established`) and shuts `ha` down; the
 /// summary must name `transport`. A figure for the closing notes, not a threshold.
-pub fn print_median_call_setup(mut ha: Ha, target: &str, transport: &str) {
+pub fn print_median_call_setup(ha: Ha, target: &str, transport: &str) {
+    print_median_setup_until(ha, target, transport, "established");
+}
+
+/// [`print_median_call_setup`] up to the event `until` of each call (e.g. `ice_connected`:
+/// media keyed by DTLS over the pair ICE chose).
+pub fn print_median_setup_until(mut ha: Ha, target: &str, transport: &str, until: &str) {
     let mut setups = Vec::new();
     for _ in 0..20 {
         let mark = ha.process.process().mark();
@@ -168,8 +174,8 @@ pub fn print_median_call_setup(mut ha: Ha, target: &str, transport: &str) {
         ha.command(&format!(r#"{{"command":"call","uri":"{target}"}}"#));
         let (_, established) = ha
             .process
-            .wait_event_from(mark, |e| e["event"] == "established", WAIT)
-            .expect("established");
+            .wait_event_from(mark, |e| e["event"] == until, WAIT)
+            .unwrap_or_else(|e| panic!("no {until}: {e}"));
         setups.push(started.elapsed());
         let call = &established["call"];
         ha.command(&format!(r#"{{"command":"hangup","call":{call}}}"#));
@@ -191,7 +197,7 @@ pub fn print_median_call_setup(mut ha: Ha, target: &str, transport: &str) {
         (setups.first(), setups.get(setups.len() / 2), setups.last())
     {
         eprintln!(
-            "call set-up over {transport}: median {:.1} ms (min {:.1}, max {:.1}) of {}",
+            "call set-up over {transport} (to {until}): median {:.1} ms (min {:.1}, max {:.1}) of {}",
             ms(median),
             ms(first),
             ms(last),

@@ -7,6 +7,7 @@ use homeagent_testkit::{Kamailio, KamailioOpts, require};
 
 use crate::common::{
     Ha, WAIT, alice_calls_the_registered_agent, assert_media_flowed, print_median_call_setup,
+    print_median_setup_until,
     registered_baresip,
 };
 
@@ -72,6 +73,9 @@ fn calls_out_over(secure: bool) {
             "null",
             "--hangup-after",
             "3",
+            // baresip speaks plain RTP: no ICE/DTLS offer (the default over WebSocket).
+            "--ice",
+            "off",
         ],
         &[("HOMEAGENT_PASSWORD", "alicepw")],
     );
@@ -190,6 +194,8 @@ fn call_setup_time_over_wss_and_ws() {
                 "silence",
                 "--audio-out",
                 "null",
+                "--ice",
+                "off",
             ],
             &[("HOMEAGENT_PASSWORD", "alicepw")],
         );
@@ -197,4 +203,56 @@ fn call_setup_time_over_wss_and_ws() {
         print_median_call_setup(ha, &target, name);
     }
     drop(bob);
+}
+
+/// Figure: call set-up time over WSS with ICE + DTLS-SRTP, agent to agent through Kamailio
+/// (command on stdin → `ice_connected`: DTLS done over the pair ICE chose), median of 20.
+#[test]
+fn call_setup_time_over_wss_with_ice_and_dtls() {
+    if !require(&["kamailio"]) {
+        return;
+    }
+    let kam = Kamailio::start(KamailioOpts::default()).expect("kamailio starts");
+    let ca = kam
+        .ca()
+        .expect("kamailio started WITH_TLS prints its CA")
+        .display()
+        .to_string();
+    let url = format!("wss://127.0.0.1:{}/", kam.wss_port());
+    let agent = |user: &str, password: &str| {
+        let ha = Ha::start(
+            &[
+                "listen",
+                "--registrar",
+                "sip:127.0.0.1",
+                "--ws-url",
+                &url,
+                "--ca-file",
+                &ca,
+                "--user",
+                user,
+                "--audio-in",
+                "tone:440",
+                "--audio-out",
+                "null",
+            ],
+            &[("HOMEAGENT_PASSWORD", password)],
+        );
+        ha.event("registered", WAIT);
+        ha
+    };
+    let mut bob = agent("bob", "bobpw");
+    let alice = agent("alice", "alicepw");
+    print_median_setup_until(alice, "sip:bob@127.0.0.1", "wss", "ice_connected");
+    let ice = bob.event("ice_connected", WAIT);
+    assert!(ice["srtp"].as_str().is_some_and(|s| s.starts_with("AES")), "{ice}");
+    bob.command(r#"{"command":"shutdown"}"#);
+    let (code, summary) = bob.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
+    assert!(
+        summary["media_encryption"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("dtls-srtp ")),
+        "{summary}"
+    );
 }

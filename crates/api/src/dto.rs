@@ -366,6 +366,16 @@ pub enum Event {
     AudioInputEnded {
         call: u32,
     },
+    /// ICE + DTLS-SRTP media is connected (browsers, WebRTC gateways): the candidate pair
+    /// in use and the SRTP suite DTLS negotiated. Again after an ICE restart.
+    IceConnected {
+        call: u32,
+        /// Our candidate, e.g. `host udp 127.0.0.1:40000`.
+        local: String,
+        /// The peer's candidate.
+        remote: String,
+        srtp: String,
+    },
     /// Live call quality over the last few seconds (every 5 s during a call).
     Quality {
         call: u32,
@@ -427,6 +437,7 @@ impl Event {
             | Self::TransferFailed { call, .. }
             | Self::AudioInputEnded { call }
             | Self::Quality { call, .. }
+            | Self::IceConnected { call, .. }
             | Self::Ended { call, .. } => Some(*call),
             Self::Context { call, .. } | Self::WrapupQueued { call, .. } => Some(*call),
             Self::Ready { .. }
@@ -462,6 +473,17 @@ impl From<EngineEvent> for Event {
             EngineEvent::Muted { call, muted } => Self::Muted {
                 call: id(call),
                 muted,
+            },
+            EngineEvent::IceConnected {
+                call,
+                local,
+                remote,
+                srtp,
+            } => Self::IceConnected {
+                call: id(call),
+                local,
+                remote,
+                srtp: srtp.to_string(),
             },
             EngineEvent::Quality { call, report } => Self::Quality {
                 call: id(call),

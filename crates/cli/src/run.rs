@@ -72,6 +72,15 @@ pub async fn run(settings: Resolved) -> u8 {
                     on_established(&settings, &commander, *call);
                 }
             }
+            Event::IceConnected {
+                local,
+                remote,
+                srtp,
+                ..
+            } => {
+                run.media_encryption = Some(format!("dtls-srtp {srtp}"));
+                run.ice_pair = Some(json!({"local": local, "remote": remote}));
+            }
             Event::Ended { call, .. } if run.call_ended(&event) => {
                 if settings.workflow.auto_wrapup.is_some() && run.answered.contains(call) {
                     // Its wrap-up is queued next: leave once it is stored (and delivered, if
@@ -186,8 +195,11 @@ struct Run {
     finishing: bool,
     /// Its wrap-up is stored; waiting for the platform to take it.
     awaiting_delivery: bool,
-    /// How the last established call's media was protected: `srtp SUITE` or `none`.
+    /// How the last established call's media was protected: `srtp SUITE` (SDES),
+    /// `dtls-srtp SUITE` (ICE + DTLS) or `none`.
     media_encryption: Option<String>,
+    /// The ICE candidate pair of the last call with ICE: `{"local": …, "remote": …}`.
+    ice_pair: Option<serde_json::Value>,
     /// The SIP transport of the calls (`udp`, `tcp`, `tls`, ...), for the summary.
     transport: Option<&'static str>,
 }
@@ -205,6 +217,7 @@ impl Run {
             finishing: false,
             awaiting_delivery: false,
             media_encryption: None,
+            ice_pair: None,
             transport: signalling_transport(settings),
         }
     }
@@ -267,6 +280,7 @@ impl Run {
                 "transport": self.transport,
                 "codec": stats.codec,
                 "media_encryption": self.media_encryption,
+                "ice_pair": self.ice_pair,
                 "duration_s": round3(stats.duration_s),
                 "packets_sent": stats.packets_sent,
                 "packets_received": stats.packets_received,
@@ -351,6 +365,12 @@ fn human(event: &Event) -> String {
         Event::Incoming { from, .. } => format!("incoming call from {from}"),
         Event::Ringing { .. } => "ringing".into(),
         Event::Established { codec, .. } => format!("call established ({codec})"),
+        Event::IceConnected {
+            local,
+            remote,
+            srtp,
+            ..
+        } => format!("ICE connected {local} <-> {remote}, DTLS-SRTP {srtp}"),
         Event::Hold { local, .. } => format!(
             "call on hold ({})",
             if *local { "by us" } else { "by the other side" }

@@ -67,6 +67,17 @@ pub enum EngineEvent {
         call: CallId,
         muted: bool,
     },
+    /// ICE found a working path and DTLS keyed SRTP (WebRTC-style media): audio can flow.
+    /// Again after an ICE restart.
+    IceConnected {
+        call: CallId,
+        /// Our candidate of the selected pair, e.g. `host udp 127.0.0.1:40000`.
+        local: String,
+        /// The peer's.
+        remote: String,
+        /// The SRTP protection profile DTLS negotiated.
+        srtp: homeagent_media::sdp::SrtpSuite,
+    },
     /// Live quality of a call, every few seconds.
     Quality {
         call: CallId,

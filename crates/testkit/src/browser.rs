@@ -202,6 +202,25 @@ impl KamailioWs {
         let base = ports::reserve(&[0, 1, 2]);
         let (ws_port, udp_port) = (base, base + 1);
         let wss_port = opts.wss.then_some(base + 2);
+        if opts.wss {
+            // A certificate from a throw-away CA (what `ca()` gives clients to trust), not the
+            // script's self-signed one, which a verifying client refuses as a CA used as end
+            // entity. The script keeps certificates it finds in its working dir.
+            let work = dir.join("work");
+            crate::peers::kamailio::generate_certificates(&dir.join("certs"), &["IP:127.0.0.1"])?;
+            std::fs::create_dir_all(&work).map_err(|source| TestkitError::Io {
+                context: format!("create {}", work.display()),
+                source,
+            })?;
+            for (from, to) in [("server.crt", "cert.pem"), ("server.key", "key.pem")] {
+                std::fs::copy(dir.join("certs").join(from), work.join(to)).map_err(|source| {
+                    TestkitError::Io {
+                        context: format!("copy {from}"),
+                        source,
+                    }
+                })?;
+            }
+        }
         let mut command = Command::new("bash");
         command
             .arg(peer.kamailio_script())
@@ -278,6 +297,11 @@ impl KamailioWs {
     /// `127.0.0.1:UDP_PORT`.
     pub fn udp_addr(&self) -> String {
         format!("127.0.0.1:{}", self.udp_port)
+    }
+
+    /// With WSS: the CA its certificate chains to (for `--ca-file`).
+    pub fn ca(&self) -> Option<PathBuf> {
+        self.wss_port.map(|_| self.dir.join("certs").join("ca.crt"))
     }
 
     /// Its working dir (config, pid file, certificate with WSS).
