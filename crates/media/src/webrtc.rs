@@ -130,7 +130,9 @@ pub struct RemoteParams {
     pub ice_lite: bool,
 }
 
-/// What the transport reports; drain with [`WebRtcTransport::poll_event`].
+/// What the transport reports; drain with [`WebRtcTransport::poll_event`]. `DtlsConnected` may
+/// come before our `IceConnected` when the peer's agent finished first (we are controlling and
+/// still nominating); media can already be sent then.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WebRtcEvent {
@@ -409,8 +411,9 @@ impl WebRtcTransport {
         media
     }
 
-    /// Protects one clear RTP (or RTCP, `rtcp`) packet and queues it to the selected pair.
-    /// Before DTLS completes, or without a selected pair, the packet is dropped with an error.
+    /// Protects one clear RTP (or RTCP, `rtcp`) packet and queues it to the selected pair (or,
+    /// until our side has selected one, to where the peer's DTLS came from). Before DTLS
+    /// completes, or with nowhere to send (during an ICE restart), it is dropped with an error.
     pub fn send_media(
         &mut self,
         _now: Instant,
@@ -420,12 +423,9 @@ impl WebRtcTransport {
         if self.finished {
             return Err(WebRtcError::Failed);
         }
+        let to = self.destination();
         let srtp = self.srtp.as_mut().ok_or(WebRtcError::NotConnected)?;
-        let to = self
-            .selected
-            .as_ref()
-            .ok_or(WebRtcError::NoPair)?
-            .remote_addr;
+        let to = to.ok_or(WebRtcError::NoPair)?;
         let protected = if rtcp {
             srtp.protect_rtcp(packet)?
         } else {
@@ -654,16 +654,20 @@ impl WebRtcTransport {
             self.transmits
                 .push_back((message.transport.peer_addr, message.message.to_vec()));
         }
-        let destination = self
-            .selected
-            .as_ref()
-            .map(|pair| pair.remote_addr)
-            .or(self.dtls_source);
-        if let (Some(to), Some(dtls)) = (destination, self.dtls.as_mut()) {
+        if let (Some(to), Some(dtls)) = (self.destination(), self.dtls.as_mut()) {
             while let Some(message) = dtls.endpoint.poll_transmit() {
                 self.transmits.push_back((to, message.message.to_vec()));
             }
         }
+    }
+
+    /// The selected pair's remote address; before our side selects one (the controlling peer
+    /// may finish first and start DTLS), the ICE-known address DTLS came from.
+    fn destination(&self) -> Option<SocketAddr> {
+        self.selected
+            .as_ref()
+            .map(|pair| pair.remote_addr)
+            .or(self.dtls_source)
     }
 
     fn dtls_config(
