@@ -72,6 +72,9 @@ const FINGERPRINT_ALGORITHM: &str = "sha-256";
 pub enum WebRtcError {
     #[error("no local address to offer as a candidate")]
     NoLocalAddress,
+    /// An unspecified IP (`0.0.0.0`, `::`) or port 0 cannot be a candidate.
+    #[error("not a usable candidate address: {0}")]
+    BadLocalAddress(SocketAddr),
     #[error("crypto: {0}")]
     Crypto(String),
     #[error("ICE: {0}")]
@@ -207,6 +210,12 @@ impl WebRtcTransport {
     ) -> Result<WebRtcTransport, WebRtcError> {
         if local_addrs.is_empty() {
             return Err(WebRtcError::NoLocalAddress);
+        }
+        if let Some(bad) = local_addrs
+            .iter()
+            .find(|addr| addr.ip().is_unspecified() || addr.port() == 0)
+        {
+            return Err(WebRtcError::BadLocalAddress(*bad));
         }
         let provider =
             rtc_ice::crypto::default_provider().map_err(|e| WebRtcError::Crypto(e.to_string()))?;

@@ -652,6 +652,10 @@ fn local_parameters_look_like_sdp() {
         WebRtcTransport::new(now, &[], true),
         Err(WebRtcError::NoLocalAddress)
     ));
+    assert!(matches!(
+        WebRtcTransport::new(now, &[addr("0.0.0.0:40000")], true),
+        Err(WebRtcError::BadLocalAddress(_))
+    ));
 }
 
 #[test]
@@ -674,5 +678,63 @@ fn junk_datagrams_are_dropped() {
         );
     }
     assert!(!pair.a.failed());
+    media_flows(&mut pair, 1, 3);
+}
+
+/// Random datagrams in every demultiplexing range, before and after the handshake, never panic;
+/// a connected transport keeps working (only pre-handshake DTLS errors are fatal).
+#[test]
+fn random_datagrams_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+    let random_datagram = |rng: &mut rand::rngs::SmallRng| {
+        let len = rng.gen_range(0..300);
+        let mut bytes: Vec<u8> = (0..len).map(|_| rng.r#gen()).collect();
+        if let Some(first) = bytes.first_mut() {
+            *first = [0, 1, 20, 22, 23, 128, 129, 200][rng.gen_range(0..8)];
+        }
+        // Sometimes a plausible DTLS record header or STUN magic cookie.
+        if bytes.len() > 13 && rng.gen_bool(0.3) {
+            bytes[0] = 22;
+            bytes[1] = 0xfe;
+            bytes[2] = 0xfd;
+            let len = u16::try_from(bytes.len() - 13).expect("short");
+            bytes[11..13].copy_from_slice(&len.to_be_bytes());
+        } else if bytes.len() > 20 && rng.gen_bool(0.3) {
+            bytes[0] = 0;
+            bytes[4..8].copy_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+        }
+        bytes
+    };
+    let mut pair = Pair::new(true);
+    for _ in 0..2000 {
+        let bytes = random_datagram(&mut rng);
+        assert_eq!(
+            pair.a
+                .transport
+                .handle_datagram(pair.now, pair.b.addr, &bytes),
+            None
+        );
+    }
+    let mut pair = established(DtlsRole::Client);
+    for _ in 0..5000 {
+        let bytes = random_datagram(&mut rng);
+        assert_eq!(
+            pair.a
+                .transport
+                .handle_datagram(pair.now, pair.b.addr, &bytes),
+            None
+        );
+        assert_eq!(
+            pair.b
+                .transport
+                .handle_datagram(pair.now, pair.a.addr, &bytes),
+            None
+        );
+    }
+    while pair.a.transport.poll_transmit().is_some() {}
+    while pair.b.transport.poll_transmit().is_some() {}
+    pair.step(pair.now + Duration::from_secs(1));
+    assert!(!pair.a.failed() && !pair.b.failed());
     media_flows(&mut pair, 1, 3);
 }
