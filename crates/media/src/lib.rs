@@ -25,6 +25,7 @@ mod session;
 pub mod srtp;
 pub mod stun;
 mod types;
+pub mod webrtc;
 
 pub use quality::QualityReport;
 pub use session::{MediaConfig, MediaError, MediaEvent, MediaSession, MediaStats, MediaTransmit};
