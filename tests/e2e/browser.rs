@@ -169,7 +169,9 @@ fn speech_clip(dir: &Path) -> std::path::PathBuf {
 fn assert_agent_used_ice(ha: &Ha, summary: &Value) -> Value {
     let ice = ha.event("ice_connected", WAIT);
     assert!(
-        ice["local"].as_str().is_some_and(|c| c.contains("127.0.0.1")),
+        ice["local"]
+            .as_str()
+            .is_some_and(|c| c.contains("127.0.0.1")),
         "{ice}"
     );
     assert!(
@@ -193,7 +195,10 @@ fn assert_agent_used_ice(ha: &Ha, summary: &Value) -> Value {
 /// Scores `heard` against `sent` (wideband) and checks the floor.
 fn assert_heard(sent: &Path, heard: &Path, what: &str) -> f64 {
     let score = score_pesq(sent, heard, Mode::Wb).unwrap_or_else(|e| panic!("{what}: {e}"));
-    eprintln!("{what}: PESQ-WB {:.2} (lag {:.0} ms)", score.pesq, score.lag_ms);
+    eprintln!(
+        "{what}: PESQ-WB {:.2} (lag {:.0} ms)",
+        score.pesq, score.lag_ms
+    );
     assert!(score.pesq >= AGENT_PESQ_FLOOR, "{what}: {:?}", score.json);
     score.pesq
 }
@@ -206,7 +211,7 @@ fn browser_calls_the_agent_over_wss() {
         return;
     }
     let dir = TempDir::new("browser-agent").expect("temp dir");
-    let speech = speech_clip(&dir);
+    let speech = speech_clip(dir.path());
     let kam = KamailioWs::start(KamailioWsOpts {
         wss: true,
         ..KamailioWsOpts::default()
@@ -232,7 +237,8 @@ fn browser_calls_the_agent_over_wss() {
             "--audio-out",
             "heard.wav",
         ],
-        &[],
+        // This Kamailio does no authentication: any password.
+        &[("HOMEAGENT_PASSWORD", "unused")],
     );
     ha.event("registered", WAIT);
     let mut browser = browser_calls_agent(&kam, &speech, TALK);
@@ -247,7 +253,11 @@ fn browser_calls_the_agent_over_wss() {
     assert_eq!(code, 0, "{summary}");
     assert_eq!(summary["transport"], "wss", "{summary}");
     assert_agent_used_ice(&ha, &summary);
-    assert_heard(&speech, &ha.file("heard.wav"), "the agent hears the browser");
+    assert_heard(
+        &speech,
+        &ha.file("heard.wav"),
+        "the agent hears the browser",
+    );
     let recording = browser.recording().expect("browser records");
     assert_heard(&speech, recording, "the browser hears the agent");
 }
@@ -261,7 +271,7 @@ fn agent_calls_the_browser_over_ws() {
         return;
     }
     let dir = TempDir::new("agent-browser").expect("temp dir");
-    let speech = speech_clip(&dir);
+    let speech = speech_clip(dir.path());
     let kam = KamailioWs::start(KamailioWsOpts::default()).expect("kamailio-ws starts");
     let mut opts = BrowserUaOpts::new("sip:web1@127.0.0.1", &kam.ws_url(), Role::Answer);
     opts.mic = Some(speech.clone());
@@ -289,7 +299,7 @@ fn agent_calls_the_browser_over_ws() {
             "--hangup-after",
             &talk,
         ],
-        &[],
+        &[("HOMEAGENT_PASSWORD", "unused")],
     );
     let dialled = Instant::now();
     ha.event("ice_connected", REGISTERED + ESTABLISHED);
@@ -304,7 +314,11 @@ fn agent_calls_the_browser_over_ws() {
     let exit = browser.finish(WAIT_END).expect("browser exits on our BYE");
     assert_eq!(exit.code, 0, "browser: {:?}", exit.events);
     assert_secure_opus_flowed("browser", &exit.stats().expect("browser stats"));
-    assert_heard(&speech, &ha.file("heard.wav"), "the agent hears the browser");
+    assert_heard(
+        &speech,
+        &ha.file("heard.wav"),
+        "the agent hears the browser",
+    );
     let recording = browser.recording().expect("browser records");
     assert_heard(&speech, recording, "the browser hears the agent");
 }

@@ -7,8 +7,7 @@ use homeagent_testkit::{Kamailio, KamailioOpts, require};
 
 use crate::common::{
     Ha, WAIT, alice_calls_the_registered_agent, assert_media_flowed, print_median_call_setup,
-    print_median_setup_until,
-    registered_baresip,
+    print_median_setup_until, registered_baresip,
 };
 
 /// Kamailio stored our registration as a WebSocket flow, with the RFC 7118 `.invalid` host.
@@ -245,7 +244,10 @@ fn call_setup_time_over_wss_with_ice_and_dtls() {
     let alice = agent("alice", "alicepw");
     print_median_setup_until(alice, "sip:bob@127.0.0.1", "wss", "ice_connected");
     let ice = bob.event("ice_connected", WAIT);
-    assert!(ice["srtp"].as_str().is_some_and(|s| s.starts_with("AES")), "{ice}");
+    assert!(
+        ice["srtp"].as_str().is_some_and(|s| s.starts_with("AES")),
+        "{ice}"
+    );
     bob.command(r#"{"command":"shutdown"}"#);
     let (code, summary) = bob.finish(WAIT);
     assert_eq!(code, 0, "{summary}");

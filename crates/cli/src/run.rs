@@ -65,20 +65,25 @@ pub async fn run(settings: Resolved) -> u8 {
             Event::Answered { call, .. } | Event::Established { call, .. } => {
                 run.answered.insert(*call);
                 if let Event::Established { call, srtp, .. } = &event {
-                    run.media_encryption = Some(match srtp {
-                        Some(suite) => format!("srtp {suite}"),
-                        None => "none".to_owned(),
+                    // ICE + DTLS may finish before the call is established (incoming calls).
+                    let dtls = run.dtls_srtp.get(call).cloned();
+                    run.media_encryption = Some(match (srtp, dtls) {
+                        (Some(suite), _) => format!("srtp {suite}"),
+                        (None, Some(dtls)) => dtls,
+                        (None, None) => "none".to_owned(),
                     });
                     on_established(&settings, &commander, *call);
                 }
             }
             Event::IceConnected {
+                call,
                 local,
                 remote,
                 srtp,
-                ..
             } => {
-                run.media_encryption = Some(format!("dtls-srtp {srtp}"));
+                let encryption = format!("dtls-srtp {srtp}");
+                run.dtls_srtp.insert(*call, encryption.clone());
+                run.media_encryption = Some(encryption);
                 run.ice_pair = Some(json!({"local": local, "remote": remote}));
             }
             Event::Ended { call, .. } if run.call_ended(&event) => {
@@ -200,6 +205,8 @@ struct Run {
     media_encryption: Option<String>,
     /// The ICE candidate pair of the last call with ICE: `{"local": …, "remote": …}`.
     ice_pair: Option<serde_json::Value>,
+    /// `dtls-srtp SUITE` of the calls whose ICE + DTLS connected.
+    dtls_srtp: std::collections::HashMap<u32, String>,
     /// The SIP transport of the calls (`udp`, `tcp`, `tls`, ...), for the summary.
     transport: Option<&'static str>,
 }
@@ -218,6 +225,7 @@ impl Run {
             awaiting_delivery: false,
             media_encryption: None,
             ice_pair: None,
+            dtls_srtp: std::collections::HashMap::new(),
             transport: signalling_transport(settings),
         }
     }

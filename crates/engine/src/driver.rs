@@ -7,15 +7,16 @@ use std::time::Duration;
 
 use homeagent_audio::{SinkSpec, SourceSpec};
 use homeagent_core::{
-    Account, AcdConfig, CallId, Command, Credentials, Input, MediaCommand, Output, Phone,
-    PhoneConfig, PhoneEvent, Pii, RegistrationState,
+    Account, AcdConfig, CallId, Command, Credentials, IceConfig, Input, MediaCommand, Output,
+    Phone, PhoneConfig, PhoneEvent, Pii, RegistrationState,
 };
 use homeagent_sip::message::Uri;
 use homeagent_sip::transaction::{Peer, Transport};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::media::{self, AudioRoute, CallStats, MediaControl, MediaSockets};
+use crate::media::{self, AudioRoute, CallStats, MediaControl, MediaSockets, WebRtcSetup};
+use crate::settings::IceMode;
 use crate::transport::{Received, Transports};
 use crate::ws::WsUrl;
 use crate::{EngineCommand, EngineError, EngineEvent, PhoneSettings};
@@ -63,6 +64,19 @@ pub(crate) async fn start(
     }
     config.srtp = settings.srtp;
     config.inbound_filter = settings.inbound_filter;
+    let webrtc = webrtc_setup(settings.ice, config.local.addr.ip()).await;
+    config.ice = IceConfig {
+        dtls_fingerprint: webrtc.as_ref().map(|w| w.identity.sdp_fingerprint()),
+        offer: webrtc.is_some()
+            && match settings.ice {
+                IceMode::On => true,
+                IceMode::Off => false,
+                // The WebRTC face of a platform is the one reached over WebSocket.
+                IceMode::Auto => {
+                    proxy.is_some_and(|p| matches!(p.transport, Transport::Ws | Transport::Wss))
+                }
+            },
+    };
     config.acd = AcdConfig {
         platform: resolve_platform(&settings.platform).await?,
         auto_answer_all: settings.auto_answer_all,
@@ -106,6 +120,7 @@ pub(crate) async fn start(
         has_account: settings.registrar.is_some(),
         proxy,
         connect_failure: None,
+        webrtc,
     };
     let _ = driver.events.send(EngineEvent::Ready { sip: bound }).await;
     tokio::spawn(driver.run());
@@ -114,6 +129,8 @@ pub(crate) async fn start(
 
 struct Driver {
     phone: Phone,
+    /// The DTLS certificate of calls with ICE + DTLS-SRTP (`None` with `--ice off`).
+    webrtc: Option<WebRtcSetup>,
     transports: Transports,
     received: mpsc::Receiver<Received>,
     commands: mpsc::Receiver<EngineCommand>,
@@ -328,7 +345,14 @@ impl Driver {
                     zip_tone: self.auto_answered.remove(&call),
                     ..self.route.clone()
                 };
-                match media::spawn(call, sockets, media, route, self.events.clone()) {
+                match media::spawn(
+                    call,
+                    sockets,
+                    media,
+                    route,
+                    self.webrtc.as_ref(),
+                    self.events.clone(),
+                ) {
                     Ok(control) => {
                         self.calls.insert(
                             call,
@@ -643,4 +667,24 @@ fn advertised_ip(bound: IpAddr, proxy: Option<SocketAddr>) -> IpAddr {
             socket.local_addr()
         })
         .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |addr| addr.ip())
+}
+
+/// The DTLS certificate for WebRTC-style calls, made once at start (a P-256 key: a few ms, off
+/// the async threads). Without it (`--ice off`, or should the key generation fail) offers with
+/// ICE/DTLS are refused.
+async fn webrtc_setup(mode: IceMode, host: IpAddr) -> Option<WebRtcSetup> {
+    if mode == IceMode::Off {
+        return None;
+    }
+    match tokio::task::spawn_blocking(homeagent_media::webrtc::DtlsIdentity::generate).await {
+        Ok(Ok(identity)) => Some(WebRtcSetup { identity, host }),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "no DTLS certificate: ICE/DTLS calls are refused");
+            None
+        }
+        Err(error) => {
+            tracing::warn!(%error, "no DTLS certificate: ICE/DTLS calls are refused");
+            None
+        }
+    }
 }

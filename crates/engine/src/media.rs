@@ -8,7 +8,11 @@ use homeagent_audio::{
     AudioError, AudioProcessor, AudioSink, AudioSource, SinkSpec, SourceSpec, SourceState,
 };
 use homeagent_core::{CallId, CodecKind, MediaParams};
+use homeagent_media::sdp::{NegotiatedIce, SrtpSuite};
 use homeagent_media::srtp::SrtpTransform;
+use homeagent_media::webrtc::{
+    DtlsIdentity, DtlsRole, Fingerprint, IceCredentials, RemoteParams, WebRtcEvent, WebRtcTransport,
+};
 use homeagent_media::{MediaConfig, MediaEvent, MediaSession, MediaStats, QualityReport};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -75,6 +79,14 @@ pub(crate) enum MediaControl {
     Stop(oneshot::Sender<CallStats>),
 }
 
+/// What a call with ICE + DTLS-SRTP needs from the engine: the certificate whose fingerprint
+/// the SDP carries, and the address written in our host candidate.
+#[derive(Debug, Clone)]
+pub(crate) struct WebRtcSetup {
+    pub(crate) identity: DtlsIdentity,
+    pub(crate) host: std::net::IpAddr,
+}
+
 /// What the call task needs besides the negotiated parameters.
 #[derive(Debug, Clone)]
 pub(crate) struct AudioRoute {
@@ -103,6 +115,7 @@ pub(crate) fn spawn(
     sockets: MediaSockets,
     params: MediaParams,
     route: AudioRoute,
+    webrtc: Option<&WebRtcSetup>,
     events: mpsc::Sender<EngineEvent>,
 ) -> Result<mpsc::Sender<MediaControl>, String> {
     let config = MediaConfig {
@@ -133,6 +146,14 @@ pub(crate) fn spawn(
         Some(keys) => Some(SrtpTransform::new(keys).map_err(|e| e.to_string())?),
         None => None,
     };
+    let webrtc = match (&params.ice, webrtc) {
+        (None, _) => None,
+        (Some(ice), Some(setup)) => {
+            let port = sockets.rtp.local_addr().map_err(|e| e.to_string())?.port();
+            Some(CallWebRtc::start(ice, setup, port)?)
+        }
+        (Some(_), None) => return Err("ICE negotiated without a DTLS certificate".to_owned()),
+    };
     let (control, commands) = mpsc::channel(16);
     let task = CallMedia {
         call,
@@ -140,6 +161,7 @@ pub(crate) fn spawn(
         session,
         params,
         srtp,
+        webrtc,
         route,
         events,
         commands,
@@ -156,9 +178,99 @@ struct CallMedia {
     /// SRTP with the SDES keys, when negotiated: every packet out is protected, every packet
     /// in must authenticate.
     srtp: Option<SrtpTransform>,
+    /// ICE + DTLS-SRTP, when negotiated: every datagram goes through it, media goes to the
+    /// pair it selected.
+    webrtc: Option<CallWebRtc>,
     route: AudioRoute,
     events: mpsc::Sender<EngineEvent>,
     commands: mpsc::Receiver<MediaControl>,
+}
+
+/// A call's ICE + DTLS-SRTP transport, and what was reported of it.
+struct CallWebRtc {
+    transport: WebRtcTransport,
+    /// The pair ICE selected, as the summary names it.
+    pair: Option<(String, String)>,
+    /// The SRTP profile DTLS negotiated.
+    profile: Option<SrtpSuite>,
+    /// Reported to the front ends (again after an ICE restart).
+    reported: bool,
+}
+
+impl CallWebRtc {
+    fn start(ice: &NegotiatedIce, setup: &WebRtcSetup, port: u16) -> Result<Self, String> {
+        let now = Instant::now().into_std();
+        let host = SocketAddr::new(setup.host, port);
+        let mut transport = WebRtcTransport::with_identity(
+            now,
+            &[host],
+            &setup.identity,
+            Some(local_credentials(ice)),
+            ice.controlling,
+        )
+        .map_err(|e| e.to_string())?;
+        let (remote, role) = remote_params(ice)?;
+        transport
+            .set_remote(now, remote, role, ice.controlling)
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            transport,
+            pair: None,
+            profile: None,
+            reported: false,
+        })
+    }
+
+    /// A later SDP: new credentials on either side are an ICE restart.
+    fn update(&mut self, ice: &NegotiatedIce) -> Result<(), String> {
+        let now = Instant::now().into_std();
+        let restart = ice.local_ufrag != self.transport.local_credentials().ufrag;
+        self.transport
+            .set_local_credentials(now, local_credentials(ice))
+            .map_err(|e| e.to_string())?;
+        let (remote, role) = remote_params(ice)?;
+        self.transport
+            .set_remote(now, remote, role, ice.controlling)
+            .map_err(|e| e.to_string())?;
+        if restart {
+            self.pair = None;
+            self.reported = false;
+        }
+        Ok(())
+    }
+}
+
+fn local_credentials(ice: &NegotiatedIce) -> IceCredentials {
+    IceCredentials {
+        ufrag: ice.local_ufrag.clone(),
+        pwd: ice.local_pwd.clone(),
+    }
+}
+
+/// The peer's side from SDP, and our DTLS role.
+fn remote_params(ice: &NegotiatedIce) -> Result<(RemoteParams, DtlsRole), String> {
+    let (algorithm, value) = ice
+        .remote_fingerprint
+        .split_once(' ')
+        .ok_or_else(|| format!("malformed a=fingerprint {:?}", ice.remote_fingerprint))?;
+    let remote = RemoteParams {
+        credentials: IceCredentials {
+            ufrag: ice.remote_ufrag.clone(),
+            pwd: ice.remote_pwd.clone(),
+        },
+        candidates: ice.remote_candidates.clone(),
+        fingerprint: Fingerprint {
+            algorithm: algorithm.trim().to_owned(),
+            value: value.trim().to_owned(),
+        },
+        ice_lite: ice.remote_ice_lite,
+    };
+    let role = if ice.dtls_client {
+        DtlsRole::Client
+    } else {
+        DtlsRole::Server
+    };
+    Ok((remote, role))
 }
 
 impl CallMedia {
@@ -213,7 +325,15 @@ impl CallMedia {
         let mut rtp_buf = vec![0u8; 2048];
         let mut rtcp_buf = vec![0u8; 2048];
         let stats = loop {
-            let deadline = self.session.poll_timeout().map(Instant::from_std);
+            let ice_deadline = self
+                .webrtc
+                .as_mut()
+                .and_then(|w| w.transport.poll_timeout());
+            let deadline = [self.session.poll_timeout(), ice_deadline]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(Instant::from_std);
             tokio::select! {
                 biased;
                 command = self.commands.recv() => match command {
@@ -331,7 +451,11 @@ impl CallMedia {
                     }
                 }
                 _ = sleep_until(deadline) => {
-                    self.session.handle_timeout(Instant::now().into_std());
+                    let now = Instant::now().into_std();
+                    self.session.handle_timeout(now);
+                    if let Some(webrtc) = self.webrtc.as_mut() {
+                        webrtc.transport.handle_timeout(now);
+                    }
                 }
             }
             self.flush().await;
@@ -358,6 +482,13 @@ impl CallMedia {
     /// authenticate is dropped, counted, never played).
     fn receive(&mut self, from: SocketAddr, bytes: &[u8], rtcp_port: bool) {
         let now = Instant::now().into_std();
+        if let Some(webrtc) = self.webrtc.as_mut() {
+            // STUN and DTLS stay in the transport; authentic media comes out in clear.
+            if let Some(clear) = webrtc.transport.handle_datagram(now, from, bytes) {
+                self.session.handle_packet(now, from, &clear);
+            }
+            return;
+        }
         let Some(srtp) = self.srtp.as_mut() else {
             self.session.handle_packet(now, from, bytes);
             return;
@@ -383,6 +514,12 @@ impl CallMedia {
                 Some(Err(error)) => tracing::warn!(%error, "SRTP keys refused"),
             }
         }
+        if let (Some(webrtc), Some(ice)) = (self.webrtc.as_mut(), params.ice.as_ref())
+            && params.ice != self.params.ice
+            && let Err(error) = webrtc.update(ice)
+        {
+            tracing::warn!(%error, "ICE/DTLS update refused");
+        }
         // RFC 2198 redundancy, when both sides listed it (used on bursty loss).
         self.session
             .set_red(params.red.as_ref().map(|red| red.payload_type));
@@ -394,6 +531,17 @@ impl CallMedia {
     /// Sends what the session queued and forwards its events.
     async fn flush(&mut self) {
         while let Some(mut transmit) = self.session.poll_transmit() {
+            if let Some(webrtc) = self.webrtc.as_mut() {
+                let now = Instant::now().into_std();
+                // Before DTLS is done or while ICE restarts: dropped, never sent in clear.
+                if let Err(error) = webrtc
+                    .transport
+                    .send_media(now, &transmit.bytes, transmit.rtcp)
+                {
+                    tracing::trace!(%error, "media not sent");
+                }
+                continue;
+            }
             if let Some(srtp) = self.srtp.as_mut() {
                 let secured = if transmit.rtcp {
                     srtp.protect_rtcp(&transmit.bytes)
@@ -423,6 +571,7 @@ impl CallMedia {
                 tracing::debug!(%error, %to, "rtp send");
             }
         }
+        self.flush_webrtc().await;
         while let Some(event) = self.session.poll_event() {
             match event {
                 MediaEvent::DtmfReceived(digit) => {
@@ -437,6 +586,60 @@ impl CallMedia {
                 MediaEvent::RemoteAddress(addr) => self.latch(addr),
                 _ => {}
             }
+        }
+    }
+
+    /// Sends what ICE and DTLS queued and reports their progress.
+    async fn flush_webrtc(&mut self) {
+        let Some(webrtc) = self.webrtc.as_mut() else {
+            return;
+        };
+        while let Some((to, bytes)) = webrtc.transport.poll_transmit() {
+            if let Err(error) = self.sockets.rtp.send_to(&bytes, to).await {
+                tracing::debug!(%error, %to, "ICE/DTLS send");
+            }
+        }
+        let mut notices = Vec::new();
+        while let Some(event) = webrtc.transport.poll_event() {
+            match event {
+                WebRtcEvent::IceConnected { local, remote } => {
+                    tracing::info!(%local, %remote, "ICE connected");
+                    webrtc.pair = Some((local, remote));
+                }
+                WebRtcEvent::DtlsConnected { profile } => {
+                    tracing::info!(%profile, "DTLS-SRTP keyed");
+                    webrtc.profile = Some(profile);
+                }
+                WebRtcEvent::Failed(reason) => {
+                    notices.push(EngineEvent::Warning {
+                        message: format!("call media cannot connect (ICE/DTLS): {reason}"),
+                    });
+                }
+                WebRtcEvent::Disconnected => {
+                    tracing::warn!("ICE consent lost on the selected pair");
+                }
+                WebRtcEvent::Closed => tracing::info!("the peer closed DTLS"),
+                other => tracing::debug!(?other, "ICE/DTLS"),
+            }
+        }
+        if !webrtc.reported {
+            // DTLS may finish before our side nominated: the pair the media goes over then.
+            let pair = webrtc
+                .pair
+                .clone()
+                .or_else(|| webrtc.transport.selected_pair());
+            if let (Some((local, remote)), Some(srtp)) = (pair, webrtc.profile) {
+                webrtc.reported = true;
+                notices.push(EngineEvent::IceConnected {
+                    call: self.call,
+                    local,
+                    remote,
+                    srtp,
+                });
+            }
+        }
+        for notice in notices {
+            let _ = self.events.send(notice).await;
         }
     }
 
@@ -617,7 +820,7 @@ mod tests {
             zip_tone: false,
         };
         let (events_tx, mut events) = mpsc::channel(16);
-        let control = spawn(CallId(1), sockets, params, route, events_tx).unwrap();
+        let control = spawn(CallId(1), sockets, params, route, None, events_tx).unwrap();
 
         // 300 ms of ticks while the source is still opening.
         let mut packets = 0;
@@ -680,7 +883,7 @@ mod tests {
             zip_tone: false,
         };
         let (events_tx, _events) = mpsc::channel(64);
-        let control = spawn(CallId(1), sockets, params, route, events_tx).unwrap();
+        let control = spawn(CallId(1), sockets, params, route, None, events_tx).unwrap();
         let mut buf = [0u8; 2048];
         // PCMU silence is 0xFF (or 0x7F); a 1 kHz tone is not.
         let mut loud_payload = async |count: usize| {
@@ -757,7 +960,7 @@ mod tests {
                     zip_tone: zip,
                 };
                 let (events_tx, _events) = mpsc::channel(64);
-                let control = spawn(CallId(1), sockets, params, route, events_tx).unwrap();
+                let control = spawn(CallId(1), sockets, params, route, None, events_tx).unwrap();
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let (reply, stats) = oneshot::channel();
                 control.send(MediaControl::Stop(reply)).await.unwrap();

@@ -200,12 +200,83 @@ impl std::fmt::Debug for WebRtcTransport {
     }
 }
 
+/// Our DTLS certificate (self-signed ECDSA P-256) and its SHA-256 fingerprint. Made once and
+/// shared by the calls: the fingerprint goes into SDP before a call's transport exists.
+#[derive(Clone)]
+pub struct DtlsIdentity {
+    certificate: Certificate,
+    fingerprint: Fingerprint,
+}
+
+impl std::fmt::Debug for DtlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DtlsIdentity")
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DtlsIdentity {
+    /// A fresh key pair and certificate (key from the system RNG, through ring).
+    pub fn generate() -> Result<DtlsIdentity, WebRtcError> {
+        let provider =
+            rtc_ice::crypto::default_provider().map_err(|e| WebRtcError::Crypto(e.to_string()))?;
+        let certificate =
+            Certificate::generate_self_signed(vec!["homeagent".to_owned()], provider.crypto())
+                .map_err(|e| WebRtcError::Crypto(e.to_string()))?;
+        let der = certificate
+            .certificate
+            .first()
+            .ok_or_else(|| WebRtcError::Crypto("certificate without DER".into()))?;
+        let digest = provider
+            .crypto()
+            .hash(HashAlgorithm::Sha256, der.as_ref())
+            .map_err(|e| WebRtcError::Crypto(e.to_string()))?;
+        let fingerprint = Fingerprint {
+            algorithm: FINGERPRINT_ALGORITHM.to_owned(),
+            value: colon_hex(&digest),
+        };
+        Ok(DtlsIdentity {
+            certificate,
+            fingerprint,
+        })
+    }
+
+    pub fn fingerprint(&self) -> &Fingerprint {
+        &self.fingerprint
+    }
+
+    /// The `a=fingerprint` value: `sha-256 AB:CD:…`.
+    pub fn sdp_fingerprint(&self) -> String {
+        format!("{} {}", self.fingerprint.algorithm, self.fingerprint.value)
+    }
+}
+
 impl WebRtcTransport {
     /// `local_addrs`: the media socket's address(es), offered as host candidates
-    /// (e.g. `127.0.0.1:40000`; not an unspecified `0.0.0.0`).
+    /// (e.g. `127.0.0.1:40000`; not an unspecified `0.0.0.0`). A certificate of its own and
+    /// random ICE credentials: see [`Self::with_identity`] to choose them.
     pub fn new(
         now: Instant,
         local_addrs: &[SocketAddr],
+        controlling: bool,
+    ) -> Result<WebRtcTransport, WebRtcError> {
+        Self::with_identity(
+            now,
+            local_addrs,
+            &DtlsIdentity::generate()?,
+            None,
+            controlling,
+        )
+    }
+
+    /// Like [`Self::new`] with a shared certificate and, when given, the ICE credentials
+    /// already written in SDP.
+    pub fn with_identity(
+        now: Instant,
+        local_addrs: &[SocketAddr],
+        identity: &DtlsIdentity,
+        credentials: Option<IceCredentials>,
         controlling: bool,
     ) -> Result<WebRtcTransport, WebRtcError> {
         if local_addrs.is_empty() {
@@ -219,8 +290,11 @@ impl WebRtcTransport {
         }
         let provider =
             rtc_ice::crypto::default_provider().map_err(|e| WebRtcError::Crypto(e.to_string()))?;
+        let (local_ufrag, local_pwd) = credentials.map(|c| (c.ufrag, c.pwd)).unwrap_or_default();
         let config = AgentConfig {
             is_controlling: controlling,
+            local_ufrag,
+            local_pwd,
             multicast_dns_mode: MulticastDnsMode::Disabled,
             candidate_types: vec![CandidateType::Host, CandidateType::ServerReflexive],
             network_types: vec![NetworkType::Udp4, NetworkType::Udp6],
@@ -239,29 +313,14 @@ impl WebRtcTransport {
                 .add_local_candidate(candidate)
                 .map_err(|e| WebRtcError::Ice(e.to_string()))?;
         }
-        let certificate =
-            Certificate::generate_self_signed(vec!["homeagent".to_owned()], provider.crypto())
-                .map_err(|e| WebRtcError::Crypto(e.to_string()))?;
-        let der = certificate
-            .certificate
-            .first()
-            .ok_or_else(|| WebRtcError::Crypto("certificate without DER".into()))?;
-        let digest = provider
-            .crypto()
-            .hash(HashAlgorithm::Sha256, der.as_ref())
-            .map_err(|e| WebRtcError::Crypto(e.to_string()))?;
-        let fingerprint = Fingerprint {
-            algorithm: FINGERPRINT_ALGORITHM.to_owned(),
-            value: colon_hex(&digest),
-        };
         let credentials = credentials_of(&agent);
         Ok(WebRtcTransport {
             provider,
             agent,
             local_addrs: local_addrs.to_vec(),
             credentials,
-            certificate,
-            fingerprint,
+            certificate: identity.certificate.clone(),
+            fingerprint: identity.fingerprint.clone(),
             remote_ufrag: None,
             restarted_locally: false,
             dtls: None,
@@ -374,6 +433,30 @@ impl WebRtcTransport {
                 connected: false,
             });
         }
+        self.process(now);
+        Ok(())
+    }
+
+    /// Our credentials as the latest SDP wrote them: different ones are an ICE restart on our
+    /// side (as [`Self::restart`], with these); the same ones change nothing.
+    pub fn set_local_credentials(
+        &mut self,
+        now: Instant,
+        credentials: IceCredentials,
+    ) -> Result<(), WebRtcError> {
+        if credentials == self.credentials {
+            return Ok(());
+        }
+        if self.finished {
+            return Err(WebRtcError::Failed);
+        }
+        self.agent
+            .restart(now, credentials.ufrag, credentials.pwd, true)
+            .map_err(|e| WebRtcError::Ice(e.to_string()))?;
+        self.credentials = credentials_of(&self.agent);
+        self.restarted_locally = true;
+        self.selected = None;
+        self.dtls_source = None;
         self.process(now);
         Ok(())
     }

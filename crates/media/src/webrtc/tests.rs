@@ -738,3 +738,58 @@ fn random_datagrams_never_panic() {
     assert!(!pair.a.failed() && !pair.b.failed());
     media_flows(&mut pair, 1, 3);
 }
+
+/// The engine's way: one certificate shared by the calls and ICE credentials chosen before the
+/// transport exists (they are in SDP already); an ICE restart is new credentials in a later
+/// SDP, on both sides.
+#[test]
+fn shared_identity_and_sdp_credentials_connect_and_restart() {
+    let now = base();
+    let identity = DtlsIdentity::generate().expect("identity");
+    let credentials = |ufrag: &str| IceCredentials {
+        ufrag: ufrag.to_owned(),
+        pwd: format!("{ufrag}0123456789abcdefghij"),
+    };
+    let transport = |at: &str, ufrag: &str, controlling: bool| {
+        WebRtcTransport::with_identity(
+            now,
+            &[addr(at)],
+            &identity,
+            Some(credentials(ufrag)),
+            controlling,
+        )
+        .expect("transport")
+    };
+    let mut pair = Pair::new(true);
+    pair.a.transport = transport("127.0.0.1:40000", "aaaa", true);
+    pair.b.transport = transport("127.0.0.1:50000", "bbbb", false);
+    assert_eq!(pair.a.transport.local_credentials(), &credentials("aaaa"));
+    assert_eq!(pair.a.transport.fingerprint(), identity.fingerprint());
+    assert!(identity.sdp_fingerprint().starts_with("sha-256 "));
+    pair.connect(DtlsRole::Client);
+    assert!(pair.drive_until(10, |p| p.a.dtls_connected() && p.b.dtls_connected()));
+    media_flows(&mut pair, 1, 5);
+
+    // The same credentials again change nothing; new ones restart ICE.
+    pair.a
+        .transport
+        .set_local_credentials(pair.now, credentials("aaaa"))
+        .expect("same");
+    media_flows(&mut pair, 6, 2);
+    for (peer, ufrag) in [(&mut pair.a, "cccc"), (&mut pair.b, "dddd")] {
+        peer.transport
+            .set_local_credentials(pair.now, credentials(ufrag))
+            .expect("restart");
+        assert_eq!(peer.transport.local_credentials(), &credentials(ufrag));
+    }
+    assert_eq!(
+        pair.a
+            .transport
+            .send_media(pair.now, &rtp_packet(9, b"x"), false),
+        Err(WebRtcError::NoPair)
+    );
+    pair.connect(DtlsRole::Client);
+    assert!(pair.drive_until(10, |p| p.a.ice_connected() > 1 && p.b.ice_connected() > 1));
+    assert_eq!(pair.b.transport.local_credentials(), &credentials("dddd"));
+    media_flows(&mut pair, 10, 5);
+}
