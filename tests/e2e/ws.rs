@@ -245,7 +245,7 @@ fn call_setup_time_over_wss_with_ice_and_dtls() {
     print_median_setup_until(alice, "sip:bob@127.0.0.1", "wss", "ice_connected");
     let ice = bob.event("ice_connected", WAIT);
     assert!(
-        ice["srtp"].as_str().is_some_and(|s| s.starts_with("AES")),
+        ice["srtp"].as_str().is_some_and(|s| s.contains("AES")),
         "{ice}"
     );
     bob.command(r#"{"command":"shutdown"}"#);
