@@ -181,6 +181,21 @@ describe("calls", () => {
     expect(state.calls[7]!.transfer).toEqual({ status: "done", target: "sip:2000@sbc" });
   });
 
+  it("names DTLS-SRTP from ice_connected, before or after established", () => {
+    const iceFirst = run([
+      [{ event: "incoming", call: 4, from: "sip:web1@example.org", to: "sip:agent@example.org" }, T0],
+      [{ event: "ice_connected", call: 4, local: "host udp 10.0.0.2:4000", remote: "host udp 10.0.0.9:5000", srtp: "AES_CM_128_HMAC_SHA1_80" }, T0 + 10],
+      [{ event: "established", call: 4, codec: "opus", remote_rtp: "10.0.0.9:5000" }, T0 + 20],
+    ]);
+    expect(iceFirst.calls[4]?.srtp).toBe("DTLS-SRTP AES_CM_128_HMAC_SHA1_80");
+    const iceAfter = run([
+      [{ event: "calling", call: 5, to: "sip:web1@example.org" }, T0],
+      [{ event: "established", call: 5, codec: "opus", remote_rtp: "10.0.0.9:5000" }, T0 + 10],
+      [{ event: "ice_connected", call: 5, local: "l", remote: "r", srtp: "AEAD_AES_128_GCM" }, T0 + 20],
+    ]);
+    expect(iceAfter.calls[5]?.srtp).toBe("DTLS-SRTP AEAD_AES_128_GCM");
+  });
+
   it("ignores events for unknown or ended calls", () => {
     const state = run([
       [incoming, T0],

@@ -121,8 +121,11 @@ export function reduce(state: PhoneState, event: Event, nowMs: number): PhoneSta
       return updateCall(state, event.call, (call) => ({
         ...answer(call, nowMs),
         codec: event.codec,
-        srtp: typeof event.srtp === "string" ? event.srtp : null,
+        // ICE + DTLS may have keyed the media before the call was established.
+        srtp: typeof event.srtp === "string" ? event.srtp : call.srtp,
       }));
+    case "ice_connected":
+      return updateCall(state, event.call, (call) => ({ ...call, srtp: `DTLS-SRTP ${event.srtp}` }));
     case "hold":
       return updateCall(state, event.call, (call) =>
         withHold(call, event.local ? { localHold: true } : { remoteHold: true }),

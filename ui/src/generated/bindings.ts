@@ -233,6 +233,15 @@ srtp?: string | null } | { event: "hold"; call: number; local: boolean } | { eve
 { event: "transfer_failed"; call: number; reason: string } | 
 /**  The WAV given as audio input has been played to the end. */
 { event: "audio_input_ended"; call: number } | 
+/**
+ *  ICE + DTLS-SRTP media is connected (browsers, WebRTC gateways): the candidate pair
+ *  in use and the SRTP suite DTLS negotiated. Again after an ICE restart.
+ */
+{ event: "ice_connected"; call: number; 
+/**  Our candidate, e.g. `host udp 127.0.0.1:40000`. */
+local: string; 
+/**  The peer's candidate. */
+remote: string; srtp: string } | 
 /**  Live call quality over the last few seconds (every 5 s during a call). */
 { event: "quality"; call: number; 
 /**  E-model MOS of the call (the worse direction), 1.0-4.5. */
@@ -288,6 +297,15 @@ srtp?: string } | { event: "hold"; call: number; local: boolean } | { event: "re
 { event: "transfer_failed"; call: number; reason: string } | 
 /**  The WAV given as audio input has been played to the end. */
 { event: "audio_input_ended"; call: number } | 
+/**
+ *  ICE + DTLS-SRTP media is connected (browsers, WebRTC gateways): the candidate pair
+ *  in use and the SRTP suite DTLS negotiated. Again after an ICE restart.
+ */
+{ event: "ice_connected"; call: number; 
+/**  Our candidate, e.g. `host udp 127.0.0.1:40000`. */
+local: string; 
+/**  The peer's candidate. */
+remote: string; srtp: string } | 
 /**  Live call quality over the last few seconds (every 5 s during a call). */
 { event: "quality"; call: number; 
 /**  E-model MOS of the call (the worse direction), 1.0-4.5. */
