@@ -88,6 +88,10 @@ pub(crate) struct Call {
     local_hold: bool,
     /// Hold or resume asked while a re-INVITE was in progress.
     queued_hold: Option<bool>,
+    /// An ICE restart asked while a re-INVITE was in progress.
+    queued_ice_restart: bool,
+    /// The re-INVITE in progress restarts ICE (not a hold or resume).
+    ice_restart_sent: bool,
     remote_hold: bool,
     no_answer_at: Option<Instant>,
     /// Incoming from the platform, which asked to be answered after a delay.
@@ -206,6 +210,8 @@ impl Call {
             media_started: false,
             local_hold: false,
             queued_hold: None,
+            queued_ice_restart: false,
+            ice_restart_sent: false,
             remote_hold: false,
             no_answer_at: None,
             auto_answer_at: None,
@@ -625,6 +631,9 @@ impl Call {
         if let Some(hold) = self.queued_hold.take() {
             self.set_hold(phone, hold);
         }
+        if std::mem::take(&mut self.queued_ice_restart) {
+            self.restart_ice(phone);
+        }
     }
 
     pub(crate) fn handle_cancel(&mut self, phone: &mut Phone) {
@@ -732,6 +741,17 @@ impl Call {
         } else {
             Direction::SendRecv
         };
+        // The peer restarts ICE (new ufrag): we answer with new credentials too (RFC 8839).
+        let known_ufrag = self
+            .negotiated
+            .as_ref()
+            .and_then(|n| n.ice.as_ref())
+            .map(|ice| ice.remote_ufrag.as_str());
+        if let (Some(known), Some(offered)) = (known_ufrag, sdp::ice_ufrag(&offer))
+            && known != offered
+        {
+            self.renew_ice_credentials(phone);
+        }
         match sdp::create_answer(&offer, &self.media) {
             Ok((answer, negotiated)) => {
                 let mut ok = Response::from_request(request, 200, "OK", Some(&tag));
@@ -754,30 +774,15 @@ impl Call {
             self.queued_hold = Some(hold);
             return;
         }
-        if self.state != State::Confirmed || self.local_hold == hold {
+        if self.state != State::Confirmed || self.local_hold == hold || self.dialog.is_none() {
             return;
         }
-        let Some(dialog) = &mut self.dialog else {
-            return;
-        };
         self.local_hold = hold;
-        self.media.session_version += 1;
         self.media.direction = match (hold, self.remote_hold) {
             (true, _) => Direction::SendOnly,
             (false, _) => Direction::SendRecv,
         };
-        let offer = sdp::create_offer(&self.media);
-        let via = phone.new_via(self.next_hop.transport);
-        let mut reinvite = dialog.request(Method::Invite, &via);
-        reinvite.headers.push(
-            "Contact",
-            phone.contact(self.next_hop.transport).to_string(),
-        );
-        reinvite.headers.set("Max-Forwards", "70");
-        set_sdp(&mut reinvite, &offer);
-        self.pending_offer = Some(offer);
-        let peer = self.target_peer();
-        self.reinvite = Some(phone.send_request(peer, reinvite));
+        self.send_reoffer(phone);
         if let (true, Some(negotiated)) = (hold && self.media_started, &self.negotiated) {
             // Cut the agent's microphone at once, not when the peer answers.
             let media = Negotiated {
@@ -796,6 +801,79 @@ impl Call {
         });
     }
 
+    /// A re-INVITE with a new offer from `self.media` (its session version bumped).
+    fn send_reoffer(&mut self, phone: &mut Phone) {
+        let Some(dialog) = &mut self.dialog else {
+            return;
+        };
+        self.media.session_version += 1;
+        let offer = sdp::create_offer(&self.media);
+        let via = phone.new_via(self.next_hop.transport);
+        let mut reinvite = dialog.request(Method::Invite, &via);
+        reinvite.headers.push(
+            "Contact",
+            phone.contact(self.next_hop.transport).to_string(),
+        );
+        reinvite.headers.set("Max-Forwards", "70");
+        set_sdp(&mut reinvite, &offer);
+        self.pending_offer = Some(offer);
+        let peer = self.target_peer();
+        self.reinvite = Some(phone.send_request(peer, reinvite));
+    }
+
+    /// ICE restart (RFC 8445 §9) after a network change: a re-offer with new credentials and
+    /// the candidates of now; DTLS and its keys stay. Calls without ICE are left alone.
+    pub(crate) fn restart_ice(&mut self, phone: &mut Phone) {
+        let has_ice = self.negotiated.as_ref().is_some_and(|n| n.ice.is_some());
+        if !has_ice || self.media.ice.is_none() {
+            return;
+        }
+        if self.reinvite.is_some() || self.state == State::Answered {
+            self.queued_ice_restart = true;
+            return;
+        }
+        if self.state != State::Confirmed {
+            return;
+        }
+        self.renew_ice_credentials(phone);
+        tracing::info!(call = %self.id, "ICE restart");
+        self.ice_restart_sent = true;
+        self.send_reoffer(phone);
+    }
+
+    /// New ICE credentials and candidates for our next offer or answer.
+    fn renew_ice_credentials(&mut self, phone: &mut Phone) {
+        let Some(old) = self.media.ice.take() else {
+            return;
+        };
+        let fresh = local_ice(phone, self.local_port, old.fingerprint.clone());
+        self.media.ice = Some(LocalIce {
+            ufrag: fresh.ufrag,
+            pwd: fresh.pwd,
+            // The port's relay, if any, went to the media task with its socket.
+            candidates: fresh
+                .candidates
+                .into_iter()
+                .chain(
+                    old.candidates
+                        .into_iter()
+                        .filter(|c| c.contains(" typ relay")),
+                )
+                .collect(),
+            ..old
+        });
+        self.media.addr = local_media_addr(phone);
+    }
+
+    /// Once ICE/DTLS is negotiated, our re-offers keep it: the same DTLS role, the same mid.
+    fn remember_ice(&mut self, negotiated: &Negotiated) {
+        if let (Some(ice), Some(local)) = (&negotiated.ice, self.media.ice.as_mut()) {
+            local.offer = true;
+            local.dtls_client = Some(ice.dtls_client);
+            local.mid = ice.mid.clone();
+        }
+    }
+
     fn reinvite_response(&mut self, phone: &mut Phone, response: Response) {
         if response.status < 200 {
             return;
@@ -803,6 +881,7 @@ impl Call {
         self.reinvite = None;
         let offer = self.pending_offer.take();
         let queued_hold = self.queued_hold.take();
+        let ice_restart = std::mem::take(&mut self.ice_restart_sent);
         if (200..300).contains(&response.status) {
             if let Some(dialog) = &mut self.dialog {
                 let via = phone.new_via(self.next_hop.transport);
@@ -818,6 +897,16 @@ impl Call {
                     self.update_media(phone, negotiated);
                 }
             }
+        } else if ice_restart {
+            // The media keeps the pair it had, with the credentials the peer knows.
+            tracing::warn!(call = %self.id, status = response.status, "ICE restart refused");
+            if let (Some(local), Some(ice)) = (
+                self.media.ice.as_mut(),
+                self.negotiated.as_ref().and_then(|n| n.ice.as_ref()),
+            ) {
+                local.ufrag = ice.local_ufrag.clone();
+                local.pwd = ice.local_pwd.clone();
+            }
         } else {
             tracing::warn!(call = %self.id, status = response.status, "hold/resume refused");
             self.local_hold = !self.local_hold;
@@ -829,6 +918,9 @@ impl Call {
         }
         if let Some(hold) = queued_hold {
             self.set_hold(phone, hold);
+        }
+        if std::mem::take(&mut self.queued_ice_restart) {
+            self.restart_ice(phone);
         }
     }
 
@@ -1055,6 +1147,9 @@ impl Call {
             local_port: self.local_port,
             media,
         });
+        // The port's relay goes with its socket to the media task.
+        phone.relay_candidates.remove(&self.local_port);
+        self.remember_ice(&negotiated);
         self.media_started = true;
         if self.outgoing {
             phone.emit(PhoneEvent::Established {
@@ -1079,6 +1174,7 @@ impl Call {
                 on: remote_hold,
             });
         }
+        self.remember_ice(&negotiated);
         let mut media = negotiated.clone();
         if self.local_hold {
             media.direction = Direction::Inactive;
@@ -1218,12 +1314,16 @@ impl Call {
     }
 }
 
-fn local_media(phone: &mut Phone, port: u16) -> LocalMedia {
-    // Behind a NAT, the public address the registrar saw (the NAT keeps RTP ports for most
-    // home routers; the SBC latches on what arrives otherwise).
-    let addr = phone
+/// Our media address in SDP: behind a NAT, the public address the registrar saw (the NAT
+/// keeps RTP ports for most home routers; the SBC latches on what arrives otherwise).
+fn local_media_addr(phone: &Phone) -> std::net::IpAddr {
+    phone
         .public_addr
-        .map_or(phone.config.local.addr.ip(), |public| public.ip());
+        .map_or(phone.config.local.addr.ip(), |public| public.ip())
+}
+
+fn local_media(phone: &mut Phone, port: u16) -> LocalMedia {
+    let addr = local_media_addr(phone);
     let ice = phone
         .config
         .ice
@@ -1260,12 +1360,15 @@ fn local_ice(phone: &mut Phone, port: u16, fingerprint: String) -> LocalIce {
             "2 1 udp 1694498815 {public} {port} typ srflx raddr {host} rport {port}"
         ));
     }
+    candidates.extend(phone.relay_candidates.get(&port).cloned());
     LocalIce {
         ufrag: phone.ice_token(8),
         pwd: phone.ice_token(24),
         candidates,
         fingerprint,
         offer: phone.config.ice.offer,
+        mid: None,
+        dtls_client: None,
     }
 }
 

@@ -89,6 +89,12 @@ pub enum Input {
     Command(Instant, Command),
     /// The driver bound an RTP port pair (`port`, `port + 1`) the phone may use for a call.
     MediaPortReady(u16),
+    /// A TURN relay allocated for the media port `port`: its ICE `a=candidate` value, offered
+    /// with the host candidate by calls on that port (networks where direct UDP is blocked).
+    RelayCandidate {
+        port: u16,
+        candidate: String,
+    },
     /// Sending to `to` failed (connection refused, unreachable).
     TransportError {
         now: Instant,
@@ -99,6 +105,11 @@ pub enum Input {
     FlowClosed {
         now: Instant,
         to: Peer,
+    },
+    /// The network under the phone changed (another interface or address, a new route):
+    /// calls with ICE restart it to find a new pair.
+    NetworkChanged {
+        now: Instant,
     },
 }
 
@@ -125,6 +136,8 @@ pub struct Phone {
     pub(crate) calls: BTreeMap<CallId, Call>,
     next_call: u64,
     pub(crate) media_ports: VecDeque<u16>,
+    /// TURN relay candidates of media ports, from the driver.
+    pub(crate) relay_candidates: std::collections::HashMap<u16, String>,
     pub(crate) outputs: VecDeque<Output>,
     pub(crate) now: Instant,
     pub(crate) agent: Agent,
@@ -205,6 +218,7 @@ impl Phone {
             calls: BTreeMap::new(),
             next_call: 1,
             media_ports: VecDeque::new(),
+            relay_candidates: std::collections::HashMap::new(),
             outputs: VecDeque::new(),
             now,
             agent: Agent::new(now),
@@ -273,9 +287,16 @@ impl Phone {
                 self.command(now, command);
             }
             Input::MediaPortReady(port) => self.media_ports.push_back(port),
+            Input::RelayCandidate { port, candidate } => {
+                self.relay_candidates.insert(port, candidate);
+            }
             Input::TransportError { now, to } => {
                 self.now = now;
                 self.transport_error(to);
+            }
+            Input::NetworkChanged { now } => {
+                self.now = now;
+                self.restart_ice_calls();
             }
             Input::FlowClosed { now, to } => {
                 self.now = now;
@@ -692,9 +713,21 @@ impl Phone {
         }
     }
 
+    /// ICE restart of every call with ICE (a re-offer with new credentials): the network
+    /// changed under them (new public address, broken connection to the platform).
+    pub(crate) fn restart_ice_calls(&mut self) {
+        let ids: Vec<CallId> = self.calls.keys().copied().collect();
+        for id in ids {
+            self.with_call(id, |call, phone| call.restart_ice(phone));
+        }
+    }
+
     fn flow_closed(&mut self, to: Peer) {
         if self.shutdown.is_some() {
             return;
+        }
+        if self.registrar.as_ref().is_some_and(|r| r.uses(to)) {
+            self.restart_ice_calls();
         }
         self.with_registrar(|registrar, phone| {
             if !registrar.uses(to) {

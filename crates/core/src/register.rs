@@ -162,6 +162,8 @@ impl Registrar {
         if moved {
             self.registration
                 .set_contact(phone.contact(Transport::Udp).uri);
+            // The network path changed: calls with ICE find a new pair.
+            phone.restart_ice_calls();
         }
         let random = phone.rng.next_u64();
         let Some(event) = self

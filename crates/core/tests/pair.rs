@@ -786,7 +786,10 @@ fn late_offer_is_answered_in_the_ack() {
     });
     let media = started.expect("media started from the ACK's answer");
     assert_eq!(media.kind, CodecKind::Pcmu);
-    assert_eq!(media.remote_rtp, "10.0.0.1:40000".parse().unwrap());
+    assert_eq!(
+        media.remote_rtp,
+        "10.0.0.1:40000".parse::<std::net::SocketAddr>().unwrap()
+    );
 }
 
 #[test]
@@ -916,6 +919,12 @@ fn ice_and_dtls_are_negotiated_between_phones() {
     }
     phones[1].srtp = SrtpPolicy::Mandatory;
     let mut world = World::new(5, Impairment::default(), phones.clone());
+    // The caller's first port has a TURN relay.
+    let relay = "3 1 udp 16777215 192.0.2.50 49152 typ relay raddr 10.0.0.1 rport 20000";
+    world.nodes[0].phone.handle_input(Input::RelayCandidate {
+        port: 20000,
+        candidate: relay.to_owned(),
+    });
     dial(&mut world);
     world.run(Duration::from_secs(5), |w| {
         w.established(0) && w.established(1)
@@ -954,11 +963,46 @@ fn ice_and_dtls_are_negotiated_between_phones() {
     assert_eq!(callee.remote_fingerprint, "sha-256 AA:01");
     assert_eq!(
         callee.remote_candidates.len(),
-        1,
+        2,
         "{:?}",
         callee.remote_candidates
     );
     assert!(callee.remote_candidates[0].ends_with("typ host"));
+    assert_eq!(callee.remote_candidates[1], relay);
+    assert_eq!(caller.remote_candidates.len(), 1, "the callee has no relay");
+
+    // The caller's network changes: ICE restarts with new credentials on both sides (a
+    // re-offer keeping the DTLS roles), the media of both gets them.
+    let now = world.now;
+    world.nodes[0]
+        .phone
+        .handle_input(Input::NetworkChanged { now });
+    let updated = |w: &World, node: usize| {
+        w.nodes[node].media.iter().rev().find_map(|m| match m {
+            MediaCommand::Update { media, .. } => media.ice.clone(),
+            _ => None,
+        })
+    };
+    world.run(Duration::from_secs(5), |w| {
+        updated(w, 0).is_some() && updated(w, 1).is_some()
+    });
+    let (caller2, callee2) = (
+        updated(&world, 0).expect("caller's media updated"),
+        updated(&world, 1).expect("callee's media updated"),
+    );
+    assert_ne!(caller2.local_ufrag, caller.local_ufrag, "new credentials");
+    assert_ne!(
+        callee2.local_ufrag, callee.local_ufrag,
+        "the answerer restarts too"
+    );
+    assert_eq!(callee2.remote_ufrag, caller2.local_ufrag);
+    assert_eq!(caller2.remote_ufrag, callee2.local_ufrag);
+    assert_eq!(
+        (caller2.dtls_client, callee2.dtls_client),
+        (caller.dtls_client, callee.dtls_client),
+        "DTLS roles kept"
+    );
+    assert!(world.established(0) && world.established(1));
 
     phones[1].ice.dtls_fingerprint = None;
     let mut world = World::new(6, Impairment::default(), phones);

@@ -19,7 +19,7 @@ mod parse;
 mod tests;
 
 pub use crypto::{CryptoLine, SrtpSuite};
-pub use ice::{LocalIce, NegotiatedIce};
+pub use ice::{LocalIce, NegotiatedIce, ice_ufrag};
 pub use model::{
     Attribute, Bandwidth, Connection, KnownAttribute, MediaDescription, Origin, Protocol, Rtcp,
     RtpMap, SessionDescription, Timing,
@@ -71,6 +71,8 @@ pub fn fuzz_one(data: &[u8]) {
             candidates: vec!["1 1 udp 2130706431 127.0.0.1 40000 typ host".to_owned()],
             fingerprint: "sha-256 00:11".to_owned(),
             offer: false,
+            mid: None,
+            dtls_client: None,
         }),
     };
     if let Ok((answer, _)) = create_answer(&sdp, &local) {

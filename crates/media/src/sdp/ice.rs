@@ -21,6 +21,11 @@ pub struct LocalIce {
     /// Write ICE/DTLS (`UDP/TLS/RTP/SAVPF`) in our offers; without it we still answer such
     /// offers with ICE/DTLS.
     pub offer: bool,
+    /// Our stream's `a=mid` in offers (`0` when `None`): a re-offer keeps the negotiated one.
+    pub mid: Option<String>,
+    /// The DTLS role of the association in place, for re-offers (RFC 8842 §5.5: `active` or
+    /// `passive` as before, not `actpass`); `None` for a new one.
+    pub dtls_client: Option<bool>,
 }
 
 impl std::fmt::Debug for LocalIce {
@@ -29,6 +34,8 @@ impl std::fmt::Debug for LocalIce {
             .field("ufrag", &self.ufrag)
             .field("candidates", &self.candidates)
             .field("offer", &self.offer)
+            .field("mid", &self.mid)
+            .field("dtls_client", &self.dtls_client)
             .finish_non_exhaustive()
     }
 }
@@ -51,6 +58,8 @@ pub struct NegotiatedIce {
     pub controlling: bool,
     /// The peer is an ICE-lite agent (RFC 8445 §2.5): it does no checks of its own.
     pub remote_ice_lite: bool,
+    /// The stream's `a=mid`, if any.
+    pub mid: Option<String>,
 }
 
 impl std::fmt::Debug for NegotiatedIce {
@@ -96,13 +105,36 @@ pub(super) fn add_attributes(
 
 /// Adds ICE/DTLS to the audio section of our offer.
 pub(super) fn add_to_offer(media: &mut MediaDescription, local: &LocalIce) {
-    add_attributes(media, local, "actpass", Some(OFFER_MID));
+    let setup = match local.dtls_client {
+        None => "actpass",
+        Some(true) => "active",
+        Some(false) => "passive",
+    };
+    add_attributes(media, local, setup, Some(offer_mid(local)));
     media.attributes.push(Attribute::flag("rtcp-mux"));
 }
 
+fn offer_mid(local: &LocalIce) -> &str {
+    local.mid.as_deref().unwrap_or(OFFER_MID)
+}
+
 /// The session-level `a=group:BUNDLE` of an offer carrying ICE.
-pub(super) fn offer_group() -> Attribute {
-    Attribute::with_value("group", format!("BUNDLE {OFFER_MID}"))
+pub(super) fn offer_group(local: &LocalIce) -> Attribute {
+    Attribute::with_value("group", format!("BUNDLE {}", offer_mid(local)))
+}
+
+/// The `a=ice-ufrag` of the first audio stream of `sdp` (or of its session level): a new one
+/// in a re-offer is an ICE restart.
+pub fn ice_ufrag(sdp: &SessionDescription) -> Option<&str> {
+    let media = sdp
+        .media
+        .iter()
+        .find(|m| m.media.eq_ignore_ascii_case("audio") && m.port != 0)?;
+    media
+        .attribute("ice-ufrag")
+        .or_else(|| sdp.attributes.iter().find(|a| a.name == "ice-ufrag"))
+        .and_then(|a| a.value.as_deref())
+        .map(str::trim)
 }
 
 /// As answerer: checks the offered stream's ICE/DTLS, adds ours to `answer` and returns what
@@ -127,8 +159,8 @@ pub(super) fn answer(
             ));
         }
     };
-    let mid = offered.attribute("mid").and_then(|a| a.value.as_deref());
-    add_attributes(answer, local, setup, mid);
+    let mid = offered.attribute("mid").and_then(|a| a.value.clone());
+    add_attributes(answer, local, setup, mid.as_deref());
     answer.attributes.push(Attribute::flag("rtcp-mux"));
     Ok(NegotiatedIce {
         local_ufrag: local.ufrag.clone(),
@@ -141,6 +173,7 @@ pub(super) fn answer(
         // The offerer controls, unless it is lite and we are not (RFC 8445 §6.1.1).
         controlling: remote.ice_lite,
         remote_ice_lite: remote.ice_lite,
+        mid,
     })
 }
 
@@ -179,6 +212,7 @@ pub(super) fn apply_answer(
         dtls_client,
         controlling: true,
         remote_ice_lite: remote.ice_lite,
+        mid: offered.attribute("mid").and_then(|a| a.value.clone()),
     })
 }
 

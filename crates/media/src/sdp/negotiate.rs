@@ -283,8 +283,8 @@ pub fn create_offer(local: &LocalMedia) -> SessionDescription {
         .attributes
         .push(Attribute::flag(local.direction.as_str()));
     let mut sdp = session(local, vec![media]);
-    if offered_ice.is_some() {
-        sdp.attributes.push(ice::offer_group());
+    if let Some(ice) = offered_ice {
+        sdp.attributes.push(ice::offer_group(ice));
     }
     sdp
 }

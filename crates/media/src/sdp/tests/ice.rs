@@ -34,6 +34,8 @@ fn our_ice(offer: bool) -> LocalIce {
         candidates: vec!["1 1 udp 2130706431 127.0.0.1 40000 typ host".to_owned()],
         fingerprint: "sha-256 AA:BB:CC".to_owned(),
         offer,
+        mid: None,
+        dtls_client: None,
     }
 }
 
@@ -168,4 +170,25 @@ fn an_answer_without_dtls_role_is_refused() {
     let text = CHROMIUM_ANSWER.replace("a=setup:active", "a=setup:actpass");
     let error = apply_answer(&offer, &parse(&text)).unwrap_err();
     assert!(matches!(error, NegotiationError::Ice(_)), "{error}");
+}
+
+#[test]
+fn a_re_offer_keeps_the_dtls_role_and_mid_of_the_call() {
+    let mut ice = our_ice(true);
+    ice.dtls_client = Some(true);
+    ice.mid = Some("audio".to_owned());
+    let offer = create_offer(&local(Some(ice.clone())));
+    assert_eq!(attribute(&offer, "setup"), Some("active"));
+    assert_eq!(attribute(&offer, "mid"), Some("audio"));
+    assert!(
+        offer
+            .attributes
+            .iter()
+            .any(|a| a.name == "group" && a.value.as_deref() == Some("BUNDLE audio"))
+    );
+    ice.dtls_client = Some(false);
+    let offer = create_offer(&local(Some(ice)));
+    assert_eq!(attribute(&offer, "setup"), Some("passive"));
+    assert_eq!(crate::sdp::ice_ufrag(&offer), Some("AbCd"));
+    assert_eq!(crate::sdp::ice_ufrag(&parse(CHROMIUM_OFFER)), Some("6Kcr"));
 }
