@@ -80,6 +80,8 @@ struct FakeTurn {
     allocations: HashMap<SocketAddr, Allocation>,
     next_port: u16,
     requests: Vec<Method>,
+    /// Methods whose next signed request gets 438 Stale Nonce (with a new nonce).
+    stale_once: Vec<Method>,
     /// Datagrams from peers dropped for want of a permission.
     unpermitted: usize,
 }
@@ -103,6 +105,7 @@ impl FakeTurn {
             allocations: HashMap::new(),
             next_port: 49152,
             requests: Vec::new(),
+            stale_once: Vec::new(),
             unpermitted: 0,
         }
     }
@@ -167,6 +170,10 @@ impl FakeTurn {
             return self.error(message, CODE_UNAUTHORIZED, true);
         }
         let method = message.typ.method;
+        if let Some(at) = self.stale_once.iter().position(|m| *m == method) {
+            self.stale_once.remove(at);
+            return self.error(message, ErrorCode(438), true);
+        }
         if method == METHOD_ALLOCATE {
             if self.allocations.contains_key(&from) {
                 return self.error(message, CODE_ALLOC_MISMATCH, false);
@@ -852,4 +859,93 @@ fn attach_needs_an_allocation_and_debug_hides_the_password() {
     ));
     let v6 = TurnAllocation::start(now, server(PASSWORD), addr("[::1]:40000"));
     assert!(matches!(v6, Err(WebRtcError::Turn(_))));
+}
+
+#[test]
+fn stale_nonce_on_refresh_and_permission_is_retried() {
+    let mut net = Net::new(Mode::Normal);
+    net.turn.lifetime = Duration::from_secs(120);
+    allocate(&mut net, 'a');
+    net.turn.stale_once = vec![METHOD_REFRESH, METHOD_CREATE_PERMISSION];
+    call(&mut net);
+    media_flows(&mut net, 5);
+    assert_eq!(
+        net.turn.stale_once,
+        vec![METHOD_REFRESH],
+        "permission answered 438"
+    );
+    // Over several lifetimes: the refresh answered 438 was signed again at once.
+    net.drive_until(Duration::from_secs(10 * 60), |_| false);
+    assert!(net.turn.stale_once.is_empty(), "refresh answered 438");
+    assert!(net.turn.allocations.contains_key(&net.a.host));
+    assert!(matches!(
+        net.a.transport().relay_state(),
+        Some(TurnState::Allocated { .. })
+    ));
+}
+
+#[test]
+fn mutated_server_messages_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+    let mut net = Net::new(Mode::Normal);
+    allocate(&mut net, 'a');
+    let now = net.now;
+    let Some(TurnState::Allocated { relayed, .. }) = net.a.state().cloned() else {
+        panic!("allocated");
+    };
+    // Valid messages of each kind the server sends, as seeds.
+    let mut seeds: Vec<Vec<u8>> = Vec::new();
+    let allocation = net
+        .turn
+        .allocations
+        .get_mut(&net.a.host)
+        .expect("allocation");
+    allocation
+        .permissions
+        .insert(net.b.host.ip(), now + PERMISSION_LIFETIME);
+    seeds.extend(
+        net.turn
+            .handle(now, net.b.host, relayed, b"peer data")
+            .into_iter()
+            .map(|(_, _, bytes)| bytes),
+    );
+    let allocation = net
+        .turn
+        .allocations
+        .get_mut(&net.a.host)
+        .expect("allocation");
+    allocation.channels.insert(0x4000, net.b.host);
+    seeds.extend(
+        net.turn
+            .handle(now, net.b.host, relayed, b"channel data")
+            .into_iter()
+            .map(|(_, _, bytes)| bytes),
+    );
+    let mut request = Message::new();
+    request
+        .build(&[
+            Box::new(TransactionId::new()),
+            Box::new(MessageType::new(METHOD_REFRESH, CLASS_REQUEST)),
+        ])
+        .expect("request");
+    seeds.push(
+        net.turn
+            .success(&request, vec![Box::new(Lifetime(Duration::from_secs(60)))]),
+    );
+    seeds.push(net.turn.error(&request, ErrorCode(438), true));
+    assert_eq!(seeds.len(), 4);
+    let server = net.turn.addr;
+    let allocation = net.a.allocation.as_mut().expect("allocation");
+    for round in 0..20_000 {
+        let mut bytes = seeds[round % seeds.len()].clone();
+        for _ in 0..rng.gen_range(1..4) {
+            let at = rng.gen_range(0..bytes.len());
+            bytes[at] = rng.r#gen();
+        }
+        bytes.truncate(rng.gen_range(0..=bytes.len()));
+        assert!(allocation.handle_datagram(now, server, &bytes));
+        while allocation.poll_transmit().is_some() {}
+        while allocation.poll_received().is_some() {}
+    }
 }
