@@ -1,6 +1,7 @@
 //! WebRTC media transport for one audio stream with rtcp-mux, as a browser expects it: ICE
-//! (RFC 8445, full agent, host and server-reflexive candidates), DTLS 1.2 (RFC 6347) keying SRTP
-//! (RFC 5764), and SRTP/SRTCP with the exported keys ([`crate::srtp::SrtpTransform`]).
+//! (RFC 8445, full agent, host and server-reflexive candidates, and relay candidates through a TURN
+//! allocation: [`TurnAllocation`], [`WebRtcTransport::attach_relay`]), DTLS 1.2 (RFC 6347) keying
+//! SRTP (RFC 5764), and SRTP/SRTCP with the exported keys ([`crate::srtp::SrtpTransform`]).
 //!
 //! Sans-IO, like the rest of the crate: the driver owns the UDP socket and the timer.
 //!
