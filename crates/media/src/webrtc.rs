@@ -1,6 +1,7 @@
 //! WebRTC media transport for one audio stream with rtcp-mux, as a browser expects it: ICE
-//! (RFC 8445, full agent, host and server-reflexive candidates), DTLS 1.2 (RFC 6347) keying SRTP
-//! (RFC 5764), and SRTP/SRTCP with the exported keys ([`crate::srtp::SrtpTransform`]).
+//! (RFC 8445, full agent, host and server-reflexive candidates, and relay candidates through a TURN
+//! allocation: [`TurnAllocation`], [`WebRtcTransport::attach_relay`]), DTLS 1.2 (RFC 6347) keying
+//! SRTP (RFC 5764), and SRTP/SRTCP with the exported keys ([`crate::srtp::SrtpTransform`]).
 //!
 //! Sans-IO, like the rest of the crate: the driver owns the UDP socket and the timer.
 //!
@@ -57,6 +58,11 @@ use crate::srtp::{SrtpError, SrtpTransform};
 
 #[cfg(test)]
 mod tests;
+mod turn;
+#[cfg(test)]
+mod turn_tests;
+
+pub use turn::{TurnAllocation, TurnServer, TurnState};
 
 /// The DTLS association is keyed by this placeholder instead of the peer's address, so it
 /// survives a change of the selected pair (ICE restart, network change).
@@ -95,6 +101,9 @@ pub enum WebRtcError {
     Failed,
     #[error(transparent)]
     Srtp(#[from] SrtpError),
+    /// A TURN allocation could not be started or used.
+    #[error("TURN: {0}")]
+    Turn(String),
 }
 
 /// Our side of the DTLS handshake, from SDP `a=setup` (`active` = client, `passive` = server).
@@ -167,7 +176,9 @@ pub struct WebRtcTransport {
     srtp: Option<SrtpTransform>,
     selected: Option<SelectedPair>,
     /// Where DTLS came from, to answer before our side has selected a pair (controlled agent).
-    dtls_source: Option<SocketAddr>,
+    dtls_source: Option<Route>,
+    /// The TURN allocation whose relayed address is one of our candidates.
+    relay: Option<TurnAllocation>,
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<WebRtcEvent>,
     finished: bool,
@@ -184,9 +195,16 @@ struct Dtls {
 
 #[derive(Debug, Clone)]
 struct SelectedPair {
-    remote_addr: SocketAddr,
+    route: Route,
     local: String,
     remote: String,
+}
+
+/// Our end (the socket's address, or the relayed one) and the peer's end of a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Route {
+    local: SocketAddr,
+    remote: SocketAddr,
 }
 
 impl std::fmt::Debug for WebRtcTransport {
@@ -296,7 +314,11 @@ impl WebRtcTransport {
             local_ufrag,
             local_pwd,
             multicast_dns_mode: MulticastDnsMode::Disabled,
-            candidate_types: vec![CandidateType::Host, CandidateType::ServerReflexive],
+            candidate_types: vec![
+                CandidateType::Host,
+                CandidateType::ServerReflexive,
+                CandidateType::Relay,
+            ],
             network_types: vec![NetworkType::Udp4, NetworkType::Udp6],
             ..AgentConfig::default()
         };
@@ -327,6 +349,7 @@ impl WebRtcTransport {
             srtp: None,
             selected: None,
             dtls_source: None,
+            relay: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             finished: false,
@@ -422,6 +445,7 @@ impl WebRtcTransport {
             }
         }
         self.restarted_locally = false;
+        self.permit_remote_candidates(now);
         if self.dtls.is_none() {
             let config = Arc::new(self.dtls_config(dtls_role, expected)?);
             let server_config = (dtls_role == DtlsRole::Server).then(|| config.clone());
@@ -487,20 +511,59 @@ impl WebRtcTransport {
         from: SocketAddr,
         bytes: &[u8],
     ) -> Option<Vec<u8>> {
-        let media = match *bytes.first()? {
-            0..=3 => {
-                self.handle_stun(now, from, bytes);
-                None
-            }
-            20..=63 => {
-                self.handle_dtls(now, from, bytes);
-                None
-            }
-            128..=191 => self.handle_srtp(now, from, bytes),
-            _ => None,
+        let media = if let Some(relay) = self.relay.as_mut()
+            && relay.handle_datagram(now, from, bytes)
+        {
+            self.handle_relayed(now)
+        } else {
+            self.demultiplex(now, self.transport_context(from), bytes)
         };
         self.process(now);
         media
+    }
+
+    /// The call uses `allocation` (made ahead on the media socket, see [`TurnAllocation`]): its
+    /// relayed address becomes a local relay candidate (re-read [`Self::local_candidates`]),
+    /// permissions are created for the remote candidates, checks and media on relay pairs go
+    /// through the TURN server, and the transport keeps the allocation refreshed. Datagrams from
+    /// the server keep coming to [`Self::handle_datagram`], like all others.
+    pub fn attach_relay(
+        &mut self,
+        now: Instant,
+        allocation: TurnAllocation,
+    ) -> Result<(), WebRtcError> {
+        if self.finished {
+            return Err(WebRtcError::Failed);
+        }
+        let relayed = allocation
+            .relayed()
+            .ok_or_else(|| WebRtcError::Turn(format!("not allocated: {:?}", allocation.state())))?;
+        let base = self
+            .local_addrs
+            .iter()
+            .find(|addr| addr.is_ipv4() == relayed.is_ipv4())
+            .copied()
+            .unwrap_or(relayed);
+        let candidate =
+            turn::relay_candidate(relayed, base).map_err(|e| WebRtcError::Ice(e.to_string()))?;
+        self.agent
+            .add_local_candidate(candidate)
+            .map_err(|e| WebRtcError::Ice(e.to_string()))?;
+        self.relay = Some(allocation);
+        self.permit_remote_candidates(now);
+        self.process(now);
+        Ok(())
+    }
+
+    /// Takes the allocation back (after the call, to reuse it for the next one from the same
+    /// socket: the server keeps it until it expires or is closed).
+    pub fn detach_relay(&mut self) -> Option<TurnAllocation> {
+        self.relay.take()
+    }
+
+    /// The attached allocation's state (it may fail during the call: refresh refused).
+    pub fn relay_state(&self) -> Option<&TurnState> {
+        self.relay.as_ref().map(TurnAllocation::state)
     }
 
     /// Protects one clear RTP (or RTCP, `rtcp`) packet and queues it to the selected pair (or,
@@ -508,28 +571,31 @@ impl WebRtcTransport {
     /// completes, or with nowhere to send (during an ICE restart), it is dropped with an error.
     pub fn send_media(
         &mut self,
-        _now: Instant,
+        now: Instant,
         packet: &[u8],
         rtcp: bool,
     ) -> Result<(), WebRtcError> {
         if self.finished {
             return Err(WebRtcError::Failed);
         }
-        let to = self.destination();
+        let route = self.destination();
         let srtp = self.srtp.as_mut().ok_or(WebRtcError::NotConnected)?;
-        let to = to.ok_or(WebRtcError::NoPair)?;
+        let route = route.ok_or(WebRtcError::NoPair)?;
         let protected = if rtcp {
             srtp.protect_rtcp(packet)?
         } else {
             srtp.protect_rtp(packet)?
         };
-        self.transmits.push_back((to, protected));
+        self.send_on(now, route, protected);
         Ok(())
     }
 
-    /// The next datagram to send from the media socket: `(to, bytes)`.
+    /// The next datagram to send from the media socket: `(to, bytes)` (to the TURN server for
+    /// what goes through the relay).
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
-        self.transmits.pop_front()
+        self.transmits
+            .pop_front()
+            .or_else(|| self.relay.as_mut()?.poll_transmit())
     }
 
     /// When [`Self::handle_timeout`] is due. `&mut` because the ICE agent computes it so.
@@ -542,7 +608,8 @@ impl WebRtcTransport {
             .dtls
             .as_ref()
             .and_then(|dtls| dtls.endpoint.poll_timeout(&DTLS_PEER));
-        [ice, dtls].into_iter().flatten().min()
+        let relay = self.relay.as_mut().and_then(TurnAllocation::poll_timeout);
+        [ice, dtls, relay].into_iter().flatten().min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -551,6 +618,9 @@ impl WebRtcTransport {
         }
         if let Err(e) = self.agent.handle_timeout(now) {
             tracing::debug!("ICE timeout: {e}");
+        }
+        if let Some(relay) = self.relay.as_mut() {
+            relay.handle_timeout(now);
         }
         if let Some(dtls) = self.dtls.as_mut()
             && (dtls.started || dtls.role == DtlsRole::Server)
@@ -576,10 +646,52 @@ impl WebRtcTransport {
             .map(|pair| (pair.local.clone(), pair.remote.clone()))
     }
 
-    fn handle_stun(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+    /// RFC 7983 demultiplexing by the first byte of a datagram that reached `context.local_addr`
+    /// (the socket's, or the relayed address).
+    fn demultiplex(
+        &mut self,
+        now: Instant,
+        context: TransportContext,
+        bytes: &[u8],
+    ) -> Option<Vec<u8>> {
+        match *bytes.first()? {
+            0..=3 => {
+                self.handle_stun(now, context, bytes);
+                None
+            }
+            20..=63 => {
+                self.handle_dtls(now, context, bytes);
+                None
+            }
+            128..=191 => self.handle_srtp(now, context, bytes),
+            _ => None,
+        }
+    }
+
+    /// What the TURN server relayed from peers, as if received on the relayed address.
+    fn handle_relayed(&mut self, now: Instant) -> Option<Vec<u8>> {
+        let mut media = None;
+        while let Some((relayed, (peer, bytes))) = self
+            .relay
+            .as_mut()
+            .and_then(|relay| Some((relay.relayed()?, relay.poll_received()?)))
+        {
+            let context = TransportContext {
+                local_addr: relayed,
+                peer_addr: peer,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            };
+            media = self.demultiplex(now, context, &bytes).or(media);
+        }
+        media
+    }
+
+    fn handle_stun(&mut self, now: Instant, context: TransportContext, bytes: &[u8]) {
+        let from = context.peer_addr;
         let message = TransportMessage {
             now,
-            transport: self.transport_context(from),
+            transport: context,
             message: BytesMut::from(bytes),
         };
         if let Err(e) = self.agent.handle_read(message) {
@@ -587,8 +699,8 @@ impl WebRtcTransport {
         }
     }
 
-    fn handle_dtls(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
-        let context = self.transport_context(from);
+    fn handle_dtls(&mut self, now: Instant, context: TransportContext, bytes: &[u8]) {
+        let from = context.peer_addr;
         if self.finished || !self.agent.is_valid_non_stun_traffic(now, context) {
             return;
         }
@@ -598,7 +710,10 @@ impl WebRtcTransport {
         if dtls.role == DtlsRole::Client && !dtls.started {
             return;
         }
-        self.dtls_source = Some(from);
+        self.dtls_source = Some(Route {
+            local: context.local_addr,
+            remote: from,
+        });
         let connected = dtls.connected;
         match dtls
             .endpoint
@@ -621,11 +736,16 @@ impl WebRtcTransport {
         }
     }
 
-    fn handle_srtp(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    fn handle_srtp(
+        &mut self,
+        now: Instant,
+        context: TransportContext,
+        bytes: &[u8],
+    ) -> Option<Vec<u8>> {
         if self.finished {
             return None;
         }
-        let context = self.transport_context(from);
+        let from = context.peer_addr;
         let srtp = self.srtp.as_mut()?;
         if !self.agent.is_valid_non_stun_traffic(now, context) {
             return None;
@@ -709,7 +829,10 @@ impl WebRtcTransport {
             match tagged.event {
                 IceEvent::SelectedCandidatePairChange(local, remote) => {
                     let pair = SelectedPair {
-                        remote_addr: remote.addr(),
+                        route: Route {
+                            local: local.base_addr(),
+                            remote: remote.addr(),
+                        },
                         local: describe(&local),
                         remote: describe(&remote),
                     };
@@ -743,23 +866,52 @@ impl WebRtcTransport {
             }
         }
         while let Some(message) = self.agent.poll_write() {
-            self.transmits
-                .push_back((message.transport.peer_addr, message.message.to_vec()));
+            let route = Route {
+                local: message.transport.local_addr,
+                remote: message.transport.peer_addr,
+            };
+            self.send_on(now, route, message.message.to_vec());
         }
-        if let (Some(to), Some(dtls)) = (self.destination(), self.dtls.as_mut()) {
-            while let Some(message) = dtls.endpoint.poll_transmit() {
-                self.transmits.push_back((to, message.message.to_vec()));
+        if let Some(route) = self.destination() {
+            let mut records = Vec::new();
+            if let Some(dtls) = self.dtls.as_mut() {
+                while let Some(message) = dtls.endpoint.poll_transmit() {
+                    records.push(message.message.to_vec());
+                }
+            }
+            for record in records {
+                self.send_on(now, route, record);
             }
         }
     }
 
-    /// The selected pair's remote address; before our side selects one (the controlling peer
-    /// may finish first and start DTLS), the ICE-known address DTLS came from.
-    fn destination(&self) -> Option<SocketAddr> {
+    /// The selected pair's route; before our side selects one (the controlling peer may finish
+    /// first and start DTLS), the ICE-known path DTLS came from.
+    fn destination(&self) -> Option<Route> {
         self.selected
             .as_ref()
-            .map(|pair| pair.remote_addr)
+            .map(|pair| pair.route)
             .or(self.dtls_source)
+    }
+
+    /// Queues `bytes` to `route.remote`: from the socket, or through the TURN server when
+    /// `route.local` is the relayed address.
+    fn send_on(&mut self, now: Instant, route: Route, bytes: Vec<u8>) {
+        match self.relay.as_mut() {
+            Some(relay) if relay.relayed() == Some(route.local) => {
+                relay.send(now, route.remote, &bytes);
+            }
+            _ => self.transmits.push_back((route.remote, bytes)),
+        }
+    }
+
+    /// The TURN server forwards only from peers with a permission: one per remote candidate.
+    fn permit_remote_candidates(&mut self, now: Instant) {
+        if let Some(relay) = self.relay.as_mut() {
+            for candidate in self.agent.get_remote_candidates() {
+                relay.permit(now, candidate.addr());
+            }
+        }
     }
 
     fn dtls_config(
