@@ -19,4 +19,5 @@ mod quality;
 mod sipp;
 mod srtp;
 mod tls;
+mod turn;
 mod ws;

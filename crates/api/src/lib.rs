@@ -25,8 +25,8 @@ pub use history::{CallHistory, CallResult, Direction, HistoryEntry, mask_number,
 pub use homeagent_context::{ContextConfig, FieldMapping};
 pub use homeagent_engine::core::{AnswerMode, SrtpPolicy};
 pub use homeagent_engine::{
-    AudioDevice, IceMode, PhoneSettings, SettingsError, SinkSpec, SourceSpec, list_audio_devices,
-    list_preferred_audio_devices,
+    AudioDevice, IceMode, PhoneSettings, SettingsError, SinkSpec, SourceSpec, TurnSettings,
+    list_audio_devices, list_preferred_audio_devices,
 };
 pub use secrets::{KEYCHAIN_SERVICE, SecretError, account_key, load_password, store_password};
 pub use training::{TrainingCrm, TrainingLine, TrainingSettings};

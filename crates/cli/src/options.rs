@@ -21,8 +21,8 @@ Exit status: 0 the call(s) were answered and ended normally; 1 failed (network, 
 error); 2 bad usage or configuration; 3 busy, declined or rejected; 4 no answer / timeout;
 5 authentication or registration failed.
 
-The SIP password is read from the environment variable HOMEAGENT_PASSWORD, never from the
-command line. With --json, stdout carries one JSON object per event; the last line is the
+The SIP password is read from the environment variable HOMEAGENT_PASSWORD, the TURN one
+from HOMEAGENT_TURN_PASSWORD, never from the command line. With --json, stdout carries one JSON object per event; the last line is the
 summary: {\"event\":\"summary\",\"result\":...,\"codec\":...,\"duration_s\":...,
 \"packets_sent\":...,\"packets_received\":...,\"packets_lost\":...,\"jitter_ms\":...,\"rtt_ms\":...,
 \"mos\":...}. During a call, {\"event\":\"quality\",...} every 5 s: MOS, loss, jitter, RTT, delay.";
@@ -162,6 +162,13 @@ pub struct Options {
     /// router's NAT): that address goes into Contact and SDP.
     #[arg(long, global = true, value_name = "HOST:PORT")]
     pub stun: Option<String>,
+    /// TURN server relaying the media of ICE calls where direct UDP is blocked (RFC 8656, UDP
+    /// to the server); password from HOMEAGENT_TURN_PASSWORD, user --turn-user (default --user).
+    #[arg(long, global = true, value_name = "turn:HOST[:PORT]")]
+    pub turn: Option<String>,
+    /// TURN user name [default: --user].
+    #[arg(long, global = true, value_name = "NAME")]
+    pub turn_user: Option<String>,
     /// Account user name (address of record user part).
     #[arg(long, global = true, value_name = "NAME")]
     pub user: Option<String>,
@@ -264,6 +271,8 @@ struct FileOptions {
     registrar: Option<String>,
     ws_url: Option<String>,
     stun: Option<String>,
+    turn: Option<String>,
+    turn_user: Option<String>,
     user: Option<String>,
     auth_user: Option<String>,
     allow_any_source: Option<bool>,
@@ -383,6 +392,21 @@ fn merge(
     }
     phone.user = cli.user.or(file.user);
     phone.auth_user = cli.auth_user.or(file.auth_user);
+    if let Some(uri) = cli.turn.or(file.turn) {
+        let username = cli
+            .turn_user
+            .or(file.turn_user)
+            .or_else(|| phone.user.clone())
+            .context("--turn needs a user name: --turn-user (or --user)")?;
+        let password = std::env::var("HOMEAGENT_TURN_PASSWORD").ok().context(
+            "--turn needs the password in the environment variable HOMEAGENT_TURN_PASSWORD",
+        )?;
+        phone.turn = Some(homeagent_api::TurnSettings {
+            uri,
+            username,
+            password,
+        });
+    }
     phone.password = password.filter(|p| !p.is_empty());
     phone.tls.ca_file = cli.ca_file.or(file.ca_file);
     phone.tls.client_cert = cli.client_cert.or(file.client_cert);
@@ -615,7 +639,10 @@ mod tests {
                 uri: "sip:bob@127.0.0.1:5070".into()
             }
         );
-        assert_eq!(r.phone.bind, "127.0.0.1:5090".parse().unwrap());
+        assert_eq!(
+            r.phone.bind,
+            "127.0.0.1:5090".parse::<std::net::SocketAddr>().unwrap()
+        );
         assert!(r.json);
     }
 

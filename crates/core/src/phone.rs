@@ -114,6 +114,9 @@ pub enum Input {
 }
 
 /// What the phone asks its driver to do, in order.
+// Media commands (with the negotiated ICE/SRTP parameters) come a few per call: boxing them
+// would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Output {
     Transmit(Transmit),

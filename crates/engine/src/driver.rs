@@ -16,10 +16,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::media::{self, AudioRoute, CallStats, MediaControl, MediaSockets, WebRtcSetup};
-use crate::settings::IceMode;
+use crate::relay::{self, ReadyPort, RelayCandidate};
+use crate::settings::{IceMode, TurnSettings};
 use crate::transport::{Received, Transports};
 use crate::ws::WsUrl;
 use crate::{EngineCommand, EngineError, EngineEvent, PhoneSettings};
+use homeagent_media::webrtc::TurnServer;
 
 /// Pre-bound RTP port pairs kept ready so an incoming INVITE is answered at once.
 const READY_MEDIA_PORTS: usize = 2;
@@ -65,6 +67,10 @@ pub(crate) async fn start(
     config.srtp = settings.srtp;
     config.inbound_filter = settings.inbound_filter;
     let webrtc = webrtc_setup(settings.ice, config.local.addr.ip()).await;
+    let turn = match (&settings.turn, &webrtc) {
+        (Some(turn), Some(_)) => Some(turn_server(turn).await?),
+        _ => None,
+    };
     config.ice = IceConfig {
         dtls_fingerprint: webrtc.as_ref().map(|w| w.identity.sdp_fingerprint()),
         offer: webrtc.is_some()
@@ -93,7 +99,11 @@ pub(crate) async fn start(
     phone.set_key_seed(rand::random());
     let (commands_tx, commands) = mpsc::channel(64);
     let (events, events_rx) = mpsc::channel(1024);
+    let (relay_candidates_tx, relay_candidates) = mpsc::channel(8);
     let driver = Driver {
+        turn,
+        relay_candidates,
+        relay_candidates_tx,
         phone,
         transports,
         received,
@@ -138,7 +148,12 @@ struct Driver {
     media_ip: IpAddr,
     rtp_ports: (u16, u16),
     next_port: u16,
-    ready_ports: HashMap<u16, MediaSockets>,
+    ready_ports: HashMap<u16, ReadyPort>,
+    /// The TURN server ready ports allocate a relay on (ICE calls only).
+    turn: Option<TurnServer>,
+    /// Relay candidates of ready ports, for the phone.
+    relay_candidates: mpsc::Receiver<RelayCandidate>,
+    relay_candidates_tx: mpsc::Sender<RelayCandidate>,
     calls: HashMap<CallId, ActiveMedia>,
     /// Media figures of calls whose media stopped, until the phone reports their end.
     finished: HashMap<CallId, CallStats>,
@@ -178,6 +193,9 @@ impl Driver {
                     Some(received) => self.receive(received).await,
                     None => break,
                 },
+                Some((port, candidate)) = self.relay_candidates.recv() => {
+                    self.input(Input::RelayCandidate { port, candidate });
+                }
                 _ = sleep_until(deadline) => self.input(Input::Timeout(now())),
             }
         }
@@ -337,7 +355,11 @@ impl Driver {
                 local_port,
                 media,
             } => {
-                let Some(sockets) = self.ready_ports.remove(&local_port) else {
+                let ready = self.ready_ports.remove(&local_port);
+                let Some(sockets) = (match ready {
+                    Some(ready) => ready.take().await,
+                    None => None,
+                }) else {
                     tracing::error!(local_port, "phone used an RTP port the engine did not bind");
                     return;
                 };
@@ -384,7 +406,17 @@ impl Driver {
             self.next_port = self.next_port.wrapping_add(1);
             match MediaSockets::bind(self.media_ip, self.rtp_ports, self.next_port).await {
                 Some((port, sockets)) => {
-                    self.ready_ports.insert(port, sockets);
+                    let ready = match (&self.turn, &self.webrtc) {
+                        (Some(server), Some(webrtc)) => relay::keep(
+                            port,
+                            sockets,
+                            server.clone(),
+                            SocketAddr::new(webrtc.host, port),
+                            self.relay_candidates_tx.clone(),
+                        ),
+                        _ => ReadyPort::Plain(sockets),
+                    };
+                    self.ready_ports.insert(port, ready);
                     self.input(Input::MediaPortReady(port));
                 }
                 None => {
@@ -687,4 +719,28 @@ async fn webrtc_setup(mode: IceMode, host: IpAddr) -> Option<WebRtcSetup> {
             None
         }
     }
+}
+
+/// The TURN server of `--turn`, resolved once at start (IPv4 first: the media sockets are).
+async fn turn_server(turn: &TurnSettings) -> Result<TurnServer, EngineError> {
+    let (host, port) = turn.host_port()?;
+    let resolve = |reason: String| EngineError::Resolve {
+        what: format!("TURN server {host}"),
+        reason,
+    };
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|error| resolve(error.to_string()))?
+        .collect();
+    let addr = addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| resolve("no address".to_owned()))?;
+    Ok(TurnServer {
+        addr,
+        username: turn.username.clone(),
+        password: turn.password.clone(),
+    })
 }

@@ -7,6 +7,7 @@
 
 mod driver;
 mod media;
+mod relay;
 mod settings;
 mod tls;
 mod transport;
@@ -17,7 +18,9 @@ use std::net::SocketAddr;
 pub use homeagent_audio::{SinkSpec, SourceSpec};
 pub use homeagent_core as core;
 pub use media::CallStats;
-pub use settings::{DEFAULT_KEEPALIVE, IceMode, PhoneSettings, SettingsError, TlsSettings};
+pub use settings::{
+    DEFAULT_KEEPALIVE, IceMode, PhoneSettings, SettingsError, TlsSettings, TurnSettings,
+};
 pub use tls::TlsConfigError;
 
 use homeagent_core::{CallId, EndReason, PhoneEvent};

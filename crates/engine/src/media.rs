@@ -11,7 +11,8 @@ use homeagent_core::{CallId, CodecKind, MediaParams};
 use homeagent_media::sdp::{NegotiatedIce, SrtpSuite};
 use homeagent_media::srtp::SrtpTransform;
 use homeagent_media::webrtc::{
-    DtlsIdentity, DtlsRole, Fingerprint, IceCredentials, RemoteParams, WebRtcEvent, WebRtcTransport,
+    DtlsIdentity, DtlsRole, Fingerprint, IceCredentials, RemoteParams, TurnAllocation, WebRtcEvent,
+    WebRtcTransport,
 };
 use homeagent_media::{MediaConfig, MediaEvent, MediaSession, MediaStats, QualityReport};
 use tokio::net::UdpSocket;
@@ -27,6 +28,8 @@ use crate::settings::ProcessingSettings;
 pub(crate) struct MediaSockets {
     pub(crate) rtp: UdpSocket,
     pub(crate) rtcp: UdpSocket,
+    /// A TURN allocation made from `rtp` for ICE calls (see `crate::relay`).
+    pub(crate) relay: Option<Box<TurnAllocation>>,
 }
 
 impl MediaSockets {
@@ -56,7 +59,14 @@ impl MediaSockets {
             let Ok(rtcp) = UdpSocket::bind((ip, port + 1)).await else {
                 continue;
             };
-            return Some((port, Self { rtp, rtcp }));
+            return Some((
+                port,
+                Self {
+                    rtp,
+                    rtcp,
+                    relay: None,
+                },
+            ));
         }
         None
     }
@@ -112,7 +122,7 @@ impl AudioRoute {
 
 pub(crate) fn spawn(
     call: CallId,
-    sockets: MediaSockets,
+    mut sockets: MediaSockets,
     params: MediaParams,
     route: AudioRoute,
     webrtc: Option<&WebRtcSetup>,
@@ -150,7 +160,12 @@ pub(crate) fn spawn(
         (None, _) => None,
         (Some(ice), Some(setup)) => {
             let port = sockets.rtp.local_addr().map_err(|e| e.to_string())?.port();
-            Some(CallWebRtc::start(ice, setup, port)?)
+            Some(CallWebRtc::start(
+                ice,
+                setup,
+                port,
+                sockets.relay.take().map(|r| *r),
+            )?)
         }
         (Some(_), None) => return Err("ICE negotiated without a DTLS certificate".to_owned()),
     };
@@ -198,7 +213,12 @@ struct CallWebRtc {
 }
 
 impl CallWebRtc {
-    fn start(ice: &NegotiatedIce, setup: &WebRtcSetup, port: u16) -> Result<Self, String> {
+    fn start(
+        ice: &NegotiatedIce,
+        setup: &WebRtcSetup,
+        port: u16,
+        relay: Option<TurnAllocation>,
+    ) -> Result<Self, String> {
         let now = Instant::now().into_std();
         let host = SocketAddr::new(setup.host, port);
         let mut transport = WebRtcTransport::with_identity(
@@ -209,6 +229,11 @@ impl CallWebRtc {
             ice.controlling,
         )
         .map_err(|e| e.to_string())?;
+        if let Some(relay) = relay {
+            transport
+                .attach_relay(now, relay)
+                .map_err(|e| e.to_string())?;
+        }
         let (remote, role) = remote_params(ice)?;
         transport
             .set_remote(now, remote, role, ice.controlling)
@@ -992,6 +1017,7 @@ mod tests {
         let sockets = MediaSockets {
             rtp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
             rtcp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            relay: None,
         };
         let params = MediaParams {
             codec: CodecSpec {

@@ -29,6 +29,8 @@ pub struct PhoneSettings {
     /// A STUN server (`HOST:PORT`) asked at start where our SIP socket is seen from outside
     /// (behind a NAT): that address goes into Contact and SDP.
     pub stun: Option<String>,
+    /// A TURN server (RFC 8656) relaying the media of ICE calls where direct UDP is blocked.
+    pub turn: Option<TurnSettings>,
     pub user: Option<String>,
     pub auth_user: Option<String>,
     /// The SIP password: from the keychain or the environment, never from a command line.
@@ -71,6 +73,56 @@ pub enum IceMode {
     Off,
 }
 
+/// A TURN server: `turn:HOST[:PORT][?transport=udp]` (RFC 7065) and its long-term credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TurnSettings {
+    pub uri: String,
+    pub username: String,
+    /// From the keychain or the environment (`HOMEAGENT_TURN_PASSWORD`), never a command line.
+    pub password: String,
+}
+
+impl std::fmt::Debug for TurnSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnSettings")
+            .field("uri", &self.uri)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TurnSettings {
+    /// Host and port of a `turn:` URI (default port 3478). Only UDP to the server is done.
+    pub fn host_port(&self) -> Result<(String, u16), SettingsError> {
+        let bad = |reason: &'static str| SettingsError::BadTurnUri {
+            uri: self.uri.clone(),
+            reason,
+        };
+        let rest = self
+            .uri
+            .trim()
+            .strip_prefix("turn:")
+            .ok_or_else(|| bad("expected turn:HOST[:PORT]"))?;
+        let (address, query) = rest.split_once('?').unwrap_or((rest, ""));
+        match query.to_ascii_lowercase().as_str() {
+            "" | "transport=udp" => {}
+            _ => return Err(bad("only transport=udp is supported")),
+        }
+        let (host, port) = match address.rsplit_once(':') {
+            // An IPv6 literal without a port: [::1]
+            Some((host, port)) if !port.ends_with(']') => {
+                (host, port.parse().map_err(|_| bad("bad port"))?)
+            }
+            _ => (address, 3478),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        Ok((host.to_owned(), port))
+    }
+}
+
 /// Certificates for SIP over TLS. The server's certificate must chain to a root of the
 /// Mozilla set (webpki-roots) or to a CA of `ca_file`, and be valid for the URI's host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -95,6 +147,7 @@ impl Default for PhoneSettings {
             registrar: None,
             ws_url: None,
             stun: None,
+            turn: None,
             user: None,
             auth_user: None,
             password: None,
@@ -172,6 +225,8 @@ pub enum SettingsError {
     BadPortRange(u16, u16),
     #[error("a TLS client certificate needs both a certificate file and a key file")]
     IncompleteClientCertificate,
+    #[error("invalid TURN URI {uri:?}: {reason}")]
+    BadTurnUri { uri: String, reason: &'static str },
 }
 
 impl PhoneSettings {
@@ -205,6 +260,9 @@ impl PhoneSettings {
         if self.tls.client_cert.is_some() != self.tls.client_key.is_some() {
             return Err(SettingsError::IncompleteClientCertificate);
         }
+        if let Some(turn) = &self.turn {
+            turn.host_port()?;
+        }
         if let Some(url) = &self.ws_url {
             crate::ws::WsUrl::parse(url).map_err(|reason| SettingsError::BadWsUrl {
                 url: url.clone(),
@@ -221,6 +279,44 @@ impl PhoneSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn turn_uris_give_host_and_port_and_refuse_what_we_do_not_do() {
+        let turn = |uri: &str| TurnSettings {
+            uri: uri.to_owned(),
+            username: "agent".to_owned(),
+            password: "secret".to_owned(),
+        };
+        let ok = |uri: &str| turn(uri).host_port().map_err(|e| e.to_string());
+        assert_eq!(
+            ok("turn:relay.example.com"),
+            Ok(("relay.example.com".into(), 3478))
+        );
+        assert_eq!(ok("turn:10.0.0.1:3479"), Ok(("10.0.0.1".into(), 3479)));
+        assert_eq!(
+            ok("turn:[::1]:3479?transport=udp"),
+            Ok(("::1".into(), 3479))
+        );
+        assert_eq!(ok("turn:[::1]"), Ok(("::1".into(), 3478)));
+        for bad in [
+            "stun:x:3478",
+            "turn:x?transport=tcp",
+            "turns:x",
+            "turn:",
+            "turn:x:port",
+        ] {
+            assert!(ok(bad).is_err(), "{bad}");
+        }
+        assert!(!format!("{:?}", turn("turn:x")).contains("secret"));
+        let settings = PhoneSettings {
+            turn: Some(turn("turn:x?transport=tcp")),
+            ..PhoneSettings::default()
+        };
+        assert!(matches!(
+            settings.validate(),
+            Err(SettingsError::BadTurnUri { .. })
+        ));
+    }
 
     #[test]
     fn audio_processing_is_on_for_devices_unless_forced() {

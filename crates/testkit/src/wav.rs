@@ -48,6 +48,19 @@ pub fn clip(src: &Path, dst: &Path, length: Duration, silence: Duration) -> Resu
     writer.finalize().map_err(|e| parse_error(dst, e))
 }
 
+/// Writes to `dst` `lead` of zeros followed by all of `src`, in the same format: speech that
+/// starts once a call's media is up (ICE through a relay takes a few seconds).
+pub fn with_lead(src: &Path, dst: &Path, lead: Duration) -> Result<()> {
+    let (spec, samples) = read(src)?;
+    let per_second = f64::from(spec.sample_rate) * f64::from(spec.channels);
+    let pad = (lead.as_secs_f64() * per_second) as usize;
+    let mut writer = hound::WavWriter::create(dst, spec).map_err(|e| parse_error(dst, e))?;
+    for &s in std::iter::repeat_n(&0, pad).chain(samples.iter()) {
+        writer.write_sample(s).map_err(|e| parse_error(dst, e))?;
+    }
+    writer.finalize().map_err(|e| parse_error(dst, e))
+}
+
 fn read(path: &Path) -> Result<(hound::WavSpec, Vec<i16>)> {
     let reader = hound::WavReader::open(path).map_err(|e| parse_error(path, e))?;
     let spec = reader.spec();

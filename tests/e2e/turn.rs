@@ -1,0 +1,295 @@
+//! TURN through coturn where direct UDP between the agents is impossible: each agent lives in a
+//! network namespace of its own, with a veth to the host and no route to the other one. The
+//! host runs a registrar/proxy (`tests/peers/proxy/`) and coturn on `GATEWAY_A`, which both
+//! namespaces reach (B through a host route). ICE must pick a pair through the relay; the
+//! speech is scored.
+
+use std::process::Command;
+use std::time::Duration;
+
+use homeagent_testkit::peers::homeagent::{HomeagentProcess, homeagent_bin};
+use homeagent_testkit::{Mode, Process, TempDir, require, score_pesq, shared_dir, wav};
+use serde_json::Value;
+
+use crate::common::WAIT;
+
+/// The host side of A's veth: the registrar and coturn listen here.
+const GATEWAY_A: &str = "10.77.1.1";
+const AGENT_A: &str = "10.77.1.2";
+const GATEWAY_B: &str = "10.77.2.1";
+const AGENT_B: &str = "10.77.2.2";
+const SIP_PORT: u16 = 5070;
+const TURN_PORT: u16 = 3478;
+const TURN_USER: &str = "agent";
+const TURN_PASSWORD: &str = "relay-secret";
+const SPEECH: Duration = Duration::from_secs(8);
+
+/// Runs `ip ARGS`, panicking with its error output on failure.
+fn ip(args: &[&str]) {
+    let output = Command::new("ip").args(args).output().expect("ip runs");
+    assert!(
+        output.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Two namespaces, each with a veth to the host; deleted (with their veths) on drop.
+struct Namespaces {
+    a: String,
+    b: String,
+}
+
+impl Namespaces {
+    fn create() -> Namespaces {
+        let tag = std::process::id() % 100_000;
+        let namespaces = Namespaces {
+            a: format!("ha-turn-a-{tag}"),
+            b: format!("ha-turn-b-{tag}"),
+        };
+        for (ns, host_ip, agent_ip, veth) in [
+            (&namespaces.a, GATEWAY_A, AGENT_A, format!("hta{tag}")),
+            (&namespaces.b, GATEWAY_B, AGENT_B, format!("htb{tag}")),
+        ] {
+            let inside = format!("{veth}n");
+            ip(&["netns", "add", ns]);
+            ip(&[
+                "link", "add", &veth, "type", "veth", "peer", "name", &inside,
+            ]);
+            ip(&["link", "set", &inside, "netns", ns]);
+            ip(&["addr", "add", &format!("{host_ip}/24"), "dev", &veth]);
+            ip(&["link", "set", &veth, "up"]);
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{agent_ip}/24"),
+                "dev",
+                &inside,
+            ]);
+            ip(&["-n", ns, "link", "set", &inside, "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        // B reaches the servers on GATEWAY_A (a host address) through its own gateway; no route
+        // leads from one agent to the other.
+        ip(&[
+            "-n",
+            &namespaces.b,
+            "route",
+            "add",
+            &format!("{GATEWAY_A}/32"),
+            "via",
+            GATEWAY_B,
+        ]);
+        namespaces
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in [&self.a, &self.b] {
+            // Deleting the namespace deletes the veth pair with it.
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Whether network namespaces can be made here (root); in CI they must.
+fn namespaces_available() -> bool {
+    let probe = format!("ha-probe-{}", std::process::id());
+    let ok = Command::new("ip")
+        .args(["netns", "add", &probe])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        let _ = Command::new("ip").args(["netns", "del", &probe]).status();
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI: cannot create network namespaces (root needed)"
+    );
+    eprintln!("SKIP: cannot create network namespaces (not root)");
+    false
+}
+
+fn kamailio_proxy(dir: &TempDir) -> Process {
+    let listen = format!("{GATEWAY_A}:{SIP_PORT}");
+    let config = std::fs::read_to_string(
+        homeagent_testkit::repo_dir().join("tests/peers/proxy/kamailio.cfg"),
+    )
+    .expect("proxy config")
+    .replace("KAM_LISTEN", &listen);
+    let path = dir.join("kamailio.cfg");
+    std::fs::write(&path, config).expect("config written");
+    let mut command = Command::new("kamailio");
+    command
+        .args(["-DD", "-E", "-f"])
+        .arg(&path)
+        .arg("-Y")
+        .arg(dir.path())
+        .arg("-w")
+        .arg(dir.path());
+    let process = Process::spawn("kamailio-proxy", command, &dir.join("kamailio.log"), false)
+        .expect("kamailio starts");
+    // Its UDP socket is up (a REGISTER sent a moment early is retransmitted anyway).
+    process
+        .wait_log("SO_RCVBUF is finally", WAIT)
+        .expect("kamailio listening");
+    process
+}
+
+fn coturn(dir: &TempDir) -> Process {
+    let mut command = Command::new("turnserver");
+    command
+        .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--lt-cred-mech"])
+        .args(["--realm", "homeagent.test", "--user"])
+        .arg(format!("{TURN_USER}:{TURN_PASSWORD}"))
+        .args(["--listening-ip", GATEWAY_A, "--relay-ip", GATEWAY_A])
+        .args(["--listening-port", &TURN_PORT.to_string()])
+        .args(["--min-port", "49160", "--max-port", "49200", "-l", "stdout"]);
+    let process =
+        Process::spawn("coturn", command, &dir.join("coturn.log"), false).expect("coturn starts");
+    std::thread::sleep(Duration::from_millis(500));
+    process
+}
+
+/// `homeagent ARGS` inside the namespace `ns`, bound to `addr`, registered as `user`.
+fn agent_in(ns: &str, addr: &str, user: &str, args: &[&str]) -> HomeagentProcess {
+    let program = homeagent_bin().expect("homeagent built");
+    let registrar = format!("sip:{GATEWAY_A}:{SIP_PORT}");
+    let bind = format!("{addr}:5060");
+    let turn = format!("turn:{GATEWAY_A}:{TURN_PORT}");
+    let mut all = vec!["netns", "exec", ns, program.to_str().expect("utf-8 path")];
+    all.extend_from_slice(args);
+    all.extend([
+        "--registrar",
+        &registrar,
+        "--user",
+        user,
+        "--bind",
+        &bind,
+        "--rtp-ports",
+        "40000-40019",
+        "--ice",
+        "on",
+        "--turn",
+        &turn,
+        "--turn-user",
+        TURN_USER,
+        "--json",
+        "--log-level",
+        "info",
+    ]);
+    let agent = HomeagentProcess::spawn_program(
+        std::path::Path::new("ip"),
+        &all,
+        &[
+            // This registrar does no authentication.
+            ("HOMEAGENT_PASSWORD", "unused"),
+            ("HOMEAGENT_TURN_PASSWORD", TURN_PASSWORD),
+        ],
+    )
+    .expect("homeagent starts in its namespace");
+    agent
+        .wait_event(|e| e["event"] == "registered", WAIT)
+        .unwrap_or_else(|e| panic!("{user} not registered: {e}: {:?}", agent.events()));
+    agent
+}
+
+fn summary_of(agent: &HomeagentProcess) -> Value {
+    agent
+        .events()
+        .into_iter()
+        .rev()
+        .find(|e| e["event"] == "summary")
+        .unwrap_or_else(|| panic!("no summary: {:?}", agent.events()))
+}
+
+#[test]
+fn a_call_between_namespaces_without_a_route_goes_through_the_turn_relay() {
+    if !require(&["kamailio", "turnserver", "ip"]) || !namespaces_available() {
+        return;
+    }
+    let dir = TempDir::new("turn-netns").expect("temp dir");
+    let namespaces = Namespaces::create();
+    // No direct path: A has no route to B at all.
+    let direct = Command::new("ip")
+        .args(["-n", &namespaces.a, "route", "get", AGENT_B])
+        .output()
+        .expect("ip runs");
+    assert!(!direct.status.success(), "A has a route to B");
+    let _kamailio = kamailio_proxy(&dir);
+    let _coturn = coturn(&dir);
+
+    let speech = dir.join("speech.wav");
+    wav::clip(
+        &shared_dir().join("audio").join("speech48k.wav"),
+        &speech,
+        SPEECH,
+        Duration::from_millis(500),
+    )
+    .expect("speech clip");
+    // ICE nominates a relay-only pair after about 2 s: the speech starts after that.
+    let played = dir.join("played.wav");
+    wav::with_lead(&speech, &played, Duration::from_secs(4)).expect("speech with a lead");
+    let heard = dir.join("heard.wav");
+    let mut bob = agent_in(
+        &namespaces.b,
+        AGENT_B,
+        "bob",
+        &[
+            "listen",
+            "--calls",
+            "1",
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            heard.to_str().expect("utf-8 path"),
+        ],
+    );
+    let target = format!("sip:bob@{GATEWAY_A}:{SIP_PORT}");
+    let mut alice = agent_in(
+        &namespaces.a,
+        AGENT_A,
+        "alice",
+        &[
+            "call",
+            &target,
+            "--audio-in",
+            played.to_str().expect("utf-8 path"),
+            "--audio-out",
+            "null",
+        ],
+    );
+    let ice = alice
+        .wait_event(|e| e["event"] == "ice_connected", WAIT)
+        .unwrap_or_else(|e| panic!("no ICE connection: {e}: {:?}", alice.events()));
+    let pair = format!("{} {}", ice["local"], ice["remote"]);
+    assert!(pair.contains("relay"), "not through the relay: {ice}");
+    assert!(pair.contains(GATEWAY_A), "{ice}");
+    let status = alice
+        .wait_exit(SPEECH + WAIT + Duration::from_secs(4))
+        .expect("alice hangs up");
+    assert!(status.success(), "{:?}", alice.events());
+    bob.wait_exit(WAIT).expect("bob ends after one call");
+    let summary = summary_of(&alice);
+    assert!(
+        summary["media_encryption"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("dtls-srtp")),
+        "{summary}"
+    );
+    assert!(
+        summary["packets_sent"].as_u64().unwrap_or(0) > 300,
+        "{summary}"
+    );
+    let score = score_pesq(&speech, &heard, Mode::Wb).expect("pesq");
+    eprintln!(
+        "A -> B through the TURN relay ({pair}): PESQ-WB {:.2}",
+        score.pesq
+    );
+    assert!(score.pesq >= 3.0, "{:?}", score.json);
+}
