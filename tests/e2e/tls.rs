@@ -101,6 +101,12 @@ fn kamailio_delivers_calls_over_the_tls_flow() {
 /// Registers with `registrar` (CA file `ca` if any) and expects a fast failure whose reason
 /// contains `cause`, then exit status 5.
 fn fails_fast(registrar: &str, ca: Option<&str>, cause: &str) {
+    let extra: Vec<&str> = ca.map(|ca| vec!["--ca-file", ca]).unwrap_or_default();
+    fails_fast_with(registrar, &extra, cause);
+}
+
+/// [`fails_fast`] with any extra arguments.
+fn fails_fast_with(registrar: &str, extra: &[&str], cause: &str) {
     let mut args = vec![
         "listen",
         "--registrar",
@@ -112,9 +118,7 @@ fn fails_fast(registrar: &str, ca: Option<&str>, cause: &str) {
         "--audio-out",
         "null",
     ];
-    if let Some(ca) = ca {
-        args.extend(["--ca-file", ca]);
-    }
+    args.extend_from_slice(extra);
     let mut ha = Ha::start(&args, &[("HOMEAGENT_PASSWORD", "alicepw")]);
     let failed = ha.event("registration_failed", FAST);
     let reason = failed["reason"].as_str().unwrap_or_default();
@@ -233,6 +237,80 @@ fn expired_certificate_is_refused_with_its_cause() {
         &registrar,
         Some(&ca),
         "certificate of \"127.0.0.1\" expired",
+    );
+}
+
+/// Writes `dir/crl.pem`, the CA's revocation list, revoking `dir/server.crt` first when
+/// `revoke`.
+fn write_crl(dir: &std::path::Path, revoke: bool) {
+    let script = r#"set -euo pipefail
+cd "$1"
+printf '%s\n' '[ca]' 'default_ca = test' '[test]' 'database = index.txt' \
+  'crlnumber = crlnumber' 'default_md = sha256' 'default_crl_days = 30' > crl.cnf
+[ -f index.txt ] || : > index.txt
+[ -f crlnumber ] || echo 1000 > crlnumber
+if [ "$2" = revoke ]; then
+  openssl ca -batch -config crl.cnf -keyfile ca.key -cert ca.crt -revoke server.crt 2>/dev/null
+fi
+openssl ca -batch -config crl.cnf -keyfile ca.key -cert ca.crt -gencrl -out crl.pem 2>/dev/null
+"#;
+    let status = std::process::Command::new("bash")
+        .args(["-c", script, "write-crl"])
+        .arg(dir)
+        .arg(if revoke { "revoke" } else { "keep" })
+        .status()
+        .expect("bash runs");
+    assert!(status.success(), "openssl ca -gencrl failed");
+}
+
+/// With the CA's revocation list (`--crl-file`), a revoked server certificate is refused with
+/// its cause; the same CA's list without it lets the agent register.
+#[test]
+fn revoked_certificate_is_refused_with_its_cause() {
+    if !require(&["kamailio", "openssl"]) {
+        return;
+    }
+    let certs = TempDir::new("revoked-certs").expect("temp dir");
+    let cert_dir = certs.join("certs");
+    generate_certificates(&cert_dir, &["IP:127.0.0.1"]).expect("gen-certs.sh");
+    let kam = Kamailio::start(KamailioOpts {
+        cert_dir: Some(cert_dir.clone()),
+        ..KamailioOpts::default()
+    })
+    .expect("kamailio starts");
+    let registrar = format!("sips:127.0.0.1:{}", kam.tls_port());
+    let ca = cert_dir.join("ca.crt").display().to_string();
+    let crl = cert_dir.join("crl.pem").display().to_string();
+
+    write_crl(&cert_dir, false);
+    let mut ha = Ha::start(
+        &[
+            "listen",
+            "--registrar",
+            &registrar,
+            "--user",
+            "alice",
+            "--ca-file",
+            &ca,
+            "--crl-file",
+            &crl,
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+        ],
+        &[("HOMEAGENT_PASSWORD", "alicepw")],
+    );
+    ha.event("registered", WAIT);
+    ha.command(r#"{"command":"shutdown"}"#);
+    let (code, summary) = ha.finish(WAIT);
+    assert_eq!(code, 0, "{summary}");
+
+    write_crl(&cert_dir, true);
+    fails_fast_with(
+        &registrar,
+        &["--ca-file", &ca, "--crl-file", &crl],
+        "certificate of \"127.0.0.1\" revoked",
     );
 }
 

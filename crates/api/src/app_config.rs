@@ -66,6 +66,9 @@ pub struct AppConfig {
     /// SIP over TLS (`sips:` or `;transport=tls` registrar): PEM file of CA certificates
     /// trusted besides the public web roots (e.g. the platform's private CA).
     pub ca_file: Option<PathBuf>,
+    /// PEM certificate revocation lists (e.g. the company CA's): a listed server certificate
+    /// is refused.
+    pub crl_file: Option<PathBuf>,
     /// SIP over TLS: PEM certificate chain and its private key, presented when the SBC asks
     /// for a client certificate (mutual TLS). Both or neither.
     pub client_cert: Option<PathBuf>,
@@ -306,6 +309,7 @@ impl AppConfig {
         phone.user = self.user.clone();
         phone.auth_user = self.auth_user.clone();
         phone.tls.ca_file = self.ca_file.clone();
+        phone.tls.crl_file = self.crl_file.clone();
         phone.tls.client_cert = self.client_cert.clone();
         phone.tls.client_key = self.client_key.clone();
         if phone.tls.client_cert.is_some() != phone.tls.client_key.is_some() {

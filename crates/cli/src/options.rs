@@ -179,6 +179,10 @@ pub struct Options {
     /// the public web roots (e.g. the platform's private CA).
     #[arg(long, global = true, value_name = "PATH")]
     pub ca_file: Option<PathBuf>,
+    /// SIP over TLS: PEM file of certificate revocation lists (e.g. the company CA's); a
+    /// revoked server certificate is refused.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub crl_file: Option<PathBuf>,
     /// SIP over TLS: PEM certificate (chain) to present when the server asks for one.
     #[arg(long, global = true, value_name = "PATH", requires = "client_key")]
     pub client_cert: Option<PathBuf>,
@@ -277,6 +281,7 @@ struct FileOptions {
     auth_user: Option<String>,
     allow_any_source: Option<bool>,
     ca_file: Option<PathBuf>,
+    crl_file: Option<PathBuf>,
     client_cert: Option<PathBuf>,
     client_key: Option<PathBuf>,
     keepalive: Option<f64>,
@@ -409,6 +414,7 @@ fn merge(
     }
     phone.password = password.filter(|p| !p.is_empty());
     phone.tls.ca_file = cli.ca_file.or(file.ca_file);
+    phone.tls.crl_file = cli.crl_file.or(file.crl_file);
     phone.tls.client_cert = cli.client_cert.or(file.client_cert);
     phone.tls.client_key = cli.client_key.or(file.client_key);
     if phone.tls.client_cert.is_some() != phone.tls.client_key.is_some() {

@@ -129,6 +129,9 @@ impl TurnSettings {
 pub struct TlsSettings {
     /// PEM file of extra CA certificates to trust (e.g. the platform's private CA).
     pub ca_file: Option<PathBuf>,
+    /// PEM file of certificate revocation lists (e.g. the company CA's): a listed server
+    /// certificate is refused ("revoked").
+    pub crl_file: Option<PathBuf>,
     /// PEM certificate chain presented when the server asks for one (mutual TLS).
     pub client_cert: Option<PathBuf>,
     /// PEM private key of `client_cert` (PKCS#8, PKCS#1 or SEC1).

@@ -5,8 +5,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
 use rustls::{CertificateError, ClientConfig, RootCertStore};
 
 use crate::settings::TlsSettings;
@@ -27,6 +28,8 @@ pub enum TlsConfigError {
     BadCa { path: PathBuf, reason: String },
     #[error("client certificate and key: {0}")]
     BadClientCertificate(String),
+    #[error("CRL file {path}: {reason}")]
+    BadCrl { path: PathBuf, reason: String },
 }
 
 /// The client configuration: webpki roots plus `ca_file`, and the client certificate if any.
@@ -53,11 +56,34 @@ pub(crate) fn client_config(settings: &TlsSettings) -> Result<Arc<ClientConfig>,
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         // Invariant: the ring provider supports the default protocol versions.
-        .expect("ring supports TLS 1.2 and 1.3")
-        .with_root_certificates(roots);
+        .expect("ring supports TLS 1.2 and 1.3");
+    let builder = match &settings.crl_file {
+        // Revocation: a certificate its CA listed is refused. CAs without a CRL here (the
+        // public roots) are not checked.
+        Some(path) => {
+            let bad = |reason: String| TlsConfigError::BadCrl {
+                path: path.clone(),
+                reason,
+            };
+            let crls = CertificateRevocationListDer::pem_file_iter(path)
+                .map_err(|error| bad(error.to_string()))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|error| bad(error.to_string()))?;
+            if crls.is_empty() {
+                return Err(bad("no PEM CRL in it".to_owned()));
+            }
+            let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .with_crls(crls)
+                .allow_unknown_revocation_status()
+                .build()
+                .map_err(|error| bad(error.to_string()))?;
+            builder.with_webpki_verifier(verifier)
+        }
+        None => builder.with_root_certificates(roots),
+    };
     let config = match (&settings.client_cert, &settings.client_key) {
         (Some(cert), Some(key)) => {
             let chain = read_certificates("client certificate", cert)?;
