@@ -21,13 +21,21 @@ fn ca_path(kam: &Kamailio) -> String {
         .to_string()
 }
 
-/// Kamailio saw the REGISTER over TLS: the contact it stored says so.
-fn assert_registered_over_tls(kam: &Kamailio, user: &str) {
+/// Kamailio saw the REGISTER over TLS: the contact it stored says so, `sips:` for a `sips:`
+/// account (RFC 5630), else `;transport=tls`.
+fn assert_registered_over_tls(kam: &Kamailio, user: &str, sips_account: bool) {
     let contacts = kam.registered_contacts().expect("kamcmd ul.dump");
+    let over_tls = |contact: &str| {
+        if sips_account {
+            contact.starts_with("sips:") && !contact.contains("transport=")
+        } else {
+            contact.starts_with("sip:") && contact.contains("transport=tls")
+        }
+    };
     assert!(
         contacts
             .iter()
-            .any(|(aor, contact)| aor == user && contact.contains("transport=tls")),
+            .any(|(aor, contact)| aor == user && over_tls(contact)),
         "{contacts:?}"
     );
 }
@@ -64,7 +72,7 @@ fn registers_and_calls_through_kamailio_over_tls() {
         &[("HOMEAGENT_PASSWORD", "alicepw")],
     );
     ha.event("registered", WAIT);
-    assert_registered_over_tls(&kam, "alice");
+    assert_registered_over_tls(&kam, "alice", true);
     ha.event("established", WAIT);
     bob.wait_established(WAIT)
         .expect("bob answered through kamailio");
@@ -93,7 +101,7 @@ fn kamailio_delivers_calls_over_the_tls_flow() {
     let registrar = format!("sip:127.0.0.1:{};transport=tls", kam.tls_port());
     let ca = ca_path(&kam);
     let summary = alice_calls_the_registered_agent(&kam, &registrar, &ca, |kam| {
-        assert_registered_over_tls(kam, "agent01")
+        assert_registered_over_tls(kam, "agent01", false)
     });
     assert_eq!(summary["transport"], "tls", "{summary}");
 }
@@ -164,7 +172,7 @@ fn a_ca_in_the_system_store_is_trusted() {
         &[("HOMEAGENT_PASSWORD", "alicepw"), ("SSL_CERT_FILE", &ca)],
     );
     ha.event("registered", WAIT);
-    assert_registered_over_tls(&kam, "alice");
+    assert_registered_over_tls(&kam, "alice", true);
     ha.command(r#"{"command":"shutdown"}"#);
     let (code, summary) = ha.finish(WAIT);
     assert_eq!(code, 0, "{summary}");
@@ -418,7 +426,7 @@ fn client_certificate_is_presented_when_demanded() {
         &[("HOMEAGENT_PASSWORD", "alicepw")],
     );
     ha.event("registered", WAIT);
-    assert_registered_over_tls(&kam, "alice");
+    assert_registered_over_tls(&kam, "alice", true);
     ha.command(r#"{"command":"shutdown"}"#);
     let (code, summary) = ha.finish(WAIT);
     assert_eq!(code, 0, "{summary}");

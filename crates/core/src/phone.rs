@@ -824,7 +824,17 @@ impl Phone {
         };
         let host = host_of(addr.ip());
         let mut uri = Uri::sip(Some(user), &host, Some(addr.port()));
-        if transport != Transport::Udp {
+        let secure_account = self.config.account.as_ref().is_some_and(|a| {
+            a.registrar
+                .trim()
+                .get(..5)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("sips:"))
+        });
+        if transport == Transport::Tls && secure_account {
+            // RFC 5630: a `sips:` account is reached over TLS end to end; `sips:` says it
+            // (no `transport=tls`, which RFC 5630 deprecates).
+            uri.scheme = homeagent_sip::message::Scheme::Sips;
+        } else if transport != Transport::Udp {
             uri.params
                 .set("transport", Some(transport_param(transport)));
         }
