@@ -73,6 +73,12 @@ fn registers_and_calls_through_kamailio_over_tls() {
     );
     ha.event("registered", WAIT);
     assert_registered_over_tls(&kam, "alice", true);
+    // RFC 5626 outbound: the device's instance and reg-id reached the location table.
+    let dump = kam.location_dump().expect("kamcmd ul.dump");
+    assert!(
+        dump.contains("<urn:uuid:") && dump.contains("Reg-Id: 1"),
+        "{dump}"
+    );
     ha.event("established", WAIT);
     bob.wait_established(WAIT)
         .expect("bob answered through kamailio");

@@ -106,6 +106,10 @@ pub struct PhoneConfig {
     pub inbound_filter: bool,
     /// ICE + DTLS-SRTP media (WebRTC style, for browsers and WebSocket gateways).
     pub ice: IceConfig,
+    /// This device's RFC 5626 instance id (`urn:uuid:…`), registered over TCP/TLS/WS
+    /// connections with `reg-id=1`; stable across restarts, so a reconnection replaces the
+    /// binding instead of adding one.
+    pub instance_id: Option<String>,
 }
 
 /// WebRTC-style media: ICE connectivity and DTLS-SRTP keys.
@@ -159,6 +163,7 @@ impl PhoneConfig {
             public_addr: None,
             inbound_filter: true,
             ice: IceConfig::default(),
+            instance_id: None,
         }
     }
 }

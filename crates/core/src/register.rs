@@ -59,6 +59,13 @@ impl Registrar {
             from_tag: phone.rng.token(),
             transport,
             refresh_margin: REFRESH_MARGIN,
+            // RFC 5626 §4.2: outbound for flows (connections) only.
+            instance: phone.config.instance_id.clone().filter(|_| {
+                matches!(
+                    transport,
+                    Transport::Tcp | Transport::Tls | Transport::Ws | Transport::Wss
+                )
+            }),
         };
         Self {
             proxy: account.proxy,

@@ -66,6 +66,7 @@ pub(crate) async fn start(
     }
     config.srtp = settings.srtp;
     config.inbound_filter = settings.inbound_filter;
+    config.instance_id = Some(instance_id(settings.user.as_deref().unwrap_or_default()));
     let webrtc = webrtc_setup(settings.ice, config.local.addr.ip()).await;
     let turn = match (&settings.turn, &webrtc) {
         (Some(turn), Some(_)) => Some(turn_server(turn).await?),
@@ -743,4 +744,48 @@ async fn turn_server(turn: &TurnSettings) -> Result<TurnServer, EngineError> {
         username: turn.username.clone(),
         password: turn.password.clone(),
     })
+}
+
+/// This device's RFC 5626 instance id for `user`: a name-based UUID (SHA-256, version 5 bits)
+/// of the machine id and the user, the same at every start; random when the machine has no id.
+/// The machine id itself is not revealed.
+fn instance_id(user: &str) -> String {
+    use sha2::Digest;
+    let machine = ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
+    let digest = sha2::Sha256::digest(format!("homeagent-instance:{machine}:{user}"));
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(digest.get(..16).unwrap_or(&[0; 16]));
+    bytes[6] = (bytes[6] & 0x0f) | 0x50;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "urn:uuid:{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+#[cfg(test)]
+mod instance_tests {
+    use super::instance_id;
+
+    #[test]
+    fn the_instance_id_is_a_stable_uuid_urn_per_user() {
+        let alice = instance_id("alice");
+        assert_eq!(alice, instance_id("alice"), "the same at every start");
+        assert_ne!(alice, instance_id("bob"));
+        let uuid = alice.strip_prefix("urn:uuid:").expect("urn:uuid:");
+        let groups: Vec<usize> = uuid.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{uuid}");
+        assert!(uuid.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
+        assert_eq!(uuid.chars().nth(14), Some('5'), "version 5 (name-based)");
+    }
 }

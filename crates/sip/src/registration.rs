@@ -35,6 +35,10 @@ pub struct RegistrationConfig {
     pub transport: Transport,
     /// Refresh this long before expiry, or at 80 % of it, whichever is sooner.
     pub refresh_margin: Duration,
+    /// RFC 5626 outbound over a connection (TCP/TLS/WS): this device's `+sip.instance`
+    /// (`urn:uuid:…`), registered with `reg-id=1` and `Supported: outbound`, so the registrar
+    /// keeps the flow and replaces, not adds, the binding after a reconnection.
+    pub instance: Option<String>,
 }
 
 /// What [`Registration::handle_response`] asks of the caller.
@@ -227,6 +231,13 @@ impl Registration {
         contact
             .params
             .set("expires", Some(&self.pending_expires.to_string()));
+        if let Some(instance) = &c.instance {
+            contact
+                .params
+                .set("+sip.instance", Some(&format!("\"<{instance}>\"")));
+            contact.params.set("reg-id", Some("1"));
+            h.push("Supported", "outbound, path");
+        }
         h.push("Contact", contact.to_string());
         h.push("Expires", self.pending_expires.to_string());
         let uri = c.registrar.to_string();
@@ -275,6 +286,7 @@ mod tests {
             via_port: Some(5060),
             transport: Transport::Udp,
             refresh_margin: Duration::from_secs(30),
+            instance: None,
         }
     }
 
@@ -433,6 +445,30 @@ mod tests {
         let event = drive(&mut reg, &mut server, t0, bye);
         assert_eq!(event, RegistrationEvent::Unregistered);
         assert_eq!(reg.refresh_at(), None);
+    }
+
+    #[test]
+    fn outbound_instance_and_reg_id_are_in_every_register() {
+        let mut with = config("secret");
+        with.transport = Transport::Tls;
+        with.instance = Some("urn:uuid:00000000-0000-4000-8000-000000000001".into());
+        let mut reg = Registration::new(with);
+        for request in [reg.register(1), reg.unregister(2)] {
+            let contact = &request.headers.contacts()[0];
+            assert_eq!(
+                contact.params.get("+sip.instance"),
+                Some("\"<urn:uuid:00000000-0000-4000-8000-000000000001>\"")
+            );
+            assert_eq!(contact.params.get("reg-id"), Some("1"));
+            assert_eq!(request.headers.get("Supported"), Some("outbound, path"));
+            // What goes on the wire parses back the same.
+            let text = request.to_string();
+            assert!(text.contains("+sip.instance=\"<urn:uuid:"), "{text}");
+        }
+        let mut reg = Registration::new(config("secret"));
+        let plain = reg.register(1);
+        assert_eq!(plain.headers.contacts()[0].params.get("reg-id"), None);
+        assert_eq!(plain.headers.get("Supported"), None);
     }
 
     #[test]

@@ -178,6 +178,11 @@ impl Kamailio {
 
     /// Registered contacts as (AOR user, contact URI), from `kamcmd ul.dump`.
     pub fn registered_contacts(&self) -> Result<Vec<(String, String)>> {
+        Ok(parse_ul_dump(&self.location_dump()?))
+    }
+
+    /// `kamcmd ul.dump` as text: every binding with its fields (Instance, Reg-Id, …).
+    pub fn location_dump(&self) -> Result<String> {
         let output = Command::new("kamcmd")
             .args(["-s", &self.ctl, "ul.dump"])
             .output()
@@ -192,7 +197,7 @@ impl Kamailio {
                 tail: String::from_utf8_lossy(&output.stderr).into_owned(),
             });
         }
-        Ok(parse_ul_dump(&String::from_utf8_lossy(&output.stdout)))
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     /// Waits until `user` has a registered contact; returns the contact URI.
