@@ -262,18 +262,24 @@ fn browser_calls_the_agent_over_wss() {
     assert_heard(&speech, recording, "the browser hears the agent");
 }
 
-/// The agent calls the browser over WS: our offer (actpass, controlling) gets Chromium's
+/// The agent calls the browser, both over WSS: our offer (actpass, controlling) gets Chromium's
 /// `setup:active` answer, so the agent is the DTLS server of Chromium's fragmented DTLS 1.3/1.2
-/// ClientHello. Audio both ways; the call set-up time (dial to media secured) is printed.
+/// ClientHello. Audio both ways; the time from start to media secured is printed.
 #[test]
-fn agent_calls_the_browser_over_ws() {
+fn agent_calls_the_browser_over_wss() {
     if !require_browser() {
         return;
     }
     let dir = TempDir::new("agent-browser").expect("temp dir");
     let speech = speech_clip(dir.path());
-    let kam = KamailioWs::start(KamailioWsOpts::default()).expect("kamailio-ws starts");
-    let mut opts = BrowserUaOpts::new("sip:web1@127.0.0.1", &kam.ws_url(), Role::Answer);
+    let kam = KamailioWs::start(KamailioWsOpts {
+        wss: true,
+        ..KamailioWsOpts::default()
+    })
+    .expect("kamailio-ws starts");
+    let wss = kam.wss_url().expect("WSS url");
+    let ca = kam.ca().expect("WSS has a CA");
+    let mut opts = BrowserUaOpts::new("sip:web1@127.0.0.1", &wss, Role::Answer);
     opts.mic = Some(speech.clone());
     opts.record = true;
     opts.timeout = TALK + Duration::from_secs(60);
@@ -289,7 +295,9 @@ fn agent_calls_the_browser_over_ws() {
             "--registrar",
             "sip:127.0.0.1",
             "--ws-url",
-            &kam.ws_url(),
+            &wss,
+            "--ca-file",
+            ca.to_str().expect("utf-8 path"),
             "--user",
             "agent",
             "--audio-in",
@@ -304,12 +312,12 @@ fn agent_calls_the_browser_over_ws() {
     let dialled = Instant::now();
     ha.event("ice_connected", REGISTERED + ESTABLISHED);
     eprintln!(
-        "agent -> browser over WS: start, register, call, ICE + DTLS connected in {:.0} ms",
+        "agent -> browser over WSS: start, register, call, ICE + DTLS connected in {:.0} ms",
         dialled.elapsed().as_secs_f64() * 1000.0
     );
     let (code, summary) = ha.finish(TALK + WAIT_END);
     assert_eq!(code, 0, "{summary}");
-    assert_eq!(summary["transport"], "ws", "{summary}");
+    assert_eq!(summary["transport"], "wss", "{summary}");
     assert_agent_used_ice(&ha, &summary);
     let exit = browser.finish(WAIT_END).expect("browser exits on our BYE");
     assert_eq!(exit.code, 0, "browser: {:?}", exit.events);
