@@ -30,7 +30,7 @@ step "tests (workspace)"
 # --no-fail-fast: report every failing test binary, still exit non-zero.
 cargo test --workspace --no-fail-fast
 
-step "real-time audio tests, alone (devices: PESQ through the virtual mic/speaker, echo)"
+step "real-time audio tests, alone (devices: PESQ through the virtual mic/speaker, echo; the browser WebRTC peer)"
 cargo test -p homeagent-e2e -- --ignored --test-threads=1
 
 step "desktop package (.deb)"
