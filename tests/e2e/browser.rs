@@ -11,7 +11,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use homeagent_testkit::browser::{
-    BrowserUa, BrowserUaOpts, CallStats, KamailioWs, KamailioWsOpts, Role, require_browser,
+    BrowserExit, BrowserUa, BrowserUaOpts, CallStats, KamailioWs, KamailioWsOpts, Role,
+    require_browser,
 };
 use homeagent_testkit::{Mode, TempDir, score_pesq, shared_dir, wav};
 use serde_json::Value;
@@ -208,6 +209,57 @@ fn assert_heard(sent: &Path, heard: &Path, what: &str) -> f64 {
     score.pesq
 }
 
+/// A WSS Kamailio of the browser peer, with its test CA.
+fn kamailio_wss() -> KamailioWs {
+    KamailioWs::start(KamailioWsOpts {
+        wss: true,
+        ..KamailioWsOpts::default()
+    })
+    .expect("kamailio-ws starts")
+}
+
+/// `homeagent MODE_ARGS…` as `agent`, registered at `kam` over WSS (trusting its CA), sending
+/// `speech`, recording what it hears into `heard.wav`.
+fn agent_over_wss(kam: &KamailioWs, speech: &Path, mode_args: &[&str]) -> Ha {
+    let wss = kam.wss_url().expect("WSS url");
+    let ca = kam.ca().expect("WSS has a CA");
+    let mut args = mode_args.to_vec();
+    args.extend([
+        "--registrar",
+        "sip:127.0.0.1",
+        "--ws-url",
+        &wss,
+        "--ca-file",
+        ca.to_str().expect("utf-8 path"),
+        "--user",
+        "agent",
+        "--audio-in",
+        speech.to_str().expect("utf-8 path"),
+        "--audio-out",
+        "heard.wav",
+    ]);
+    // This Kamailio does no authentication: any password.
+    Ha::start(&args, &[("HOMEAGENT_PASSWORD", "unused")])
+}
+
+/// After the call: the browser's side was DTLS-SRTP Opus, the agent's summary names the ICE
+/// pair, and each side's recording scores.
+fn assert_call_both_ways(
+    ha: &Ha,
+    summary: &Value,
+    browser: &BrowserUa,
+    exit: &BrowserExit,
+    speech: &Path,
+) {
+    assert_eq!(exit.code, 0, "browser: {:?}", exit.events);
+    assert_secure_opus_flowed("browser", &exit.stats().expect("browser stats"));
+    assert_eq!(summary["transport"], "wss", "{summary}");
+    assert_agent_used_ice(ha, summary);
+    assert_heard(speech, &ha.file("heard.wav"), "the agent hears the browser");
+    let recording = browser.recording().expect("browser records");
+    assert_heard(speech, recording, "the browser hears the agent");
+}
+
 /// The browser calls the agent, registered over WSS (trusting the test CA): Chromium's offer
 /// (actpass) makes the agent the DTLS client and the controlled ICE agent. Audio both ways.
 #[test]
@@ -218,54 +270,17 @@ fn browser_calls_the_agent_over_wss() {
     }
     let dir = TempDir::new("browser-agent").expect("temp dir");
     let speech = speech_clip(dir.path());
-    let kam = KamailioWs::start(KamailioWsOpts {
-        wss: true,
-        ..KamailioWsOpts::default()
-    })
-    .expect("kamailio-ws starts");
-    let ca = kam.ca().expect("WSS has a CA");
-    let wss = kam.wss_url().expect("WSS url");
-    let mut ha = Ha::start(
-        &[
-            "listen",
-            "--registrar",
-            "sip:127.0.0.1",
-            "--ws-url",
-            &wss,
-            "--ca-file",
-            ca.to_str().expect("utf-8 path"),
-            "--user",
-            "agent",
-            "--calls",
-            "1",
-            "--audio-in",
-            speech.to_str().expect("utf-8 path"),
-            "--audio-out",
-            "heard.wav",
-        ],
-        // This Kamailio does no authentication: any password.
-        &[("HOMEAGENT_PASSWORD", "unused")],
-    );
+    let kam = kamailio_wss();
+    let mut ha = agent_over_wss(&kam, &speech, &["listen", "--calls", "1"]);
     ha.event("registered", WAIT);
     let mut browser = browser_calls_agent(&kam, &speech, TALK);
     browser
         .wait_event("established", REGISTERED + ESTABLISHED)
         .expect("browser established");
     let exit = browser.finish(TALK + WAIT_END).expect("browser exits");
-    assert_eq!(exit.code, 0, "browser: {:?}", exit.events);
-    let stats = exit.stats().expect("browser stats");
-    assert_secure_opus_flowed("browser", &stats);
     let (code, summary) = ha.finish(WAIT);
     assert_eq!(code, 0, "{summary}");
-    assert_eq!(summary["transport"], "wss", "{summary}");
-    assert_agent_used_ice(&ha, &summary);
-    assert_heard(
-        &speech,
-        &ha.file("heard.wav"),
-        "the agent hears the browser",
-    );
-    let recording = browser.recording().expect("browser records");
-    assert_heard(&speech, recording, "the browser hears the agent");
+    assert_call_both_ways(&ha, &summary, &browser, &exit, &speech);
 }
 
 /// The agent calls the browser, both over WSS: our offer (actpass, controlling) gets Chromium's
@@ -279,13 +294,8 @@ fn agent_calls_the_browser_over_wss() {
     }
     let dir = TempDir::new("agent-browser").expect("temp dir");
     let speech = speech_clip(dir.path());
-    let kam = KamailioWs::start(KamailioWsOpts {
-        wss: true,
-        ..KamailioWsOpts::default()
-    })
-    .expect("kamailio-ws starts");
+    let kam = kamailio_wss();
     let wss = kam.wss_url().expect("WSS url");
-    let ca = kam.ca().expect("WSS has a CA");
     let mut opts = BrowserUaOpts::new("sip:web1@127.0.0.1", &wss, Role::Answer);
     opts.mic = Some(speech.clone());
     opts.record = true;
@@ -295,26 +305,10 @@ fn agent_calls_the_browser_over_wss() {
         .wait_event("registered", REGISTERED)
         .expect("browser registered");
     let talk = TALK.as_secs().to_string();
-    let mut ha = Ha::start(
-        &[
-            "call",
-            "sip:web1@127.0.0.1",
-            "--registrar",
-            "sip:127.0.0.1",
-            "--ws-url",
-            &wss,
-            "--ca-file",
-            ca.to_str().expect("utf-8 path"),
-            "--user",
-            "agent",
-            "--audio-in",
-            speech.to_str().expect("utf-8 path"),
-            "--audio-out",
-            "heard.wav",
-            "--hangup-after",
-            &talk,
-        ],
-        &[("HOMEAGENT_PASSWORD", "unused")],
+    let mut ha = agent_over_wss(
+        &kam,
+        &speech,
+        &["call", "sip:web1@127.0.0.1", "--hangup-after", &talk],
     );
     let dialled = Instant::now();
     ha.event("ice_connected", REGISTERED + ESTABLISHED);
@@ -324,16 +318,6 @@ fn agent_calls_the_browser_over_wss() {
     );
     let (code, summary) = ha.finish(TALK + WAIT_END);
     assert_eq!(code, 0, "{summary}");
-    assert_eq!(summary["transport"], "wss", "{summary}");
-    assert_agent_used_ice(&ha, &summary);
     let exit = browser.finish(WAIT_END).expect("browser exits on our BYE");
-    assert_eq!(exit.code, 0, "browser: {:?}", exit.events);
-    assert_secure_opus_flowed("browser", &exit.stats().expect("browser stats"));
-    assert_heard(
-        &speech,
-        &ha.file("heard.wav"),
-        "the agent hears the browser",
-    );
-    let recording = browser.recording().expect("browser records");
-    assert_heard(&speech, recording, "the browser hears the agent");
+    assert_call_both_ways(&ha, &summary, &browser, &exit, &speech);
 }

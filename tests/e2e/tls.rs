@@ -193,11 +193,7 @@ fn certificate_for_another_host_is_refused_with_its_cause() {
     let certs = TempDir::new("wrong-host-certs").expect("temp dir");
     let cert_dir = certs.join("certs");
     generate_certificates(&cert_dir, &["DNS:wrong.example"]).expect("gen-certs.sh");
-    let kam = Kamailio::start(KamailioOpts {
-        cert_dir: Some(cert_dir.clone()),
-        ..KamailioOpts::default()
-    })
-    .expect("kamailio starts");
+    let kam = kamailio_with_certificates(&cert_dir);
     let registrar = format!("sip:127.0.0.1:{};transport=tls", kam.tls_port());
     let ca = cert_dir.join("ca.crt").display().to_string();
     fails_fast(
@@ -222,12 +218,26 @@ openssl ca -batch -config ca.cnf -keyfile ca.key -cert ca.crt -in server.csr \
   -out server.crt -startdate 20200101000000Z -enddate 20210101000000Z -extensions server \
   2>/dev/null
 "#;
+    run_openssl_script(script, &[dir.as_os_str()]);
+}
+
+/// Runs a bash `script` with `args` as `$1`…; panics when it fails.
+fn run_openssl_script(script: &str, args: &[&std::ffi::OsStr]) {
     let status = std::process::Command::new("bash")
-        .args(["-c", script, "sign-expired"])
-        .arg(dir)
+        .args(["-c", script, "openssl-script"])
+        .args(args)
         .status()
         .expect("bash runs");
-    assert!(status.success(), "openssl ca failed");
+    assert!(status.success(), "openssl script failed: {script}");
+}
+
+/// Kamailio (TLS) with the certificates of `cert_dir` (see `generate_certificates`).
+fn kamailio_with_certificates(cert_dir: &std::path::Path) -> Kamailio {
+    Kamailio::start(KamailioOpts {
+        cert_dir: Some(cert_dir.to_owned()),
+        ..KamailioOpts::default()
+    })
+    .expect("kamailio starts")
 }
 
 /// A certificate for the right address from a trusted CA, but out of date.
@@ -240,11 +250,7 @@ fn expired_certificate_is_refused_with_its_cause() {
     let cert_dir = certs.join("certs");
     generate_certificates(&cert_dir, &["IP:127.0.0.1"]).expect("gen-certs.sh");
     sign_expired_certificate(&cert_dir);
-    let kam = Kamailio::start(KamailioOpts {
-        cert_dir: Some(cert_dir.clone()),
-        ..KamailioOpts::default()
-    })
-    .expect("kamailio starts");
+    let kam = kamailio_with_certificates(&cert_dir);
     let registrar = format!("sips:127.0.0.1:{}", kam.tls_port());
     let ca = cert_dir.join("ca.crt").display().to_string();
     fails_fast(
@@ -268,13 +274,8 @@ if [ "$2" = revoke ]; then
 fi
 openssl ca -batch -config crl.cnf -keyfile ca.key -cert ca.crt -gencrl -out crl.pem 2>/dev/null
 "#;
-    let status = std::process::Command::new("bash")
-        .args(["-c", script, "write-crl"])
-        .arg(dir)
-        .arg(if revoke { "revoke" } else { "keep" })
-        .status()
-        .expect("bash runs");
-    assert!(status.success(), "openssl ca -gencrl failed");
+    let mode = if revoke { "revoke" } else { "keep" };
+    run_openssl_script(script, &[dir.as_os_str(), mode.as_ref()]);
 }
 
 /// With the CA's revocation list (`--crl-file`), a revoked server certificate is refused with
@@ -287,11 +288,7 @@ fn revoked_certificate_is_refused_with_its_cause() {
     let certs = TempDir::new("revoked-certs").expect("temp dir");
     let cert_dir = certs.join("certs");
     generate_certificates(&cert_dir, &["IP:127.0.0.1"]).expect("gen-certs.sh");
-    let kam = Kamailio::start(KamailioOpts {
-        cert_dir: Some(cert_dir.clone()),
-        ..KamailioOpts::default()
-    })
-    .expect("kamailio starts");
+    let kam = kamailio_with_certificates(&cert_dir);
     let registrar = format!("sips:127.0.0.1:{}", kam.tls_port());
     let ca = cert_dir.join("ca.crt").display().to_string();
     let crl = cert_dir.join("crl.pem").display().to_string();
