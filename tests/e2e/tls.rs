@@ -190,9 +190,7 @@ fn certificate_for_another_host_is_refused_with_its_cause() {
     if !require(&["kamailio", "openssl"]) {
         return;
     }
-    let certs = TempDir::new("wrong-host-certs").expect("temp dir");
-    let cert_dir = certs.join("certs");
-    generate_certificates(&cert_dir, &["DNS:wrong.example"]).expect("gen-certs.sh");
+    let (_certs, cert_dir) = test_certificates("wrong-host-certs", "DNS:wrong.example");
     let kam = kamailio_with_certificates(&cert_dir);
     let registrar = format!("sip:127.0.0.1:{};transport=tls", kam.tls_port());
     let ca = cert_dir.join("ca.crt").display().to_string();
@@ -231,6 +229,15 @@ fn run_openssl_script(script: &str, args: &[&std::ffi::OsStr]) {
     assert!(status.success(), "openssl script failed: {script}");
 }
 
+/// A throw-away CA and a server certificate for `san` in `<temp dir>/certs` (the temp dir
+/// lives as long as the returned guard).
+fn test_certificates(name: &str, san: &str) -> (TempDir, std::path::PathBuf) {
+    let certs = TempDir::new(name).expect("temp dir");
+    let cert_dir = certs.join("certs");
+    generate_certificates(&cert_dir, &[san]).expect("gen-certs.sh");
+    (certs, cert_dir)
+}
+
 /// Kamailio (TLS) with the certificates of `cert_dir` (see `generate_certificates`).
 fn kamailio_with_certificates(cert_dir: &std::path::Path) -> Kamailio {
     Kamailio::start(KamailioOpts {
@@ -246,9 +253,7 @@ fn expired_certificate_is_refused_with_its_cause() {
     if !require(&["kamailio", "openssl"]) {
         return;
     }
-    let certs = TempDir::new("expired-certs").expect("temp dir");
-    let cert_dir = certs.join("certs");
-    generate_certificates(&cert_dir, &["IP:127.0.0.1"]).expect("gen-certs.sh");
+    let (_certs, cert_dir) = test_certificates("expired-certs", "IP:127.0.0.1");
     sign_expired_certificate(&cert_dir);
     let kam = kamailio_with_certificates(&cert_dir);
     let registrar = format!("sips:127.0.0.1:{}", kam.tls_port());
@@ -285,9 +290,7 @@ fn revoked_certificate_is_refused_with_its_cause() {
     if !require(&["kamailio", "openssl"]) {
         return;
     }
-    let certs = TempDir::new("revoked-certs").expect("temp dir");
-    let cert_dir = certs.join("certs");
-    generate_certificates(&cert_dir, &["IP:127.0.0.1"]).expect("gen-certs.sh");
+    let (_certs, cert_dir) = test_certificates("revoked-certs", "IP:127.0.0.1");
     let kam = kamailio_with_certificates(&cert_dir);
     let registrar = format!("sips:127.0.0.1:{}", kam.tls_port());
     let ca = cert_dir.join("ca.crt").display().to_string();
@@ -392,9 +395,7 @@ fn client_certificate_is_presented_when_demanded() {
     if !require(&["kamailio", "openssl"]) {
         return;
     }
-    let certs = TempDir::new("mutual-tls-certs").expect("temp dir");
-    let cert_dir = certs.join("certs");
-    generate_certificates(&cert_dir, &["IP:127.0.0.1"]).expect("gen-certs.sh");
+    let (_certs, cert_dir) = test_certificates("mutual-tls-certs", "IP:127.0.0.1");
     sign_client_certificate(&cert_dir);
     let kam = Kamailio::start(KamailioOpts {
         cert_dir: Some(cert_dir.clone()),
