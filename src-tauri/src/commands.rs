@@ -53,6 +53,8 @@ pub enum SecretKind {
     Context,
     /// The platform API's bearer token (`platform_api`).
     Platform,
+    /// The TURN server's password (`turn`).
+    Turn,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]

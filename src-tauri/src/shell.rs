@@ -224,6 +224,9 @@ async fn start(app: AppHandle) -> Result<Shell, Box<dyn std::error::Error>> {
         };
     }
     phone.answer = AnswerMode::Manual;
+    if !demo {
+        phone.turn = turn_settings(&config, &mut warnings).await;
+    }
     let mut workflow = workflow_settings(&config, &mut warnings).await;
     // Training mode: a local customer database answers the card's lookups; wrap-ups stay in a
     // throwaway outbox (there is no platform to deliver them to).
@@ -363,16 +366,22 @@ fn secret_entry(config: &AppConfig, kind: SecretKind) -> Result<String, String> 
         SecretKind::Platform if config.platform_api.is_some() => {
             Ok(format!("platform:{}", agent()))
         }
+        SecretKind::Turn if config.turn.is_some() => Ok(format!("turn:{}", turn_user(config))),
         _ => Err(format!("{kind:?} is not configured: no credential to keep")),
     }
 }
 
 /// The credentials the configured services need.
 fn wanted_secrets(config: &AppConfig) -> Vec<SecretKind> {
-    [SecretKind::Sip, SecretKind::Context, SecretKind::Platform]
-        .into_iter()
-        .filter(|kind| secret_entry(config, *kind).is_ok())
-        .collect()
+    [
+        SecretKind::Sip,
+        SecretKind::Context,
+        SecretKind::Platform,
+        SecretKind::Turn,
+    ]
+    .into_iter()
+    .filter(|kind| secret_entry(config, *kind).is_ok())
+    .collect()
 }
 
 /// The contact-center workflow as configured, its secrets from the environment (scripted
@@ -420,6 +429,53 @@ async fn workflow_settings(
             warnings.push(format!("contact-center settings ignored: {error}"));
             homeagent_api::WorkflowSettings::default()
         })
+}
+
+fn turn_user(config: &AppConfig) -> &str {
+    config
+        .turn_user
+        .as_deref()
+        .or(config.user.as_deref())
+        .unwrap_or("agent")
+}
+
+/// The TURN server as configured, its password from `HOMEAGENT_TURN_PASSWORD` or the
+/// keychain; without a password the calls go without a relay (and a warning says why).
+async fn turn_settings(
+    config: &AppConfig,
+    warnings: &mut Vec<String>,
+) -> Option<homeagent_api::TurnSettings> {
+    let uri = config.turn.clone()?;
+    let probe = homeagent_api::TurnSettings {
+        uri: uri.clone(),
+        username: String::new(),
+        password: String::new(),
+    };
+    if let Err(error) = probe.host_port() {
+        warnings.push(format!("TURN ignored: {error}"));
+        return None;
+    }
+    let password = match std::env::var("HOMEAGENT_TURN_PASSWORD") {
+        Ok(password) => Some(password),
+        Err(_) => {
+            let entry = secret_entry(config, SecretKind::Turn).ok()?;
+            homeagent_api::load_password(&entry)
+                .await
+                .unwrap_or_else(|error| {
+                    warnings.push(format!("TURN credential: {error}"));
+                    None
+                })
+        }
+    };
+    let Some(password) = password else {
+        warnings.push("no TURN password saved: enter it in the settings".to_owned());
+        return None;
+    };
+    Some(homeagent_api::TurnSettings {
+        uri,
+        username: turn_user(config).to_owned(),
+        password,
+    })
 }
 
 async fn keychain_password(config: &AppConfig) -> Result<Option<String>, String> {
@@ -868,6 +924,33 @@ mod tests {
         assert_eq!(deep_link_number("tel:"), None);
         assert_eq!(deep_link_number("--verbose"), None);
         assert_eq!(deep_link_number("https://example.com"), None);
+    }
+
+    #[test]
+    fn a_configured_turn_server_asks_for_its_password_in_the_keychain() {
+        let config = AppConfig {
+            registrar: Some("sip:pbx.example.com".into()),
+            user: Some("agent01".into()),
+            ..AppConfig::default()
+        };
+        assert!(!wanted_secrets(&config).contains(&SecretKind::Turn));
+        let config = AppConfig {
+            turn: Some("turn:relay.example.com".into()),
+            ..config
+        };
+        assert!(wanted_secrets(&config).contains(&SecretKind::Turn));
+        assert_eq!(
+            secret_entry(&config, SecretKind::Turn).as_deref(),
+            Ok("turn:agent01")
+        );
+        let config = AppConfig {
+            turn_user: Some("relay-user".into()),
+            ..config
+        };
+        assert_eq!(
+            secret_entry(&config, SecretKind::Turn).as_deref(),
+            Ok("turn:relay-user")
+        );
     }
 }
 

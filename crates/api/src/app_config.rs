@@ -79,6 +79,10 @@ pub struct AppConfig {
     /// ICE + DTLS-SRTP media in our offers: `auto` (default: over a ws/wss registrar), `on`
     /// or `off` (ICE/DTLS offers refused).
     pub ice: Option<String>,
+    /// TURN server for ICE calls where direct UDP is blocked (`turn:HOST[:PORT]`); its
+    /// password is in the OS keychain (`turn:USER`), its user `turn_user` (default `user`).
+    pub turn: Option<String>,
+    pub turn_user: Option<String>,
     pub bind: Option<String>,
     pub rtp_ports: Option<String>,
     pub codecs: Option<String>,

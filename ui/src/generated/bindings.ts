@@ -356,7 +356,9 @@ export type SecretKind =
 /**  The CRM lookup's authorization header value (`context_auth_header`). */
 "context" | 
 /**  The platform API's bearer token (`platform_api`). */
-"platform";
+"platform" | 
+/**  The TURN server's password (`turn`). */
+"turn";
 
 /**  What the settings screen shows and saves (the user layer). */
 export type UserSettings = UserSettings_Serialize | UserSettings_Deserialize;
