@@ -2,7 +2,8 @@
 //! network namespace of its own, with a veth to the host and no route to the other one. The
 //! host runs a registrar/proxy (`tests/peers/proxy/`) and coturn on `GATEWAY_A`, which both
 //! namespaces reach (B through a host route). ICE must pick a pair through the relay; the
-//! speech is scored.
+//! speech is scored. The agents reach coturn over UDP, TCP (`?transport=tcp`) or TLS (`turns:`);
+//! for TCP and TLS coturn has no UDP listener at all (`--no-udp`), so nothing goes to it over UDP.
 
 use std::process::Command;
 use std::time::Duration;
@@ -20,9 +21,31 @@ const GATEWAY_B: &str = "10.77.2.1";
 const AGENT_B: &str = "10.77.2.2";
 const SIP_PORT: u16 = 5070;
 const TURN_PORT: u16 = 3478;
+const TURNS_PORT: u16 = 5349;
 const TURN_USER: &str = "agent";
 const TURN_PASSWORD: &str = "relay-secret";
 const SPEECH: Duration = Duration::from_secs(8);
+
+/// The tests share addresses, ports and namespace names: one at a time.
+static NETWORK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// How the agents reach coturn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TurnVia {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl TurnVia {
+    fn uri(self) -> String {
+        match self {
+            TurnVia::Udp => format!("turn:{GATEWAY_A}:{TURN_PORT}"),
+            TurnVia::Tcp => format!("turn:{GATEWAY_A}:{TURN_PORT}?transport=tcp"),
+            TurnVia::Tls => format!("turns:{GATEWAY_A}:{TURNS_PORT}"),
+        }
+    }
+}
 
 /// Runs `ip ARGS`, panicking with its error output on failure.
 fn ip(args: &[&str]) {
@@ -39,6 +62,8 @@ fn ip(args: &[&str]) {
 struct Namespaces {
     a: String,
     b: String,
+    /// The host ends of the veths.
+    veths: [String; 2],
 }
 
 impl Namespaces {
@@ -47,19 +72,18 @@ impl Namespaces {
         let namespaces = Namespaces {
             a: format!("ha-turn-a-{tag}"),
             b: format!("ha-turn-b-{tag}"),
+            veths: [format!("hta{tag}"), format!("htb{tag}")],
         };
         for (ns, host_ip, agent_ip, veth) in [
-            (&namespaces.a, GATEWAY_A, AGENT_A, format!("hta{tag}")),
-            (&namespaces.b, GATEWAY_B, AGENT_B, format!("htb{tag}")),
+            (&namespaces.a, GATEWAY_A, AGENT_A, &namespaces.veths[0]),
+            (&namespaces.b, GATEWAY_B, AGENT_B, &namespaces.veths[1]),
         ] {
             let inside = format!("{veth}n");
             ip(&["netns", "add", ns]);
-            ip(&[
-                "link", "add", &veth, "type", "veth", "peer", "name", &inside,
-            ]);
+            ip(&["link", "add", veth, "type", "veth", "peer", "name", &inside]);
             ip(&["link", "set", &inside, "netns", ns]);
-            ip(&["addr", "add", &format!("{host_ip}/24"), "dev", &veth]);
-            ip(&["link", "set", &veth, "up"]);
+            ip(&["addr", "add", &format!("{host_ip}/24"), "dev", veth]);
+            ip(&["link", "set", veth, "up"]);
             ip(&[
                 "-n",
                 ns,
@@ -92,6 +116,19 @@ impl Drop for Namespaces {
         for ns in [&self.a, &self.b] {
             // Deleting the namespace deletes the veth pair with it.
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        // The veths go with their namespace, a moment later: the next test makes them again.
+        for _ in 0..50 {
+            let gone = self.veths.iter().all(|veth| {
+                !Command::new("ip")
+                    .args(["link", "show", veth])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            });
+            if gone {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
@@ -141,15 +178,27 @@ fn kamailio_proxy(dir: &TempDir) -> Process {
     process
 }
 
-fn coturn(dir: &TempDir) -> Process {
+/// coturn on `GATEWAY_A` with only the listener `via` needs (over TLS with a certificate of
+/// `certs`' CA for `GATEWAY_A`).
+fn coturn(dir: &TempDir, via: TurnVia, certs: &std::path::Path) -> Process {
     let mut command = Command::new("turnserver");
     command
-        .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--lt-cred-mech"])
+        .args(["-n", "-v", "--no-cli", "--no-dtls", "--lt-cred-mech"])
         .args(["--realm", "homeagent.test", "--user"])
         .arg(format!("{TURN_USER}:{TURN_PASSWORD}"))
         .args(["--listening-ip", GATEWAY_A, "--relay-ip", GATEWAY_A])
         .args(["--listening-port", &TURN_PORT.to_string()])
+        .args(["--tls-listening-port", &TURNS_PORT.to_string()])
         .args(["--min-port", "49160", "--max-port", "49200", "-l", "stdout"]);
+    match via {
+        TurnVia::Udp => command.arg("--no-tls"),
+        TurnVia::Tcp => command.args(["--no-udp", "--no-tls"]),
+        TurnVia::Tls => command
+            .args(["--no-udp", "--no-tcp", "--cert"])
+            .arg(certs.join("server.crt"))
+            .arg("--pkey")
+            .arg(certs.join("server.key")),
+    };
     let process =
         Process::spawn("coturn", command, &dir.join("coturn.log"), false).expect("coturn starts");
     std::thread::sleep(Duration::from_millis(500));
@@ -157,11 +206,10 @@ fn coturn(dir: &TempDir) -> Process {
 }
 
 /// `homeagent ARGS` inside the namespace `ns`, bound to `addr`, registered as `user`.
-fn agent_in(ns: &str, addr: &str, user: &str, args: &[&str]) -> HomeagentProcess {
+fn agent_in(ns: &str, addr: &str, user: &str, turn: &str, args: &[&str]) -> HomeagentProcess {
     let program = homeagent_bin().expect("homeagent built");
     let registrar = format!("sip:{GATEWAY_A}:{SIP_PORT}");
     let bind = format!("{addr}:5060");
-    let turn = format!("turn:{GATEWAY_A}:{TURN_PORT}");
     let mut all = vec!["netns", "exec", ns, program.to_str().expect("utf-8 path")];
     all.extend_from_slice(args);
     all.extend([
@@ -176,7 +224,7 @@ fn agent_in(ns: &str, addr: &str, user: &str, args: &[&str]) -> HomeagentProcess
         "--ice",
         "on",
         "--turn",
-        &turn,
+        turn,
         "--turn-user",
         TURN_USER,
         "--json",
@@ -199,6 +247,21 @@ fn agent_in(ns: &str, addr: &str, user: &str, args: &[&str]) -> HomeagentProcess
     agent
 }
 
+/// The most packets coturn sent a client over one session (its `usage: … sp=N` lines; with
+/// `--no-udp`, every session is a TCP or TLS connection).
+fn most_sent_over_a_connection(log: &str) -> u64 {
+    log.lines()
+        .filter(|line| line.contains(": usage:"))
+        .filter_map(|line| {
+            let sent = line
+                .split(", ")
+                .find_map(|field| field.strip_prefix("sp="))?;
+            sent.trim().parse().ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 fn summary_of(agent: &HomeagentProcess) -> Value {
     agent
         .events()
@@ -210,10 +273,41 @@ fn summary_of(agent: &HomeagentProcess) -> Value {
 
 #[test]
 fn a_call_between_namespaces_without_a_route_goes_through_the_turn_relay() {
+    call_through_the_relay(TurnVia::Udp);
+}
+
+#[test]
+fn the_relay_is_reached_over_tcp_where_udp_to_the_server_is_impossible() {
+    call_through_the_relay(TurnVia::Tcp);
+}
+
+#[test]
+fn the_relay_is_reached_over_tls_with_the_test_ca() {
+    call_through_the_relay(TurnVia::Tls);
+}
+
+/// A calls B through coturn reached `via`; the speech B hears is scored.
+fn call_through_the_relay(via: TurnVia) {
+    // Before the probe too: it makes a namespace of a fixed name.
+    let _network = NETWORK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if !require(&["kamailio", "turnserver", "ip"]) || !namespaces_available() {
         return;
     }
     let dir = TempDir::new("turn-netns").expect("temp dir");
+    let certs = dir.join("certs");
+    let ca_file = certs.join("ca.crt");
+    let turn = via.uri();
+    let mut options = Vec::new();
+    if via == TurnVia::Tls {
+        homeagent_testkit::peers::kamailio::generate_certificates(
+            &certs,
+            &[&format!("IP:{GATEWAY_A}")],
+        )
+        .expect("test CA and coturn certificate");
+        options.extend(["--ca-file", ca_file.to_str().expect("utf-8 path")]);
+    }
     let namespaces = Namespaces::create();
     // No direct path: A has no route to B at all.
     let direct = Command::new("ip")
@@ -222,7 +316,7 @@ fn a_call_between_namespaces_without_a_route_goes_through_the_turn_relay() {
         .expect("ip runs");
     assert!(!direct.status.success(), "A has a route to B");
     let _kamailio = kamailio_proxy(&dir);
-    let _coturn = coturn(&dir);
+    let coturn = coturn(&dir, via, &certs);
 
     let speech = dir.join("speech.wav");
     wav::clip(
@@ -236,33 +330,37 @@ fn a_call_between_namespaces_without_a_route_goes_through_the_turn_relay() {
     let played = dir.join("played.wav");
     wav::with_lead(&speech, &played, Duration::from_secs(4)).expect("speech with a lead");
     let heard = dir.join("heard.wav");
+    let bob_args = [
+        "listen",
+        "--calls",
+        "1",
+        "--audio-in",
+        "silence",
+        "--audio-out",
+        heard.to_str().expect("utf-8 path"),
+    ];
     let mut bob = agent_in(
         &namespaces.b,
         AGENT_B,
         "bob",
-        &[
-            "listen",
-            "--calls",
-            "1",
-            "--audio-in",
-            "silence",
-            "--audio-out",
-            heard.to_str().expect("utf-8 path"),
-        ],
+        &turn,
+        &[&bob_args[..], &options].concat(),
     );
     let target = format!("sip:bob@{GATEWAY_A}:{SIP_PORT}");
+    let alice_args = [
+        "call",
+        &target,
+        "--audio-in",
+        played.to_str().expect("utf-8 path"),
+        "--audio-out",
+        "null",
+    ];
     let mut alice = agent_in(
         &namespaces.a,
         AGENT_A,
         "alice",
-        &[
-            "call",
-            &target,
-            "--audio-in",
-            played.to_str().expect("utf-8 path"),
-            "--audio-out",
-            "null",
-        ],
+        &turn,
+        &[&alice_args[..], &options].concat(),
     );
     let ice = alice
         .wait_event(|e| e["event"] == "ice_connected", WAIT)
@@ -286,9 +384,22 @@ fn a_call_between_namespaces_without_a_route_goes_through_the_turn_relay() {
         summary["packets_sent"].as_u64().unwrap_or(0) > 300,
         "{summary}"
     );
+    if via != TurnVia::Udp {
+        // The sessions closed with the agents: coturn tells what went over their connections.
+        std::thread::sleep(Duration::from_millis(300));
+        drop(coturn);
+        let log = std::fs::read_to_string(dir.join("coturn.log")).expect("coturn log");
+        let tls = log.contains("method=TLSv1");
+        assert_eq!(tls, via == TurnVia::Tls, "TLS sessions in coturn's log");
+        let sent = most_sent_over_a_connection(&log);
+        assert!(
+            sent > 300,
+            "relayed packets over the busiest connection: {sent}"
+        );
+    }
     let score = score_pesq(&speech, &heard, Mode::Wb).expect("pesq");
     eprintln!(
-        "A -> B through the TURN relay ({pair}): PESQ-WB {:.2}",
+        "A -> B through the TURN relay reached over {via:?} ({pair}): PESQ-WB {:.2}",
         score.pesq
     );
     assert!(score.pesq >= 3.0, "{:?}", score.json);
