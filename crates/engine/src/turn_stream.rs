@@ -156,6 +156,9 @@ impl TurnStream {
     /// the server, failed, or not TURN framing); pending for ever after that. Cancel-safe.
     pub(crate) async fn recv(&mut self) -> Option<Vec<u8>> {
         loop {
+            if self.connection.is_none() {
+                return std::future::pending().await;
+            }
             match self.frames.poll_frame() {
                 Ok(Some(frame)) => return Some(frame),
                 Ok(None) => {}
@@ -164,12 +167,10 @@ impl TurnStream {
                     return None;
                 }
             }
-            let Some(connection) = self.connection.as_mut() else {
-                return std::future::pending().await;
-            };
-            let read = match connection {
-                Connection::Tcp(tcp) => tcp.read(&mut self.buf).await,
-                Connection::Tls(tls) => tls.read(&mut self.buf).await,
+            let read = match self.connection.as_mut() {
+                None => return std::future::pending().await,
+                Some(Connection::Tcp(tcp)) => tcp.read(&mut self.buf).await,
+                Some(Connection::Tls(tls)) => tls.read(&mut self.buf).await,
             };
             match read {
                 Ok(0) => {
@@ -197,5 +198,78 @@ pub(crate) async fn next_message(stream: Option<&mut TurnStream>) -> Option<Vec<
     match stream {
         Some(stream) => stream.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A STUN message with 4 bytes of attributes.
+    fn stun(id: u8) -> Vec<u8> {
+        let mut message = vec![0x01, 0x01, 0x00, 0x04, 0x21, 0x12, 0xa4, 0x42];
+        message.extend_from_slice(&[id; 12]);
+        message.extend_from_slice(&[0x80, 0x22, 0x00, 0x00]);
+        message
+    }
+
+    async fn pair() -> (TurnStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = listener.local_addr().unwrap();
+        let (stream, accepted) = tokio::join!(TurnStream::connect(server, None), listener.accept());
+        let stream = stream.unwrap();
+        assert_eq!(stream.server(), server);
+        (stream, accepted.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn messages_are_read_whole_and_written_as_given() {
+        let (mut stream, mut server) = pair().await;
+        // A STUN message in two writes, then ChannelData (3 bytes, padded) and STUN at once.
+        let first = stun(1);
+        server.write_all(&first[..9]).await.unwrap();
+        server.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        server.write_all(&first[9..]).await.unwrap();
+        let channel_data = vec![0x40, 0x00, 0x00, 0x03, b'a', b'b', b'c', 0];
+        server
+            .write_all(&[channel_data.clone(), stun(2)].concat())
+            .await
+            .unwrap();
+        assert_eq!(stream.recv().await, Some(first));
+        assert_eq!(stream.recv().await, Some(channel_data));
+        assert_eq!(stream.recv().await, Some(stun(2)));
+
+        stream.send(&stun(3)).await;
+        let mut got = vec![0; 24];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, stun(3));
+        assert!(!stream.is_lost());
+    }
+
+    #[tokio::test]
+    async fn garbage_or_a_close_loses_the_connection_for_good() {
+        let (mut stream, mut server) = pair().await;
+        server.write_all(&[0x80, 0x00, 0x00, 0x00]).await.unwrap();
+        assert_eq!(stream.recv().await, None, "RTP is not TURN framing");
+        assert!(stream.is_lost());
+        stream.send(&stun(4)).await;
+        let quiet = tokio::time::timeout(Duration::from_millis(100), stream.recv()).await;
+        assert!(quiet.is_err(), "pending once lost");
+
+        let (mut stream, server) = pair().await;
+        drop(server);
+        assert_eq!(stream.recv().await, None, "closed by the server");
+        assert!(stream.is_lost());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_an_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = listener.local_addr().unwrap();
+        drop(listener);
+        let error = TurnStream::connect(server, None).await.unwrap_err();
+        assert!(error.starts_with("TCP:"), "{error}");
     }
 }
