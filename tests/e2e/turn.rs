@@ -3,7 +3,8 @@
 //! host runs a registrar/proxy (`tests/peers/proxy/`) and coturn on `GATEWAY_A`, which both
 //! namespaces reach (B through a host route). ICE must pick a pair through the relay; the
 //! speech is scored. The agents reach coturn over UDP, TCP (`?transport=tcp`) or TLS (`turns:`);
-//! for TCP and TLS coturn has no UDP listener at all (`--no-udp`), so nothing goes to it over UDP.
+//! for TCP and TLS coturn has no UDP listener at all (`--no-udp`) and the agents may send UDP to
+//! the SIP port only, so the call goes relay to relay, each agent's media over its connection.
 
 use std::process::Command;
 use std::time::Duration;
@@ -108,6 +109,23 @@ impl Namespaces {
             GATEWAY_B,
         ]);
         namespaces
+    }
+}
+
+impl Namespaces {
+    /// Both agents may send UDP to the SIP port only (a home network blocking outgoing UDP):
+    /// the TURN server is reachable over TCP/TLS alone, and its relay ports not at all.
+    fn block_udp_but_sip(&self) {
+        let sip = SIP_PORT.to_string();
+        for ns in [&self.a, &self.b] {
+            ip(&[
+                "-n", ns, "rule", "add", "pref", "100", "ipproto", "udp", "dport", &sip, "lookup",
+                "main",
+            ]);
+            ip(&[
+                "-n", ns, "rule", "add", "pref", "101", "ipproto", "udp", "prohibit",
+            ]);
+        }
     }
 }
 
@@ -262,6 +280,18 @@ fn most_sent_over_a_connection(log: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Waits until both media ports the agent keeps ready have a relay.
+fn relays_ready(agent: &HomeagentProcess) {
+    let mut from = 0;
+    for _ in 0..2 {
+        let (at, _) = agent
+            .process()
+            .wait_log_from(from, "TURN relay allocated", WAIT)
+            .unwrap_or_else(|e| panic!("no relay: {e}"));
+        from = at + 1;
+    }
+}
+
 fn summary_of(agent: &HomeagentProcess) -> Value {
     agent
         .events()
@@ -277,12 +307,12 @@ fn a_call_between_namespaces_without_a_route_goes_through_the_turn_relay() {
 }
 
 #[test]
-fn the_relay_is_reached_over_tcp_where_udp_to_the_server_is_impossible() {
+fn over_tcp_where_outgoing_udp_is_blocked_the_call_goes_relay_to_relay() {
     call_through_the_relay(TurnVia::Tcp);
 }
 
 #[test]
-fn the_relay_is_reached_over_tls_with_the_test_ca() {
+fn over_tls_with_the_test_ca_where_outgoing_udp_is_blocked_too() {
     call_through_the_relay(TurnVia::Tls);
 }
 
@@ -309,6 +339,9 @@ fn call_through_the_relay(via: TurnVia) {
         options.extend(["--ca-file", ca_file.to_str().expect("utf-8 path")]);
     }
     let namespaces = Namespaces::create();
+    if via != TurnVia::Udp {
+        namespaces.block_udp_but_sip();
+    }
     // No direct path: A has no route to B at all.
     let direct = Command::new("ip")
         .args(["-n", &namespaces.a, "route", "get", AGENT_B])
@@ -347,9 +380,13 @@ fn call_through_the_relay(via: TurnVia) {
         &[&bob_args[..], &options].concat(),
     );
     let target = format!("sip:bob@{GATEWAY_A}:{SIP_PORT}");
+    // Alice calls once her ready ports have their relays: her offer then carries a relay
+    // candidate, which the relay to relay path needs (an agent calling the moment it starts
+    // offers only what is ready).
     let alice_args = [
-        "call",
-        &target,
+        "listen",
+        "--calls",
+        "1",
         "--audio-in",
         played.to_str().expect("utf-8 path"),
         "--audio-out",
@@ -362,11 +399,27 @@ fn call_through_the_relay(via: TurnVia) {
         &turn,
         &[&alice_args[..], &options].concat(),
     );
+    relays_ready(&bob);
+    relays_ready(&alice);
+    alice
+        .send_line(&format!(r#"{{"command":"call","uri":"{target}"}}"#))
+        .expect("call command");
     let ice = alice
         .wait_event(|e| e["event"] == "ice_connected", WAIT)
         .unwrap_or_else(|e| panic!("no ICE connection: {e}: {:?}", alice.events()));
     let pair = format!("{} {}", ice["local"], ice["remote"]);
     assert!(pair.contains("relay"), "not through the relay: {ice}");
+    if via != TurnVia::Udp {
+        assert!(
+            ice["local"]
+                .as_str()
+                .is_some_and(|l| l.starts_with("relay "))
+                && ice["remote"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("relay ")),
+            "relay to relay without UDP: {ice}"
+        );
+    }
     assert!(pair.contains(GATEWAY_A), "{ice}");
     let status = alice
         .wait_exit(SPEECH + WAIT + Duration::from_secs(4))
