@@ -2,7 +2,9 @@
 //! network namespace of its own, with a veth to the host and no route to the other one. The
 //! host runs a registrar/proxy (`tests/peers/proxy/`) and coturn on `GATEWAY_A`, which both
 //! namespaces reach (B through a host route). ICE must pick a pair through the relay; the
-//! speech is scored.
+//! speech is scored. The agents reach coturn over UDP, TCP (`?transport=tcp`) or TLS (`turns:`);
+//! for TCP and TLS coturn has no UDP listener at all (`--no-udp`) and the agents may send UDP to
+//! the SIP port only, so the call goes relay to relay, each agent's media over its connection.
 
 use std::process::Command;
 use std::time::Duration;
@@ -20,9 +22,31 @@ const GATEWAY_B: &str = "10.77.2.1";
 const AGENT_B: &str = "10.77.2.2";
 const SIP_PORT: u16 = 5070;
 const TURN_PORT: u16 = 3478;
+const TURNS_PORT: u16 = 5349;
 const TURN_USER: &str = "agent";
 const TURN_PASSWORD: &str = "relay-secret";
 const SPEECH: Duration = Duration::from_secs(8);
+
+/// The tests share addresses, ports and namespace names: one at a time.
+static NETWORK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// How the agents reach coturn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TurnVia {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl TurnVia {
+    fn uri(self) -> String {
+        match self {
+            TurnVia::Udp => format!("turn:{GATEWAY_A}:{TURN_PORT}"),
+            TurnVia::Tcp => format!("turn:{GATEWAY_A}:{TURN_PORT}?transport=tcp"),
+            TurnVia::Tls => format!("turns:{GATEWAY_A}:{TURNS_PORT}"),
+        }
+    }
+}
 
 /// Runs `ip ARGS`, panicking with its error output on failure.
 fn ip(args: &[&str]) {
@@ -39,6 +63,8 @@ fn ip(args: &[&str]) {
 struct Namespaces {
     a: String,
     b: String,
+    /// The host ends of the veths.
+    veths: [String; 2],
 }
 
 impl Namespaces {
@@ -47,19 +73,18 @@ impl Namespaces {
         let namespaces = Namespaces {
             a: format!("ha-turn-a-{tag}"),
             b: format!("ha-turn-b-{tag}"),
+            veths: [format!("hta{tag}"), format!("htb{tag}")],
         };
         for (ns, host_ip, agent_ip, veth) in [
-            (&namespaces.a, GATEWAY_A, AGENT_A, format!("hta{tag}")),
-            (&namespaces.b, GATEWAY_B, AGENT_B, format!("htb{tag}")),
+            (&namespaces.a, GATEWAY_A, AGENT_A, &namespaces.veths[0]),
+            (&namespaces.b, GATEWAY_B, AGENT_B, &namespaces.veths[1]),
         ] {
             let inside = format!("{veth}n");
             ip(&["netns", "add", ns]);
-            ip(&[
-                "link", "add", &veth, "type", "veth", "peer", "name", &inside,
-            ]);
+            ip(&["link", "add", veth, "type", "veth", "peer", "name", &inside]);
             ip(&["link", "set", &inside, "netns", ns]);
-            ip(&["addr", "add", &format!("{host_ip}/24"), "dev", &veth]);
-            ip(&["link", "set", &veth, "up"]);
+            ip(&["addr", "add", &format!("{host_ip}/24"), "dev", veth]);
+            ip(&["link", "set", veth, "up"]);
             ip(&[
                 "-n",
                 ns,
@@ -87,11 +112,41 @@ impl Namespaces {
     }
 }
 
+impl Namespaces {
+    /// Both agents may send UDP to the SIP port only (a home network blocking outgoing UDP):
+    /// the TURN server is reachable over TCP/TLS alone, and its relay ports not at all.
+    fn block_udp_but_sip(&self) {
+        let sip = SIP_PORT.to_string();
+        for ns in [&self.a, &self.b] {
+            ip(&[
+                "-n", ns, "rule", "add", "pref", "100", "ipproto", "udp", "dport", &sip, "lookup",
+                "main",
+            ]);
+            ip(&[
+                "-n", ns, "rule", "add", "pref", "101", "ipproto", "udp", "prohibit",
+            ]);
+        }
+    }
+}
+
 impl Drop for Namespaces {
     fn drop(&mut self) {
         for ns in [&self.a, &self.b] {
             // Deleting the namespace deletes the veth pair with it.
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        // The veths go with their namespace, a moment later: the next test makes them again.
+        for _ in 0..50 {
+            let gone = self.veths.iter().all(|veth| {
+                !Command::new("ip")
+                    .args(["link", "show", veth])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            });
+            if gone {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
@@ -141,15 +196,27 @@ fn kamailio_proxy(dir: &TempDir) -> Process {
     process
 }
 
-fn coturn(dir: &TempDir) -> Process {
+/// coturn on `GATEWAY_A` with only the listener `via` needs (over TLS with a certificate of
+/// `certs`' CA for `GATEWAY_A`).
+fn coturn(dir: &TempDir, via: TurnVia, certs: &std::path::Path) -> Process {
     let mut command = Command::new("turnserver");
     command
-        .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--lt-cred-mech"])
+        .args(["-n", "-v", "--no-cli", "--no-dtls", "--lt-cred-mech"])
         .args(["--realm", "homeagent.test", "--user"])
         .arg(format!("{TURN_USER}:{TURN_PASSWORD}"))
         .args(["--listening-ip", GATEWAY_A, "--relay-ip", GATEWAY_A])
         .args(["--listening-port", &TURN_PORT.to_string()])
+        .args(["--tls-listening-port", &TURNS_PORT.to_string()])
         .args(["--min-port", "49160", "--max-port", "49200", "-l", "stdout"]);
+    match via {
+        TurnVia::Udp => command.arg("--no-tls"),
+        TurnVia::Tcp => command.args(["--no-udp", "--no-tls"]),
+        TurnVia::Tls => command
+            .args(["--no-udp", "--no-tcp", "--cert"])
+            .arg(certs.join("server.crt"))
+            .arg("--pkey")
+            .arg(certs.join("server.key")),
+    };
     let process =
         Process::spawn("coturn", command, &dir.join("coturn.log"), false).expect("coturn starts");
     std::thread::sleep(Duration::from_millis(500));
@@ -157,11 +224,10 @@ fn coturn(dir: &TempDir) -> Process {
 }
 
 /// `homeagent ARGS` inside the namespace `ns`, bound to `addr`, registered as `user`.
-fn agent_in(ns: &str, addr: &str, user: &str, args: &[&str]) -> HomeagentProcess {
+fn agent_in(ns: &str, addr: &str, user: &str, turn: &str, args: &[&str]) -> HomeagentProcess {
     let program = homeagent_bin().expect("homeagent built");
     let registrar = format!("sip:{GATEWAY_A}:{SIP_PORT}");
     let bind = format!("{addr}:5060");
-    let turn = format!("turn:{GATEWAY_A}:{TURN_PORT}");
     let mut all = vec!["netns", "exec", ns, program.to_str().expect("utf-8 path")];
     all.extend_from_slice(args);
     all.extend([
@@ -176,7 +242,7 @@ fn agent_in(ns: &str, addr: &str, user: &str, args: &[&str]) -> HomeagentProcess
         "--ice",
         "on",
         "--turn",
-        &turn,
+        turn,
         "--turn-user",
         TURN_USER,
         "--json",
@@ -199,6 +265,33 @@ fn agent_in(ns: &str, addr: &str, user: &str, args: &[&str]) -> HomeagentProcess
     agent
 }
 
+/// The most packets coturn sent a client over one session (its `usage: … sp=N` lines; with
+/// `--no-udp`, every session is a TCP or TLS connection).
+fn most_sent_over_a_connection(log: &str) -> u64 {
+    log.lines()
+        .filter(|line| line.contains(": usage:"))
+        .filter_map(|line| {
+            let sent = line
+                .split(", ")
+                .find_map(|field| field.strip_prefix("sp="))?;
+            sent.trim().parse().ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Waits until both media ports the agent keeps ready have a relay.
+fn relays_ready(agent: &HomeagentProcess) {
+    let mut from = 0;
+    for _ in 0..2 {
+        let (at, _) = agent
+            .process()
+            .wait_log_from(from, "TURN relay allocated", WAIT)
+            .unwrap_or_else(|e| panic!("no relay: {e}"));
+        from = at + 1;
+    }
+}
+
 fn summary_of(agent: &HomeagentProcess) -> Value {
     agent
         .events()
@@ -210,11 +303,45 @@ fn summary_of(agent: &HomeagentProcess) -> Value {
 
 #[test]
 fn a_call_between_namespaces_without_a_route_goes_through_the_turn_relay() {
+    call_through_the_relay(TurnVia::Udp);
+}
+
+#[test]
+fn over_tcp_where_outgoing_udp_is_blocked_the_call_goes_relay_to_relay() {
+    call_through_the_relay(TurnVia::Tcp);
+}
+
+#[test]
+fn over_tls_with_the_test_ca_where_outgoing_udp_is_blocked_too() {
+    call_through_the_relay(TurnVia::Tls);
+}
+
+/// A calls B through coturn reached `via`; the speech B hears is scored.
+fn call_through_the_relay(via: TurnVia) {
+    // Before the probe too: it makes a namespace of a fixed name.
+    let _network = NETWORK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if !require(&["kamailio", "turnserver", "ip"]) || !namespaces_available() {
         return;
     }
     let dir = TempDir::new("turn-netns").expect("temp dir");
+    let certs = dir.join("certs");
+    let ca_file = certs.join("ca.crt");
+    let turn = via.uri();
+    let mut options = Vec::new();
+    if via == TurnVia::Tls {
+        homeagent_testkit::peers::kamailio::generate_certificates(
+            &certs,
+            &[&format!("IP:{GATEWAY_A}")],
+        )
+        .expect("test CA and coturn certificate");
+        options.extend(["--ca-file", ca_file.to_str().expect("utf-8 path")]);
+    }
     let namespaces = Namespaces::create();
+    if via != TurnVia::Udp {
+        namespaces.block_udp_but_sip();
+    }
     // No direct path: A has no route to B at all.
     let direct = Command::new("ip")
         .args(["-n", &namespaces.a, "route", "get", AGENT_B])
@@ -222,7 +349,7 @@ fn a_call_between_namespaces_without_a_route_goes_through_the_turn_relay() {
         .expect("ip runs");
     assert!(!direct.status.success(), "A has a route to B");
     let _kamailio = kamailio_proxy(&dir);
-    let _coturn = coturn(&dir);
+    let coturn = coturn(&dir, via, &certs);
 
     let speech = dir.join("speech.wav");
     wav::clip(
@@ -236,39 +363,63 @@ fn a_call_between_namespaces_without_a_route_goes_through_the_turn_relay() {
     let played = dir.join("played.wav");
     wav::with_lead(&speech, &played, Duration::from_secs(4)).expect("speech with a lead");
     let heard = dir.join("heard.wav");
+    let bob_args = [
+        "listen",
+        "--calls",
+        "1",
+        "--audio-in",
+        "silence",
+        "--audio-out",
+        heard.to_str().expect("utf-8 path"),
+    ];
     let mut bob = agent_in(
         &namespaces.b,
         AGENT_B,
         "bob",
-        &[
-            "listen",
-            "--calls",
-            "1",
-            "--audio-in",
-            "silence",
-            "--audio-out",
-            heard.to_str().expect("utf-8 path"),
-        ],
+        &turn,
+        &[&bob_args[..], &options].concat(),
     );
     let target = format!("sip:bob@{GATEWAY_A}:{SIP_PORT}");
+    // Alice calls once her ready ports have their relays: her offer then carries a relay
+    // candidate, which the relay to relay path needs (an agent calling the moment it starts
+    // offers only what is ready).
+    let alice_args = [
+        "listen",
+        "--calls",
+        "1",
+        "--audio-in",
+        played.to_str().expect("utf-8 path"),
+        "--audio-out",
+        "null",
+    ];
     let mut alice = agent_in(
         &namespaces.a,
         AGENT_A,
         "alice",
-        &[
-            "call",
-            &target,
-            "--audio-in",
-            played.to_str().expect("utf-8 path"),
-            "--audio-out",
-            "null",
-        ],
+        &turn,
+        &[&alice_args[..], &options].concat(),
     );
+    relays_ready(&bob);
+    relays_ready(&alice);
+    alice
+        .send_line(&format!(r#"{{"command":"call","uri":"{target}"}}"#))
+        .expect("call command");
     let ice = alice
         .wait_event(|e| e["event"] == "ice_connected", WAIT)
         .unwrap_or_else(|e| panic!("no ICE connection: {e}: {:?}", alice.events()));
     let pair = format!("{} {}", ice["local"], ice["remote"]);
     assert!(pair.contains("relay"), "not through the relay: {ice}");
+    if via != TurnVia::Udp {
+        assert!(
+            ice["local"]
+                .as_str()
+                .is_some_and(|l| l.starts_with("relay "))
+                && ice["remote"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("relay ")),
+            "relay to relay without UDP: {ice}"
+        );
+    }
     assert!(pair.contains(GATEWAY_A), "{ice}");
     let status = alice
         .wait_exit(SPEECH + WAIT + Duration::from_secs(4))
@@ -286,9 +437,22 @@ fn a_call_between_namespaces_without_a_route_goes_through_the_turn_relay() {
         summary["packets_sent"].as_u64().unwrap_or(0) > 300,
         "{summary}"
     );
+    if via != TurnVia::Udp {
+        // The sessions closed with the agents: coturn tells what went over their connections.
+        std::thread::sleep(Duration::from_millis(300));
+        drop(coturn);
+        let log = std::fs::read_to_string(dir.join("coturn.log")).expect("coturn log");
+        let tls = log.contains("method=TLSv1");
+        assert_eq!(tls, via == TurnVia::Tls, "TLS sessions in coturn's log");
+        let sent = most_sent_over_a_connection(&log);
+        assert!(
+            sent > 300,
+            "relayed packets over the busiest connection: {sent}"
+        );
+    }
     let score = score_pesq(&speech, &heard, Mode::Wb).expect("pesq");
     eprintln!(
-        "A -> B through the TURN relay ({pair}): PESQ-WB {:.2}",
+        "A -> B through the TURN relay reached over {via:?} ({pair}): PESQ-WB {:.2}",
         score.pesq
     );
     assert!(score.pesq >= 3.0, "{:?}", score.json);

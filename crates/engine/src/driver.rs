@@ -16,9 +16,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::media::{self, AudioRoute, CallStats, MediaControl, MediaSockets, WebRtcSetup};
-use crate::relay::{self, ReadyPort, RelayCandidate};
-use crate::settings::{IceMode, TurnSettings};
+use crate::relay::{self, ReadyPort, RelayCandidate, RelayServer};
+use crate::settings::{IceMode, TlsSettings, TurnSettings, TurnTransport};
 use crate::transport::{Received, Transports};
+use crate::turn_stream::{TlsTarget, TurnPath};
 use crate::ws::WsUrl;
 use crate::{EngineCommand, EngineError, EngineEvent, PhoneSettings};
 use homeagent_media::webrtc::TurnServer;
@@ -69,7 +70,7 @@ pub(crate) async fn start(
     config.instance_id = Some(instance_id(settings.user.as_deref().unwrap_or_default()));
     let webrtc = webrtc_setup(settings.ice, config.local.addr.ip()).await;
     let turn = match (&settings.turn, &webrtc) {
-        (Some(turn), Some(_)) => Some(turn_server(turn).await?),
+        (Some(turn), Some(_)) => Some(turn_server(turn, &settings.tls).await?),
         _ => None,
     };
     config.ice = IceConfig {
@@ -151,7 +152,7 @@ struct Driver {
     next_port: u16,
     ready_ports: HashMap<u16, ReadyPort>,
     /// The TURN server ready ports allocate a relay on (ICE calls only).
-    turn: Option<TurnServer>,
+    turn: Option<RelayServer>,
     /// Relay candidates of ready ports, for the phone.
     relay_candidates: mpsc::Receiver<RelayCandidate>,
     relay_candidates_tx: mpsc::Sender<RelayCandidate>,
@@ -722,14 +723,16 @@ async fn webrtc_setup(mode: IceMode, host: IpAddr) -> Option<WebRtcSetup> {
     }
 }
 
-/// The TURN server of `--turn`, resolved once at start (IPv4 first: the media sockets are).
-async fn turn_server(turn: &TurnSettings) -> Result<TurnServer, EngineError> {
-    let (host, port) = turn.host_port()?;
+/// The TURN server of `--turn`, resolved once at start (IPv4 first: the media sockets are), and
+/// how it is reached (over TLS: trusting what SIP over TLS trusts, for the URI's host name).
+async fn turn_server(turn: &TurnSettings, tls: &TlsSettings) -> Result<RelayServer, EngineError> {
+    let endpoint = turn.endpoint()?;
+    let host = endpoint.host.as_str();
     let resolve = |reason: String| EngineError::Resolve {
         what: format!("TURN server {host}"),
         reason,
     };
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, endpoint.port))
         .await
         .map_err(|error| resolve(error.to_string()))?
         .collect();
@@ -739,10 +742,26 @@ async fn turn_server(turn: &TurnSettings) -> Result<TurnServer, EngineError> {
         .or(addrs.first())
         .copied()
         .ok_or_else(|| resolve("no address".to_owned()))?;
-    Ok(TurnServer {
-        addr,
-        username: turn.username.clone(),
-        password: turn.password.clone(),
+    let path = match endpoint.transport {
+        TurnTransport::Udp => TurnPath::Udp,
+        TurnTransport::Tcp => TurnPath::Tcp,
+        TurnTransport::Tls => TurnPath::Tls(TlsTarget {
+            connector: tokio_rustls::TlsConnector::from(crate::tls::client_config(tls)?),
+            name: crate::tls::server_name(host).ok_or_else(|| {
+                crate::SettingsError::BadTurnUri {
+                    uri: turn.uri.clone(),
+                    reason: "the host is not a TLS server name",
+                }
+            })?,
+        }),
+    };
+    Ok(RelayServer {
+        server: TurnServer {
+            addr,
+            username: turn.username.clone(),
+            password: turn.password.clone(),
+        },
+        path,
     })
 }
 

@@ -11,6 +11,7 @@ mod relay;
 mod settings;
 mod tls;
 mod transport;
+mod turn_stream;
 mod ws;
 
 use std::net::SocketAddr;

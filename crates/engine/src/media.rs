@@ -22,14 +22,18 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::EngineEvent;
 use crate::settings::ProcessingSettings;
+use crate::turn_stream::{self, TurnStream};
 
 /// The two sockets of a call's media (RTP on an even port, RTCP on the next).
 #[derive(Debug)]
 pub(crate) struct MediaSockets {
     pub(crate) rtp: UdpSocket,
     pub(crate) rtcp: UdpSocket,
-    /// A TURN allocation made from `rtp` for ICE calls (see `crate::relay`).
+    /// A TURN allocation made from `rtp` (or over `turn_stream`) for ICE calls (see
+    /// `crate::relay`).
     pub(crate) relay: Option<Box<TurnAllocation>>,
+    /// The TCP/TLS connection `relay` reaches its server over, when not UDP.
+    pub(crate) turn_stream: Option<Box<TurnStream>>,
 }
 
 impl MediaSockets {
@@ -65,6 +69,7 @@ impl MediaSockets {
                     rtp,
                     rtcp,
                     relay: None,
+                    turn_stream: None,
                 },
             ));
         }
@@ -165,6 +170,7 @@ pub(crate) fn spawn(
                 setup,
                 port,
                 sockets.relay.take().map(|r| *r),
+                sockets.turn_stream.take(),
             )?)
         }
         (Some(_), None) => return Err("ICE negotiated without a DTLS certificate".to_owned()),
@@ -210,6 +216,9 @@ struct CallWebRtc {
     profile: Option<SrtpSuite>,
     /// Reported to the front ends (again after an ICE restart).
     reported: bool,
+    /// The connection to the TURN server of the relay, when not reached over UDP: what the
+    /// transport sends to the server goes over it, what comes from it goes to the transport.
+    turn_stream: Option<Box<TurnStream>>,
 }
 
 impl CallWebRtc {
@@ -218,6 +227,7 @@ impl CallWebRtc {
         setup: &WebRtcSetup,
         port: u16,
         relay: Option<TurnAllocation>,
+        turn_stream: Option<Box<TurnStream>>,
     ) -> Result<Self, String> {
         let now = Instant::now().into_std();
         let host = SocketAddr::new(setup.host, port);
@@ -229,6 +239,8 @@ impl CallWebRtc {
             ice.controlling,
         )
         .map_err(|e| e.to_string())?;
+        // The connection only serves its allocation.
+        let turn_stream = relay.as_ref().and(turn_stream);
         if let Some(relay) = relay {
             transport
                 .attach_relay(now, relay)
@@ -243,6 +255,7 @@ impl CallWebRtc {
             pair: None,
             profile: None,
             reported: false,
+            turn_stream,
         })
     }
 
@@ -475,6 +488,14 @@ impl CallMedia {
                         self.receive(from, rtcp_buf.get(..n).unwrap_or_default(), true);
                     }
                 }
+                message = turn_stream::next_message(
+                    self.webrtc.as_mut().and_then(|w| w.turn_stream.as_deref_mut()),
+                ) => {
+                    let server = self.webrtc.as_ref().and_then(|w| w.turn_stream.as_ref()).map(|s| s.server());
+                    if let (Some(message), Some(server)) = (message, server) {
+                        self.receive(server, &message, false);
+                    }
+                }
                 _ = sleep_until(deadline) => {
                     let now = Instant::now().into_std();
                     self.session.handle_timeout(now);
@@ -620,7 +641,10 @@ impl CallMedia {
             return;
         };
         while let Some((to, bytes)) = webrtc.transport.poll_transmit() {
-            if let Err(error) = self.sockets.rtp.send_to(&bytes, to).await {
+            // To the TURN server over its connection (nothing, once lost): never over UDP.
+            if let Some(stream) = webrtc.turn_stream.as_mut().filter(|s| s.server() == to) {
+                stream.send(&bytes).await;
+            } else if let Err(error) = self.sockets.rtp.send_to(&bytes, to).await {
                 tracing::debug!(%error, %to, "ICE/DTLS send");
             }
         }
@@ -1018,6 +1042,7 @@ mod tests {
             rtp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
             rtcp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
             relay: None,
+            turn_stream: None,
         };
         let params = MediaParams {
             codec: CodecSpec {

@@ -1,6 +1,8 @@
 //! TURN relays for the media ports kept ready: the allocation is made when the port is bound,
 //! so its relay candidate can be in a call's first SDP, and kept alive until a call takes the
-//! port (the call's ICE transport then drives it).
+//! port (the call's ICE transport then drives it). The server is reached from the port's RTP
+//! socket, or over a TCP/TLS connection of the port's own ([`TurnStream`]), handed to the call
+//! too.
 
 use std::net::SocketAddr;
 
@@ -9,6 +11,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::media::MediaSockets;
+use crate::turn_stream::{self, TurnPath, TurnStream};
+
+/// The TURN server ready ports allocate on, and how it is reached.
+#[derive(Debug, Clone)]
+pub(crate) struct RelayServer {
+    pub(crate) server: TurnServer,
+    pub(crate) path: TurnPath,
+}
 
 /// A media port pair bound and waiting for a call.
 #[derive(Debug)]
@@ -35,38 +45,71 @@ impl ReadyPort {
 /// A relay candidate ready for the phone: `(media port, a=candidate value)`.
 pub(crate) type RelayCandidate = (u16, String);
 
-/// Allocates on `server` from the port's RTP socket and keeps the allocation alive until a call
-/// takes the sockets. `host`: our host candidate's address (the relay candidate's `raddr`).
+/// Allocates on `relay` (from the port's RTP socket, or over a connection of its own) and keeps
+/// the allocation alive until a call takes the sockets. `host`: our host candidate's address (the
+/// relay candidate's `raddr`).
 pub(crate) fn keep(
     port: u16,
     sockets: MediaSockets,
-    server: TurnServer,
+    relay: RelayServer,
     host: SocketAddr,
     candidates: mpsc::Sender<RelayCandidate>,
 ) -> ReadyPort {
     let (keeper, requests) = mpsc::channel(1);
-    tokio::spawn(run(port, sockets, server, host, candidates, requests));
+    tokio::spawn(run(port, sockets, relay, host, candidates, requests));
     ReadyPort::Relayed(keeper)
 }
 
 async fn run(
     port: u16,
     mut sockets: MediaSockets,
-    server: TurnServer,
+    relay: RelayServer,
     host: SocketAddr,
     candidates: mpsc::Sender<RelayCandidate>,
     mut requests: mpsc::Receiver<oneshot::Sender<MediaSockets>>,
 ) {
-    let server_addr = server.addr;
-    let local = match sockets.rtp.local_addr() {
-        Ok(local) if local.ip().is_unspecified() => SocketAddr::new(host.ip(), local.port()),
-        Ok(local) => local,
-        Err(error) => {
+    let server_addr = relay.server.addr;
+    let tls = match &relay.path {
+        TurnPath::Udp => None,
+        TurnPath::Tcp => Some(None),
+        TurnPath::Tls(target) => Some(Some(target)),
+    };
+    let mut stream = None;
+    if let Some(tls) = tls {
+        // A call may want the port while the connection is still being made.
+        tokio::select! {
+            request = requests.recv() => {
+                if let Some(reply) = request {
+                    let _ = reply.send(sockets);
+                }
+                return;
+            }
+            connected = TurnStream::connect(server_addr, tls) => match connected {
+                Ok(connected) => stream = Some(connected),
+                Err(reason) => {
+                    tracing::warn!(port, server = %server_addr, %reason, "cannot connect to the TURN server: no relay");
+                    return hand_over(sockets, requests).await;
+                }
+            },
+        }
+    }
+    let local = match (&stream, sockets.rtp.local_addr()) {
+        (Some(stream), _) => stream.local(),
+        (None, Ok(local)) if local.ip().is_unspecified() => {
+            SocketAddr::new(host.ip(), local.port())
+        }
+        (None, Ok(local)) => local,
+        (None, Err(error)) => {
             tracing::warn!(%error, "media socket without an address: no TURN relay");
             return hand_over(sockets, requests).await;
         }
     };
-    let mut allocation = match TurnAllocation::start(Instant::now().into_std(), server, local) {
+    let now = Instant::now().into_std();
+    let started = match &stream {
+        Some(_) => TurnAllocation::start_over_stream(now, relay.server, local),
+        None => TurnAllocation::start(now, relay.server, local),
+    };
+    let mut allocation = match started {
         Ok(allocation) => allocation,
         Err(error) => {
             tracing::warn!(%error, server = %server_addr, "cannot allocate a TURN relay");
@@ -77,14 +120,22 @@ async fn run(
     let mut buf = vec![0u8; 2048];
     loop {
         while let Some((to, bytes)) = allocation.poll_transmit() {
-            if let Err(error) = sockets.rtp.send_to(&bytes, to).await {
-                tracing::debug!(%error, %to, "TURN send");
+            match stream.as_mut() {
+                Some(stream) => stream.send(&bytes).await,
+                None => {
+                    if let Err(error) = sockets.rtp.send_to(&bytes, to).await {
+                        tracing::debug!(%error, %to, "TURN send");
+                    }
+                }
             }
+        }
+        if stream.as_ref().is_some_and(TurnStream::is_lost) {
+            return hand_over(sockets, requests).await;
         }
         match allocation.state() {
             TurnState::Allocated { relayed, .. } if !announced => {
                 announced = true;
-                tracing::info!(port, %relayed, "TURN relay allocated");
+                tracing::info!(port, %relayed, over = ?relay.path, "TURN relay allocated");
                 if let Some(candidate) = allocation.candidate(host) {
                     let _ = candidates.send((port, candidate)).await;
                 }
@@ -101,13 +152,21 @@ async fn run(
                 let Some(reply) = request else { return };
                 if allocation.relayed().is_some() {
                     sockets.relay = Some(Box::new(allocation));
+                    sockets.turn_stream = stream.map(Box::new);
                 }
                 let _ = reply.send(sockets);
                 return;
             }
+            message = turn_stream::next_message(stream.as_mut()) => match message {
+                Some(message) => {
+                    allocation.handle_datagram(Instant::now().into_std(), server_addr, &message);
+                }
+                None => return hand_over(sockets, requests).await,
+            },
             received = sockets.rtp.recv_from(&mut buf) => {
-                if let Ok((n, from)) = received {
-                    // Anything but the server (early ICE checks) is dropped: they are repeated.
+                // Over a connection, nothing on the socket is the server's. Anything but the
+                // server (early ICE checks) is dropped: they are repeated.
+                if let (Ok((n, from)), None) = (received, &stream) {
                     allocation.handle_datagram(
                         Instant::now().into_std(),
                         from,

@@ -73,7 +73,9 @@ pub enum IceMode {
     Off,
 }
 
-/// A TURN server: `turn:HOST[:PORT][?transport=udp]` (RFC 7065) and its long-term credentials.
+/// A TURN server (RFC 7065 URI) and its long-term credentials: `turn:HOST[:PORT]` over UDP,
+/// `turn:HOST[:PORT]?transport=tcp` over TCP, `turns:HOST[:PORT]` over TLS (default ports 3478,
+/// 3478, 5349). The relay itself is UDP in every case.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TurnSettings {
     pub uri: String,
@@ -92,35 +94,70 @@ impl std::fmt::Debug for TurnSettings {
 }
 
 impl TurnSettings {
-    /// Host and port of a `turn:` URI (default port 3478). Only UDP to the server is done.
+    /// Host and port of the URI (default 3478, 5349 for `turns:`).
     pub fn host_port(&self) -> Result<(String, u16), SettingsError> {
+        self.endpoint()
+            .map(|endpoint| (endpoint.host, endpoint.port))
+    }
+
+    /// Host, port and how the server is reached.
+    pub(crate) fn endpoint(&self) -> Result<TurnEndpoint, SettingsError> {
         let bad = |reason: &'static str| SettingsError::BadTurnUri {
             uri: self.uri.clone(),
             reason,
         };
-        let rest = self
-            .uri
-            .trim()
-            .strip_prefix("turn:")
-            .ok_or_else(|| bad("expected turn:HOST[:PORT]"))?;
+        let uri = self.uri.trim();
+        let (rest, tls) = match uri.strip_prefix("turns:") {
+            Some(rest) => (rest, true),
+            None => (
+                uri.strip_prefix("turn:")
+                    .ok_or_else(|| bad("expected turn:HOST[:PORT] or turns:HOST[:PORT]"))?,
+                false,
+            ),
+        };
         let (address, query) = rest.split_once('?').unwrap_or((rest, ""));
-        match query.to_ascii_lowercase().as_str() {
-            "" | "transport=udp" => {}
-            _ => return Err(bad("only transport=udp is supported")),
-        }
+        let transport = match (query.to_ascii_lowercase().as_str(), tls) {
+            ("" | "transport=udp", false) => TurnTransport::Udp,
+            ("transport=tcp", false) => TurnTransport::Tcp,
+            ("" | "transport=tcp", true) => TurnTransport::Tls,
+            ("transport=udp", true) => return Err(bad("TURN over DTLS is not supported")),
+            _ => return Err(bad("expected ?transport=udp or ?transport=tcp")),
+        };
+        let default_port = if tls { 5349 } else { 3478 };
         let (host, port) = match address.rsplit_once(':') {
             // An IPv6 literal without a port: [::1]
             Some((host, port)) if !port.ends_with(']') => {
                 (host, port.parse().map_err(|_| bad("bad port"))?)
             }
-            _ => (address, 3478),
+            _ => (address, default_port),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
             return Err(bad("no host"));
         }
-        Ok((host.to_owned(), port))
+        Ok(TurnEndpoint {
+            host: host.to_owned(),
+            port,
+            transport,
+        })
     }
+}
+
+/// Where a TURN URI points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TurnEndpoint {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) transport: TurnTransport,
+}
+
+/// How the TURN server is reached: UDP from each media socket, or one TCP or TLS connection per
+/// media port (where outgoing UDP is blocked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TurnTransport {
+    Udp,
+    Tcp,
+    Tls,
 }
 
 /// Certificates for SIP over TLS. The server's certificate must chain to a root of the
@@ -284,35 +321,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn turn_uris_give_host_and_port_and_refuse_what_we_do_not_do() {
+    fn turn_uris_give_host_port_and_transport_and_refuse_what_we_do_not_do() {
         let turn = |uri: &str| TurnSettings {
             uri: uri.to_owned(),
             username: "agent".to_owned(),
             password: "secret".to_owned(),
         };
-        let ok = |uri: &str| turn(uri).host_port().map_err(|e| e.to_string());
+        let ok = |uri: &str| {
+            turn(uri)
+                .endpoint()
+                .map(|e| (e.host, e.port, e.transport))
+                .map_err(|e| e.to_string())
+        };
+        use TurnTransport::{Tcp, Tls, Udp};
         assert_eq!(
             ok("turn:relay.example.com"),
-            Ok(("relay.example.com".into(), 3478))
+            Ok(("relay.example.com".into(), 3478, Udp))
         );
-        assert_eq!(ok("turn:10.0.0.1:3479"), Ok(("10.0.0.1".into(), 3479)));
+        assert_eq!(ok("turn:10.0.0.1:3479"), Ok(("10.0.0.1".into(), 3479, Udp)));
         assert_eq!(
             ok("turn:[::1]:3479?transport=udp"),
-            Ok(("::1".into(), 3479))
+            Ok(("::1".into(), 3479, Udp))
         );
-        assert_eq!(ok("turn:[::1]"), Ok(("::1".into(), 3478)));
+        assert_eq!(ok("turn:[::1]"), Ok(("::1".into(), 3478, Udp)));
+        assert_eq!(ok("turn:x?transport=TCP"), Ok(("x".into(), 3478, Tcp)));
+        assert_eq!(ok("turn:x:443?transport=tcp"), Ok(("x".into(), 443, Tcp)));
+        assert_eq!(ok("turns:x"), Ok(("x".into(), 5349, Tls)));
+        assert_eq!(ok("turns:[::1]:443"), Ok(("::1".into(), 443, Tls)));
+        assert_eq!(ok("turns:x?transport=tcp"), Ok(("x".into(), 5349, Tls)));
+        assert_eq!(
+            turn("turns:x:443").host_port().map_err(|e| e.to_string()),
+            Ok(("x".into(), 443))
+        );
         for bad in [
             "stun:x:3478",
-            "turn:x?transport=tcp",
-            "turns:x",
+            "turns:x?transport=udp",
+            "turn:x?transport=sctp",
             "turn:",
+            "turns:",
             "turn:x:port",
         ] {
             assert!(ok(bad).is_err(), "{bad}");
         }
         assert!(!format!("{:?}", turn("turn:x")).contains("secret"));
         let settings = PhoneSettings {
-            turn: Some(turn("turn:x?transport=tcp")),
+            turn: Some(turn("turns:x?transport=udp")),
             ..PhoneSettings::default()
         };
         assert!(matches!(

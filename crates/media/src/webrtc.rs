@@ -62,7 +62,7 @@ mod turn;
 #[cfg(test)]
 mod turn_tests;
 
-pub use turn::{TurnAllocation, TurnServer, TurnState};
+pub use turn::{TurnAllocation, TurnFramingError, TurnServer, TurnState, TurnStreamFrames};
 
 /// The DTLS association is keyed by this placeholder instead of the peer's address, so it
 /// survives a change of the selected pair (ICE restart, network change).

@@ -1,5 +1,7 @@
-//! TURN relay candidates (RFC 8656, UDP to the server, long-term credentials), for networks
-//! where UDP between the peers is blocked.
+//! TURN relay candidates (RFC 8656, long-term credentials), for networks where UDP between the
+//! peers is blocked. The server is reached over UDP from the media socket, or over a TCP or TLS
+//! connection ([`TurnAllocation::start_over_stream`], [`TurnStreamFrames`]) where outgoing UDP
+//! is blocked too; the relay itself is UDP either way.
 //!
 //! The SDP is written before the call's transport exists, so the allocation is made ahead, on the
 //! media socket, and handed to the transport with [`WebRtcTransport::attach_relay`]:
@@ -8,6 +10,10 @@
 //!    from the server ([`TurnAllocation::handle_datagram`]), drive [`TurnAllocation::poll_timeout`]
 //!    / [`TurnAllocation::handle_timeout`] (retransmissions, refreshes: it stays allocated while
 //!    idle) and send [`TurnAllocation::poll_transmit`] output from the same socket.
+//!    Over a stream, the driver writes each datagram of [`TurnAllocation::poll_transmit`] to the
+//!    connection as it is (STUN messages are 4-byte aligned, ChannelData goes out padded: RFC
+//!    8656 §12.5), and splits what it reads with [`TurnStreamFrames`], offering each message as a
+//!    datagram from [`TurnAllocation::server`].
 //! 2. Once [`TurnState::Allocated`], put [`TurnAllocation::candidate`] in the SDP.
 //! 3. Attach it to the call's transport, which then drives it (the driver feeds the transport
 //!    every datagram, the server's included). [`WebRtcTransport::detach_relay`] gives it back
@@ -78,11 +84,14 @@ pub enum TurnState {
     Failed(String),
 }
 
-/// One TURN allocation from one local UDP socket. See the module docs for the driving contract.
+/// One TURN allocation from one local UDP socket (or one connection to the server). See the module
+/// docs for the driving contract.
 pub struct TurnAllocation {
     client: Client,
     server: SocketAddr,
     local: SocketAddr,
+    /// How the server is reached: UDP, or TCP for a TCP or TLS connection (no retransmissions).
+    protocol: TransportProtocol,
     state: TurnState,
     /// XOR-MAPPED-ADDRESS of the Allocate success, read before `client` consumes it.
     mapped: Option<SocketAddr>,
@@ -101,6 +110,7 @@ impl std::fmt::Debug for TurnAllocation {
         f.debug_struct("TurnAllocation")
             .field("server", &self.server)
             .field("local", &self.local)
+            .field("protocol", &self.protocol)
             .field("state", &self.state)
             .finish_non_exhaustive()
     }
@@ -114,6 +124,26 @@ impl TurnAllocation {
         server: TurnServer,
         local: SocketAddr,
     ) -> Result<TurnAllocation, WebRtcError> {
+        Self::start_on(now, server, local, TransportProtocol::UDP)
+    }
+
+    /// Like [`Self::start`], for a server reached over a TCP or TLS connection (RFC 8656 §3.1;
+    /// the relay is still UDP). `local`: the connection's local address. Requests are sent once,
+    /// not retransmitted (the stream is reliable), and time out after 39.5 s (RFC 8489 Ti).
+    pub fn start_over_stream(
+        now: Instant,
+        server: TurnServer,
+        local: SocketAddr,
+    ) -> Result<TurnAllocation, WebRtcError> {
+        Self::start_on(now, server, local, TransportProtocol::TCP)
+    }
+
+    fn start_on(
+        now: Instant,
+        server: TurnServer,
+        local: SocketAddr,
+        protocol: TransportProtocol,
+    ) -> Result<TurnAllocation, WebRtcError> {
         if server.addr.is_ipv4() != local.is_ipv4() {
             return Err(WebRtcError::Turn(format!(
                 "server {} and socket {local} are not of the same IP family",
@@ -126,7 +156,7 @@ impl TurnAllocation {
             // A literal address: resolving it reads no DNS.
             turn_serv_addr: server.addr.to_string(),
             local_addr: local,
-            transport_protocol: TransportProtocol::UDP,
+            transport_protocol: protocol,
             username: server.username,
             password: server.password,
             software: "homeagent".to_owned(),
@@ -143,6 +173,7 @@ impl TurnAllocation {
             client,
             server: server.addr,
             local,
+            protocol,
             state: TurnState::Allocating,
             mapped: None,
             refreshes: HashSet::new(),
@@ -171,7 +202,7 @@ impl TurnAllocation {
                 local_addr: self.local,
                 peer_addr: from,
                 ecn: None,
-                transport_protocol: TransportProtocol::UDP,
+                transport_protocol: self.protocol,
             },
             message: BytesMut::from(bytes),
         };
@@ -231,6 +262,11 @@ impl TurnAllocation {
     /// The TURN server's address: datagrams from it belong to [`Self::handle_datagram`].
     pub fn server(&self) -> SocketAddr {
         self.server
+    }
+
+    /// Whether the server is reached over a stream ([`Self::start_over_stream`]).
+    pub fn over_stream(&self) -> bool {
+        self.protocol != TransportProtocol::UDP
     }
 
     /// The `a=candidate` value of the relay candidate once allocated (without `candidate:`),
@@ -428,4 +464,115 @@ pub(super) fn relay_candidate(
         url: None,
     }
     .new_candidate_relay()
+}
+
+/// Splits the bytes read from a TCP or TLS connection to a TURN server into its messages: STUN
+/// messages (20-byte header with the length of what follows, the magic cookie) and ChannelData
+/// messages (4-byte header, data padded to a multiple of 4: RFC 8656 §12.5), back to back.
+///
+/// [`Self::push`] what was read, then take [`Self::poll_frame`] until `Ok(None)`. Each frame is
+/// one "datagram" for [`TurnAllocation::handle_datagram`] (ChannelData with its padding, which
+/// the decoder ignores). Anything else on the stream leaves it out of step: an error, final, and
+/// the connection must be closed.
+#[derive(Debug, Default)]
+pub struct TurnStreamFrames {
+    buffer: Vec<u8>,
+    broken: Option<TurnFramingError>,
+}
+
+/// The stream from the TURN server holds something that is neither STUN nor ChannelData.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TurnFramingError {
+    #[error("neither STUN nor ChannelData on the TURN stream (first byte {0:#04x})")]
+    UnknownMessage(u8),
+    #[error("STUN message on the TURN stream without the magic cookie")]
+    NoMagicCookie,
+    #[error("STUN message on the TURN stream with a length of {0}, not a multiple of 4")]
+    UnalignedStun(u16),
+    #[error("ChannelData on the TURN stream with the reserved channel number {0:#06x}")]
+    ReservedChannel(u16),
+}
+
+/// STUN header: type, length, magic cookie, transaction id (RFC 8489 §5).
+const STUN_HEADER: usize = 20;
+/// What of it gives the length: type, length, magic cookie.
+const STUN_PREFIX: usize = 8;
+const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
+/// ChannelData header: channel number, length (RFC 8656 §12.4).
+const CHANNEL_DATA_HEADER: usize = 4;
+
+impl TurnStreamFrames {
+    pub fn new() -> TurnStreamFrames {
+        TurnStreamFrames::default()
+    }
+
+    /// Appends bytes read from the connection.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.broken.is_none() {
+            self.buffer.extend_from_slice(bytes);
+        }
+    }
+
+    /// The next complete message, or `Ok(None)` until more bytes are pushed.
+    pub fn poll_frame(&mut self) -> Result<Option<Vec<u8>>, TurnFramingError> {
+        if let Some(error) = &self.broken {
+            return Err(error.clone());
+        }
+        match self.frame_length() {
+            Ok(Some(length)) if length <= self.buffer.len() => {
+                Ok(Some(self.buffer.drain(..length).collect()))
+            }
+            Ok(_) => Ok(None),
+            Err(error) => {
+                self.buffer.clear();
+                self.broken = Some(error.clone());
+                Err(error)
+            }
+        }
+    }
+
+    /// Bytes received but not yet part of a complete message.
+    pub fn pending(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// The length of the message at the front, once its header is in.
+    fn frame_length(&self) -> Result<Option<usize>, TurnFramingError> {
+        let Some(&first) = self.buffer.first() else {
+            return Ok(None);
+        };
+        match first >> 6 {
+            // STUN: the two most significant bits are 0 (RFC 8489 §5).
+            0b00 => {
+                let Some([_, _, high, low, cookie @ ..]) = self.buffer.get(..STUN_PREFIX) else {
+                    return Ok(None);
+                };
+                let length = u16::from_be_bytes([*high, *low]);
+                if *cookie != MAGIC_COOKIE {
+                    return Err(TurnFramingError::NoMagicCookie);
+                }
+                if length % 4 != 0 {
+                    return Err(TurnFramingError::UnalignedStun(length));
+                }
+                // The transaction id may still be on its way: the length covers it.
+                Ok(Some(STUN_HEADER + usize::from(length)))
+            }
+            // ChannelData: channel numbers 0x4000-0x4FFF, 0x5000-0x7FFF reserved.
+            0b01 => {
+                let Some(&[channel_high, channel_low, high, low]) =
+                    self.buffer.get(..CHANNEL_DATA_HEADER)
+                else {
+                    return Ok(None);
+                };
+                let channel = u16::from_be_bytes([channel_high, channel_low]);
+                if channel > 0x4fff {
+                    return Err(TurnFramingError::ReservedChannel(channel));
+                }
+                let length = usize::from(u16::from_be_bytes([high, low]));
+                Ok(Some(CHANNEL_DATA_HEADER + length.next_multiple_of(4)))
+            }
+            _ => Err(TurnFramingError::UnknownMessage(first)),
+        }
+    }
 }

@@ -391,6 +391,8 @@ fn xor_peer_addresses(message: &Message) -> Vec<SocketAddr> {
 /// (before the call) or the call's transport.
 struct Node {
     host: SocketAddr,
+    /// Set when the node reaches the server over a TCP/TLS connection instead of UDP.
+    stream: Option<StreamLink>,
     allocation: Option<TurnAllocation>,
     transport: Option<WebRtcTransport>,
     events: Vec<WebRtcEvent>,
@@ -401,6 +403,7 @@ impl Node {
     fn new(host: &str) -> Node {
         Node {
             host: addr(host),
+            stream: None,
             allocation: None,
             transport: None,
             events: Vec::new(),
@@ -465,6 +468,21 @@ impl Node {
     }
 }
 
+/// A node's connection to the TURN server: the bytes of each side's messages are cut in small
+/// pieces and put together again by each end's [`TurnStreamFrames`].
+#[derive(Default)]
+struct StreamLink {
+    /// The server's end.
+    up: TurnStreamFrames,
+    /// The node's end.
+    down: TurnStreamFrames,
+    frames_up: usize,
+    frames_down: usize,
+}
+
+/// What a TCP connection might deliver at once: a few bytes (a message split across reads).
+const STREAM_PIECE: usize = 7;
+
 /// `a` and `b` and a TURN server; datagrams between `a.host` and `b.host` are dropped.
 struct Net {
     now: Instant,
@@ -503,6 +521,49 @@ impl Net {
                 break;
             };
             let from_host = from == self.a.host || from == self.b.host;
+            let sender = if from == self.a.host {
+                self.a.stream.as_mut()
+            } else if from == self.b.host {
+                self.b.stream.as_mut()
+            } else {
+                None
+            };
+            if to == self.turn.addr
+                && let Some(link) = sender
+            {
+                for piece in bytes.chunks(STREAM_PIECE) {
+                    link.up.push(piece);
+                    while let Some(frame) = link.up.poll_frame().expect("the client frames") {
+                        link.frames_up += 1;
+                        wire.extend(self.turn.handle(self.now, from, to, &frame));
+                    }
+                }
+                continue;
+            }
+            let receiver = if to == self.a.host {
+                Some(&mut self.a)
+            } else if to == self.b.host {
+                Some(&mut self.b)
+            } else {
+                None
+            };
+            if from == self.turn.addr
+                && let Some(node) = receiver.filter(|node| node.stream.is_some())
+                && let Some(link) = node.stream.as_mut()
+            {
+                let mut frames = Vec::new();
+                for piece in bytes.chunks(STREAM_PIECE) {
+                    link.down.push(piece);
+                    while let Some(frame) = link.down.poll_frame().expect("the server frames") {
+                        frames.push(frame);
+                    }
+                }
+                link.frames_down += frames.len();
+                for frame in frames {
+                    node.receive(self.now, from, &frame);
+                }
+                continue;
+            }
             if self.only_turn_port && from_host && to != self.turn.addr {
                 self.blocked += 1;
             } else if self.turn.serves(self.now, to) {
@@ -553,10 +614,24 @@ fn failed(state: Option<&TurnState>) -> Option<String> {
 
 /// Starts an allocation on `node`'s socket and drives it until allocated.
 fn allocate(net: &mut Net, which: char) {
+    allocate_on(net, which, false);
+}
+
+/// Starts an allocation over `node`'s connection to the server and drives it until allocated.
+fn allocate_over_stream(net: &mut Net, which: char) {
+    allocate_on(net, which, true);
+}
+
+fn allocate_on(net: &mut Net, which: char, stream: bool) {
     let now = net.now;
     let node = if which == 'a' { &mut net.a } else { &mut net.b };
-    node.allocation =
-        Some(TurnAllocation::start(now, server(PASSWORD), node.host).expect("allocation starts"));
+    let allocation = if stream {
+        node.stream = Some(StreamLink::default());
+        TurnAllocation::start_over_stream(now, server(PASSWORD), node.host)
+    } else {
+        TurnAllocation::start(now, server(PASSWORD), node.host)
+    };
+    node.allocation = Some(allocation.expect("allocation starts"));
     let ok = net.drive_until(Duration::from_secs(5), |net| {
         let node = if which == 'a' { &net.a } else { &net.b };
         allocated(node.state())
@@ -948,4 +1023,226 @@ fn mutated_server_messages_never_panic() {
         while allocation.poll_transmit().is_some() {}
         while allocation.poll_received().is_some() {}
     }
+}
+
+#[test]
+fn an_allocation_over_a_stream_relays_a_call() {
+    let mut net = Net::new(Mode::Normal);
+    net.only_turn_port = true;
+    allocate_over_stream(&mut net, 'a');
+    allocate(&mut net, 'b');
+    let allocation = net.a.allocation.as_ref().expect("a's allocation");
+    assert!(allocation.over_stream());
+    assert_eq!(
+        net.turn.count(METHOD_ALLOCATE),
+        4,
+        "401 then signed, for each side: nothing retransmitted"
+    );
+    call(&mut net);
+    let (local, remote) = net.a.transport().selected_pair().expect("a's pair");
+    assert!(
+        local.starts_with("relay ") && remote.starts_with("relay "),
+        "{local} / {remote}"
+    );
+    media_flows(&mut net, 30);
+    let link = net.a.stream.as_ref().expect("a's link");
+    // Checks, permissions, channel binding and 30 packets went through the connection.
+    assert!(link.frames_up > 30, "{} frames up", link.frames_up);
+    assert!(link.frames_down > 30, "{} frames down", link.frames_down);
+    assert!(net.turn.count(METHOD_CHANNEL_BIND) >= 1);
+    assert_eq!(link.up.pending(), 0);
+    assert_eq!(link.down.pending(), 0);
+}
+
+#[test]
+fn both_sides_over_streams_stay_allocated_while_idle() {
+    let mut net = Net::new(Mode::Normal);
+    net.turn.lifetime = Duration::from_secs(120);
+    allocate_over_stream(&mut net, 'a');
+    allocate_over_stream(&mut net, 'b');
+    net.drive_until(Duration::from_secs(10 * 60), |_| false);
+    assert!(allocated(net.a.state()) && allocated(net.b.state()));
+    assert!(net.turn.count(METHOD_REFRESH) >= 18);
+    call(&mut net);
+    media_flows(&mut net, 10);
+}
+
+#[test]
+fn no_answer_over_a_stream_is_sent_once_and_fails_at_ti() {
+    let mut net = Net::new(Mode::Silent);
+    let now = net.now;
+    net.a.stream = Some(StreamLink::default());
+    net.a.allocation =
+        Some(TurnAllocation::start_over_stream(now, server(PASSWORD), net.a.host).expect("starts"));
+    let mut sent = 0;
+    let limit = now + Duration::from_secs(60);
+    while failed(net.a.state()).is_none() && net.now < limit {
+        while net.a.poll_transmit().is_some() {
+            sent += 1;
+        }
+        net.step(limit);
+    }
+    let reason = failed(net.a.state()).expect("failed");
+    assert!(reason.contains("no answer"), "{reason}");
+    assert_eq!(sent, 1, "a reliable stream is not retransmitted on");
+    let took = net.now - now;
+    assert!(
+        took >= Duration::from_millis(39_500) && took < Duration::from_secs(41),
+        "{took:?}"
+    );
+}
+
+/// A STUN Binding request with one attribute (8 bytes after the 20-byte header).
+fn stun_message(id: u8) -> Vec<u8> {
+    let mut message = vec![0x00, 0x01, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42];
+    message.extend_from_slice(&[id; 12]);
+    message.extend_from_slice(&[0x80, 0x22, 0x00, 0x04, b'h', b'a', b'!', b'!']);
+    message
+}
+
+fn channel_data(channel: u16, data: &[u8]) -> Vec<u8> {
+    let mut message = ChannelData {
+        data: data.to_vec(),
+        number: ChannelNumber(channel),
+        ..ChannelData::default()
+    };
+    message.encode();
+    message.raw
+}
+
+fn frames_of(frames: &mut TurnStreamFrames) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(frame) = frames.poll_frame().expect("well framed") {
+        out.push(frame);
+    }
+    out
+}
+
+#[test]
+fn stream_frames_split_concatenated_messages() {
+    let messages = vec![
+        stun_message(1),
+        channel_data(0x4000, b"odd"),
+        channel_data(0x4fff, b""),
+        channel_data(0x4001, &[9; 160]),
+        stun_message(2),
+    ];
+    assert_eq!(messages[1].len(), 8, "3 bytes of data padded to 4");
+    let stream: Vec<u8> = messages.concat();
+    let mut frames = TurnStreamFrames::new();
+    frames.push(&stream);
+    assert_eq!(frames_of(&mut frames), messages);
+    assert_eq!(frames.pending(), 0);
+    // The padding stays in the frame; the ChannelData decoder ignores it.
+    let mut decoded = ChannelData {
+        raw: messages[1].clone(),
+        ..ChannelData::default()
+    };
+    decoded.decode().expect("decodes");
+    assert_eq!(decoded.data, b"odd");
+}
+
+#[test]
+fn stream_frames_wait_for_partial_messages() {
+    let messages = [
+        stun_message(3),
+        channel_data(0x4002, b"hello"),
+        stun_message(4),
+    ];
+    let stream: Vec<u8> = messages.concat();
+    for piece in 1..=stream.len() {
+        let mut frames = TurnStreamFrames::new();
+        let mut out = Vec::new();
+        for chunk in stream.chunks(piece) {
+            frames.push(chunk);
+            out.extend(frames_of(&mut frames));
+        }
+        assert_eq!(out, messages, "pieces of {piece} bytes");
+    }
+    // Byte by byte: nothing comes out before the last byte of a message is in.
+    let mut frames = TurnStreamFrames::new();
+    let first = &messages[0];
+    for byte in &first[..first.len() - 1] {
+        frames.push(&[*byte]);
+        assert_eq!(frames.poll_frame(), Ok(None));
+    }
+    frames.push(&first[first.len() - 1..]);
+    assert_eq!(frames.poll_frame(), Ok(Some(first.clone())));
+    assert_eq!(frames.poll_frame(), Ok(None));
+}
+
+#[test]
+fn stream_frames_refuse_garbage_for_good() {
+    let mut no_cookie = stun_message(5);
+    no_cookie[4] = 0;
+    let mut unaligned = stun_message(6);
+    unaligned[3] = 6;
+    let cases: [(Vec<u8>, TurnFramingError); 4] = [
+        // Bare RTP.
+        (rtp_packet(1, b"x"), TurnFramingError::UnknownMessage(0x80)),
+        (no_cookie, TurnFramingError::NoMagicCookie),
+        (unaligned, TurnFramingError::UnalignedStun(6)),
+        (
+            vec![0x50, 0x00, 0x00, 0x04, 1, 2, 3, 4],
+            TurnFramingError::ReservedChannel(0x5000),
+        ),
+    ];
+    for (garbage, error) in cases {
+        let mut frames = TurnStreamFrames::new();
+        let good = stun_message(7);
+        frames.push(&good);
+        frames.push(&garbage);
+        assert_eq!(frames.poll_frame(), Ok(Some(good)));
+        assert_eq!(frames.poll_frame(), Err(error.clone()));
+        // Out of step for good: a valid message after it is not taken.
+        frames.push(&stun_message(8));
+        assert_eq!(frames.poll_frame(), Err(error));
+        assert_eq!(frames.pending(), 0);
+    }
+}
+
+#[test]
+fn random_stream_bytes_never_panic() {
+    use rand::{Rng as _, SeedableRng as _};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(0x7c9);
+    let (mut frames_seen, mut errors) = (0, 0);
+    for _ in 0..2000 {
+        let mut stream = Vec::new();
+        // Valid messages with a random mutation, or pure noise.
+        for _ in 0..rng.gen_range(0..4) {
+            stream.extend(channel_data(0x4000, &vec![1; rng.gen_range(0..40)]));
+            stream.extend(stun_message(rng.r#gen()));
+        }
+        if !stream.is_empty() && rng.gen_bool(0.7) {
+            let at = rng.gen_range(0..stream.len());
+            stream[at] = rng.r#gen();
+        }
+        if rng.gen_bool(0.2) {
+            stream = (0..rng.gen_range(0..200)).map(|_| rng.r#gen()).collect();
+        }
+        let mut frames = TurnStreamFrames::new();
+        let piece = rng.gen_range(1..64);
+        for chunk in stream.chunks(piece) {
+            frames.push(chunk);
+            loop {
+                match frames.poll_frame() {
+                    Ok(Some(frame)) => {
+                        assert!(frame.len() >= 4 && frame.len() % 4 == 0);
+                        frames_seen += 1;
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        errors += 1;
+                        break;
+                    }
+                }
+            }
+        }
+        // A held-back tail never exceeds one largest message.
+        assert!(frames.pending() <= 20 + 65_535);
+    }
+    assert!(
+        frames_seen > 1000 && errors > 100,
+        "{frames_seen} frames, {errors} errors"
+    );
 }
