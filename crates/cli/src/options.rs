@@ -162,9 +162,11 @@ pub struct Options {
     /// router's NAT): that address goes into Contact and SDP.
     #[arg(long, global = true, value_name = "HOST:PORT")]
     pub stun: Option<String>,
-    /// TURN server relaying the media of ICE calls where direct UDP is blocked (RFC 8656, UDP
-    /// to the server); password from HOMEAGENT_TURN_PASSWORD, user --turn-user (default --user).
-    #[arg(long, global = true, value_name = "turn:HOST[:PORT]")]
+    /// TURN server relaying the media of ICE calls where direct UDP is blocked (RFC 8656):
+    /// turn:HOST[:PORT] (UDP to the server), turn:HOST[:PORT]?transport=tcp (TCP) or
+    /// turns:HOST[:PORT] (TLS, checked like SIP over TLS); password from
+    /// HOMEAGENT_TURN_PASSWORD, user --turn-user (default --user).
+    #[arg(long, global = true, value_name = "URI")]
     pub turn: Option<String>,
     /// TURN user name [default: --user].
     #[arg(long, global = true, value_name = "NAME")]

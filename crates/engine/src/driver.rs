@@ -106,6 +106,7 @@ pub(crate) async fn start(
         turn,
         relay_candidates,
         relay_candidates_tx,
+        unsettled_ports: std::collections::HashSet::new(),
         phone,
         transports,
         received,
@@ -134,6 +135,8 @@ pub(crate) async fn start(
         connect_failure: None,
         webrtc,
     };
+    let mut driver = driver;
+    driver.settle_first_relays().await;
     let _ = driver.events.send(EngineEvent::Ready { sip: bound }).await;
     tokio::spawn(driver.run());
     Ok((commands_tx, events_rx))
@@ -156,6 +159,8 @@ struct Driver {
     /// Relay candidates of ready ports, for the phone.
     relay_candidates: mpsc::Receiver<RelayCandidate>,
     relay_candidates_tx: mpsc::Sender<RelayCandidate>,
+    /// Relayed ports not yet offered to calls: their relay has not settled.
+    unsettled_ports: std::collections::HashSet<u16>,
     calls: HashMap<CallId, ActiveMedia>,
     /// Media figures of calls whose media stopped, until the phone reports their end.
     finished: HashMap<CallId, CallStats>,
@@ -196,7 +201,7 @@ impl Driver {
                     None => break,
                 },
                 Some((port, candidate)) = self.relay_candidates.recv() => {
-                    self.input(Input::RelayCandidate { port, candidate });
+                    self.relay_settled(port, candidate);
                 }
                 _ = sleep_until(deadline) => self.input(Input::Timeout(now())),
             }
@@ -403,6 +408,29 @@ impl Driver {
         }
     }
 
+    /// With TURN, the first media ports wait for their relay before the phone starts (at most
+    /// the relay's settling time): a call placed at once then offers the relay candidate.
+    async fn settle_first_relays(&mut self) {
+        self.top_up_media_ports().await;
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !self.unsettled_ports.is_empty() {
+            match tokio::time::timeout_at(deadline, self.relay_candidates.recv()).await {
+                Ok(Some((port, candidate))) => self.relay_settled(port, candidate),
+                _ => break,
+            }
+        }
+    }
+
+    fn relay_settled(&mut self, port: u16, candidate: Option<String>) {
+        if let Some(candidate) = candidate {
+            self.input(Input::RelayCandidate { port, candidate });
+        }
+        // A relayed port is offered to calls once its relay settled.
+        if self.unsettled_ports.remove(&port) {
+            self.input(Input::MediaPortReady(port));
+        }
+    }
+
     async fn top_up_media_ports(&mut self) {
         while self.ready_ports.len() < READY_MEDIA_PORTS {
             self.next_port = self.next_port.wrapping_add(1);
@@ -418,8 +446,13 @@ impl Driver {
                         ),
                         _ => ReadyPort::Plain(sockets),
                     };
+                    if matches!(ready, ReadyPort::Relayed(_)) {
+                        // Offered to calls once its relay candidate is known (or late).
+                        self.unsettled_ports.insert(port);
+                    } else {
+                        self.input(Input::MediaPortReady(port));
+                    }
                     self.ready_ports.insert(port, ready);
-                    self.input(Input::MediaPortReady(port));
                 }
                 None => {
                     let (low, high) = self.rtp_ports;

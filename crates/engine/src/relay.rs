@@ -42,8 +42,15 @@ impl ReadyPort {
     }
 }
 
-/// A relay candidate ready for the phone: `(media port, a=candidate value)`.
-pub(crate) type RelayCandidate = (u16, String);
+/// A ready port's relay has settled: `(media port, its a=candidate value)`, `None` when
+/// there is none (yet): the allocation failed, or did not finish within [`SETTLE`]. A candidate
+/// may follow a `None`.
+pub(crate) type RelayCandidate = (u16, Option<String>);
+
+/// How long a new port waits for its relay before calls may use it without one: long enough
+/// for a TURN server on the way (a few round trips, a TLS handshake), short enough that a dead
+/// server does not hold calls up for its 8-40 s of retries.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Allocates on `relay` (from the port's RTP socket, or over a connection of its own) and keeps
 /// the allocation alive until a call takes the sockets. `host`: our host candidate's address (the
@@ -69,6 +76,9 @@ async fn run(
     mut requests: mpsc::Receiver<oneshot::Sender<MediaSockets>>,
 ) {
     let server_addr = relay.server.addr;
+    let settle = tokio::time::sleep(SETTLE);
+    tokio::pin!(settle);
+    let mut settled = false;
     let tls = match &relay.path {
         TurnPath::Udp => None,
         TurnPath::Tcp => Some(None),
@@ -77,20 +87,31 @@ async fn run(
     let mut stream = None;
     if let Some(tls) = tls {
         // A call may want the port while the connection is still being made.
-        tokio::select! {
-            request = requests.recv() => {
-                if let Some(reply) = request {
-                    let _ = reply.send(sockets);
+        let connecting = TurnStream::connect(server_addr, tls);
+        tokio::pin!(connecting);
+        loop {
+            tokio::select! {
+                request = requests.recv() => {
+                    if let Some(reply) = request {
+                        let _ = reply.send(sockets);
+                    }
+                    return;
                 }
-                return;
+                () = &mut settle, if !settled => {
+                    settled = true;
+                    let _ = candidates.send((port, None)).await;
+                }
+                connected = &mut connecting => match connected {
+                    Ok(connected) => {
+                        stream = Some(connected);
+                        break;
+                    }
+                    Err(reason) => {
+                        tracing::warn!(port, server = %server_addr, %reason, "cannot connect to the TURN server: no relay");
+                        return hand_over(port, sockets, requests, &candidates, settled).await;
+                    }
+                },
             }
-            connected = TurnStream::connect(server_addr, tls) => match connected {
-                Ok(connected) => stream = Some(connected),
-                Err(reason) => {
-                    tracing::warn!(port, server = %server_addr, %reason, "cannot connect to the TURN server: no relay");
-                    return hand_over(sockets, requests).await;
-                }
-            },
         }
     }
     let local = match (&stream, sockets.rtp.local_addr()) {
@@ -101,7 +122,7 @@ async fn run(
         (None, Ok(local)) => local,
         (None, Err(error)) => {
             tracing::warn!(%error, "media socket without an address: no TURN relay");
-            return hand_over(sockets, requests).await;
+            return hand_over(port, sockets, requests, &candidates, settled).await;
         }
     };
     let now = Instant::now().into_std();
@@ -113,7 +134,7 @@ async fn run(
         Ok(allocation) => allocation,
         Err(error) => {
             tracing::warn!(%error, server = %server_addr, "cannot allocate a TURN relay");
-            return hand_over(sockets, requests).await;
+            return hand_over(port, sockets, requests, &candidates, settled).await;
         }
     };
     let mut announced = false;
@@ -130,19 +151,18 @@ async fn run(
             }
         }
         if stream.as_ref().is_some_and(TurnStream::is_lost) {
-            return hand_over(sockets, requests).await;
+            return hand_over(port, sockets, requests, &candidates, settled).await;
         }
         match allocation.state() {
             TurnState::Allocated { relayed, .. } if !announced => {
                 announced = true;
                 tracing::info!(port, %relayed, over = ?relay.path, "TURN relay allocated");
-                if let Some(candidate) = allocation.candidate(host) {
-                    let _ = candidates.send((port, candidate)).await;
-                }
+                settled = true;
+                let _ = candidates.send((port, allocation.candidate(host))).await;
             }
             TurnState::Failed(reason) => {
                 tracing::warn!(port, server = %server_addr, %reason, "TURN relay failed");
-                return hand_over(sockets, requests).await;
+                return hand_over(port, sockets, requests, &candidates, settled).await;
             }
             _ => {}
         }
@@ -161,8 +181,12 @@ async fn run(
                 Some(message) => {
                     allocation.handle_datagram(Instant::now().into_std(), server_addr, &message);
                 }
-                None => return hand_over(sockets, requests).await,
+                None => return hand_over(port, sockets, requests, &candidates, settled).await,
             },
+            () = &mut settle, if !settled => {
+                settled = true;
+                let _ = candidates.send((port, None)).await;
+            }
             received = sockets.rtp.recv_from(&mut buf) => {
                 // Over a connection, nothing on the socket is the server's. Anything but the
                 // server (early ICE checks) is dropped: they are repeated.
@@ -179,11 +203,18 @@ async fn run(
     }
 }
 
-/// Without a relay: waits to hand the plain sockets to a call.
+/// Without a relay: says so (unless the port was announced already) and waits to hand the
+/// plain sockets to a call.
 async fn hand_over(
+    port: u16,
     sockets: MediaSockets,
     mut requests: mpsc::Receiver<oneshot::Sender<MediaSockets>>,
+    candidates: &mpsc::Sender<RelayCandidate>,
+    settled: bool,
 ) {
+    if !settled {
+        let _ = candidates.send((port, None)).await;
+    }
     if let Some(reply) = requests.recv().await {
         let _ = reply.send(sockets);
     }
