@@ -20,6 +20,8 @@ const GATEWAY_A: &str = "10.77.1.1";
 const AGENT_A: &str = "10.77.1.2";
 const GATEWAY_B: &str = "10.77.2.1";
 const AGENT_B: &str = "10.77.2.2";
+/// A's address after it moves (same network).
+const AGENT_A_MOVED: &str = "10.77.1.3";
 const SIP_PORT: u16 = 5070;
 const TURN_PORT: u16 = 3478;
 const TURNS_PORT: u16 = 5349;
@@ -437,4 +439,109 @@ fn call_through_the_relay(via: TurnVia) {
         score.pesq
     );
     assert!(score.pesq >= 3.0, "{:?}", score.json);
+}
+
+/// The laptop changes address mid-call (bound to every interface, as by default): the agent
+/// notices within seconds, registers its new Contact and restarts ICE; the call goes on over a
+/// new pair (a second `ice_connected`) and media keeps flowing both ways.
+#[test]
+fn a_new_address_mid_call_restarts_ice_and_the_call_goes_on() {
+    let _network = NETWORK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !require(&["kamailio", "turnserver", "ip"]) || !namespaces_available() {
+        return;
+    }
+    let dir = TempDir::new("turn-move").expect("temp dir");
+    let namespaces = Namespaces::create();
+    let _kamailio = kamailio_proxy(&dir);
+    let _coturn = coturn(&dir, TurnVia::Udp, &dir.join("certs"));
+    let turn = TurnVia::Udp.uri();
+    let mut bob = agent_in(
+        &namespaces.b,
+        AGENT_B,
+        "bob",
+        &turn,
+        &[
+            "listen",
+            "--calls",
+            "1",
+            "--audio-in",
+            "tone:440",
+            "--audio-out",
+            "null",
+        ],
+    );
+    let target = format!("sip:bob@{GATEWAY_A}:{SIP_PORT}");
+    let mut alice = agent_in(
+        &namespaces.a,
+        "0.0.0.0",
+        "alice",
+        &turn,
+        &[
+            "call",
+            &target,
+            "--audio-in",
+            "tone:440",
+            "--audio-out",
+            "null",
+            "--hangup-after",
+            "25",
+        ],
+    );
+    let first = alice
+        .wait_event(|e| e["event"] == "ice_connected", WAIT)
+        .unwrap_or_else(|e| panic!("no ICE connection: {e}: {:?}", alice.events()));
+    assert!(
+        first["local"]
+            .as_str()
+            .is_some_and(|l| l.contains(AGENT_A) || l.starts_with("relay ")),
+        "{first}"
+    );
+    let mark = alice.process().mark();
+    // The old address goes, then a new one comes (deleting a primary address would take a
+    // secondary of the same subnet with it).
+    let inside = format!("{}n", namespaces.veths[0]);
+    for (action, address) in [("del", AGENT_A), ("add", AGENT_A_MOVED)] {
+        let address = format!("{address}/24");
+        ip(&[
+            "-n",
+            &namespaces.a,
+            "addr",
+            action,
+            &address,
+            "dev",
+            &inside,
+        ]);
+    }
+    let (_, registered) = alice
+        .wait_event_from(mark, |e| e["event"] == "registered", WAIT)
+        .unwrap_or_else(|e| {
+            panic!(
+                "no new registration: {e}: {:?}\n{}",
+                alice.events(),
+                alice.process().tail(40)
+            )
+        });
+    let (_, second) = alice
+        .wait_event_from(mark, |e| e["event"] == "ice_connected", WAIT + WAIT)
+        .unwrap_or_else(|e| panic!("no ICE restart: {e}: {:?}", alice.events()));
+    eprintln!("after the move: {registered} then {second}");
+    let status = alice.wait_exit(WAIT + WAIT).expect("alice hangs up");
+    assert!(status.success(), "{:?}", alice.events());
+    bob.wait_exit(WAIT).expect("bob ends after one call");
+    let summary = summary_of(&alice);
+    // 25 s at 50 packets/s; the move comes 2-3 s in and costs up to 5 s (noticing it) plus the
+    // re-INVITE and ICE: more than 12 s of audio means media came back over the new pair.
+    for field in ["packets_sent", "packets_received"] {
+        assert!(
+            summary[field].as_u64().unwrap_or(0) > 600,
+            "{field}: {summary}"
+        );
+    }
+    let bob_summary = summary_of(&bob);
+    assert!(
+        bob_summary["packets_received"].as_u64().unwrap_or(0) > 600,
+        "{bob_summary}"
+    );
 }

@@ -107,9 +107,12 @@ pub enum Input {
         to: Peer,
     },
     /// The network under the phone changed (another interface or address, a new route):
-    /// calls with ICE restart it to find a new pair.
+    /// calls with ICE restart it to find a new pair. With `local_ip` (the address the route
+    /// to the registrar now leaves from), Contact and SDP move to it and the phone registers
+    /// again at once.
     NetworkChanged {
         now: Instant,
+        local_ip: Option<IpAddr>,
     },
 }
 
@@ -297,9 +300,9 @@ impl Phone {
                 self.now = now;
                 self.transport_error(to);
             }
-            Input::NetworkChanged { now } => {
+            Input::NetworkChanged { now, local_ip } => {
                 self.now = now;
-                self.restart_ice_calls();
+                self.network_changed(local_ip);
             }
             Input::FlowClosed { now, to } => {
                 self.now = now;
@@ -723,6 +726,19 @@ impl Phone {
         for id in ids {
             self.with_call(id, |call, phone| call.restart_ice(phone));
         }
+    }
+
+    fn network_changed(&mut self, local_ip: Option<IpAddr>) {
+        if let Some(ip) = local_ip.filter(|ip| *ip != self.config.local.addr.ip()) {
+            tracing::info!("our address changed: Contact and SDP follow, registering again");
+            self.config.local.addr.set_ip(ip);
+            // What the registrar or STUN saw of the old network says nothing of the new one.
+            self.public_addr = None;
+            if self.shutdown.is_none() {
+                self.with_registrar(|registrar, phone| registrar.move_contact(phone));
+            }
+        }
+        self.restart_ice_calls();
     }
 
     fn flow_closed(&mut self, to: Peer) {

@@ -87,6 +87,13 @@ impl Registrar {
         phone.emit(PhoneEvent::Registration(RegistrationState::Registering));
     }
 
+    /// Our address changed: register the new Contact now.
+    pub(crate) fn move_contact(&mut self, phone: &mut Phone) {
+        self.registration
+            .set_contact(phone.contact(self.proxy.transport).uri);
+        self.start(phone);
+    }
+
     pub(crate) fn owns(&self, id: TransactionId) -> bool {
         self.transaction == Some(id)
     }

@@ -974,9 +974,10 @@ fn ice_and_dtls_are_negotiated_between_phones() {
     // The caller's network changes: ICE restarts with new credentials on both sides (a
     // re-offer keeping the DTLS roles), the media of both gets them.
     let now = world.now;
-    world.nodes[0]
-        .phone
-        .handle_input(Input::NetworkChanged { now });
+    world.nodes[0].phone.handle_input(Input::NetworkChanged {
+        now,
+        local_ip: None,
+    });
     let updated = |w: &World, node: usize| {
         w.nodes[node].media.iter().rev().find_map(|m| match m {
             MediaCommand::Update { media, .. } => media.ice.clone(),
@@ -1156,4 +1157,47 @@ fn a_public_address_known_at_start_is_the_first_contact() {
             .is_some_and(|c| c.contains("203.0.113.9:41000")),
         "{last:?}"
     );
+}
+
+/// The laptop moved to another network: with the new local address, the phone registers its
+/// new Contact at once (an unchanged address changes nothing).
+#[test]
+fn a_new_local_address_is_registered_at_once() {
+    let registrar = peer([10, 0, 0, 100]);
+    let mut config = PhoneConfig::new(peer([192, 168, 1, 20]));
+    config.account = Some(account_at_registrar("alice"));
+    let mut world = World::new(10, Impairment::default(), vec![config]);
+    world.registrar = Some(Registrar {
+        peer: registrar,
+        challenged: false,
+        requests: Vec::new(),
+        nat: None,
+    });
+    world.run(Duration::from_secs(2), |w| {
+        w.events(0).iter().any(|e| {
+            matches!(
+                e,
+                PhoneEvent::Registration(RegistrationState::Registered { .. })
+            )
+        })
+    });
+    let requests = |w: &World| w.registrar.as_ref().unwrap().requests.len();
+    let before = requests(&world);
+    let now = world.now;
+    world.nodes[0].phone.handle_input(Input::NetworkChanged {
+        now,
+        local_ip: Some("192.168.1.20".parse().unwrap()),
+    });
+    world.run(Duration::from_secs(1), |_| false);
+    assert_eq!(requests(&world), before, "same address: no new REGISTER");
+
+    let now = world.now;
+    world.nodes[0].phone.handle_input(Input::NetworkChanged {
+        now,
+        local_ip: Some("10.20.30.40".parse().unwrap()),
+    });
+    world.run(Duration::from_secs(1), |w| requests(w) > before);
+    let last = world.registrar.as_ref().unwrap().requests.last().unwrap();
+    let contact = last.headers.get("Contact").unwrap_or_default();
+    assert!(contact.contains("sip:alice@10.20.30.40:"), "{contact}");
 }

@@ -13,7 +13,7 @@ use homeagent_core::{
 use homeagent_sip::message::Uri;
 use homeagent_sip::transaction::{Peer, Transport};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::media::{self, AudioRoute, CallStats, MediaControl, MediaSockets, WebRtcSetup};
 use crate::relay::{self, ReadyPort, RelayCandidate, RelayServer};
@@ -134,6 +134,8 @@ pub(crate) async fn start(
         proxy,
         connect_failure: None,
         webrtc,
+        sip_bound_to_any: bound.ip().is_unspecified(),
+        local_ip: advertised_ip,
     };
     let mut driver = driver;
     driver.settle_first_relays().await;
@@ -146,6 +148,10 @@ struct Driver {
     phone: Phone,
     /// The DTLS certificate of calls with ICE + DTLS-SRTP (`None` with `--ice off`).
     webrtc: Option<WebRtcSetup>,
+    /// The SIP socket listens on every interface: our address follows the route.
+    sip_bound_to_any: bool,
+    /// Our address in Contact and SDP.
+    local_ip: IpAddr,
     transports: Transports,
     received: mpsc::Receiver<Received>,
     commands: mpsc::Receiver<EngineCommand>,
@@ -184,6 +190,8 @@ struct ActiveMedia {
 
 impl Driver {
     async fn run(mut self) {
+        let mut network_check = tokio::time::interval(NETWORK_CHECK);
+        network_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             self.top_up_media_ports().await;
             let Some(deadline) = self.drain().await else {
@@ -203,6 +211,7 @@ impl Driver {
                 Some((port, candidate)) = self.relay_candidates.recv() => {
                     self.relay_settled(port, candidate);
                 }
+                _ = network_check.tick() => self.check_network(),
                 _ = sleep_until(deadline) => self.input(Input::Timeout(now())),
             }
         }
@@ -406,6 +415,30 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Bound to every interface, our address is the one the route to the registrar leaves
+    /// from: when that changes (another Wi-Fi, a cable plugged in), the phone moves its
+    /// Contact, SDP and ICE to it. Without a route (network down) nothing changes yet.
+    fn check_network(&mut self) {
+        let (Some(proxy), true) = (self.proxy, self.sip_bound_to_any) else {
+            return;
+        };
+        let Some(ip) = route_source(proxy.addr) else {
+            return;
+        };
+        if ip == self.local_ip {
+            return;
+        }
+        tracing::info!(from = %self.local_ip, to = %ip, "the network changed");
+        self.local_ip = ip;
+        if let Some(webrtc) = self.webrtc.as_mut() {
+            webrtc.host = ip;
+        }
+        self.input(Input::NetworkChanged {
+            now: now(),
+            local_ip: Some(ip),
+        });
     }
 
     /// With TURN, the first media ports wait for their relay before the phone starts (at most
@@ -724,17 +757,26 @@ fn advertised_ip(bound: IpAddr, proxy: Option<SocketAddr>) -> IpAddr {
     if !bound.is_unspecified() {
         return bound;
     }
-    let Some(proxy) = proxy else {
-        return IpAddr::V4(Ipv4Addr::LOCALHOST);
-    };
+    proxy
+        .and_then(route_source)
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// The address packets to `to` leave from, by the routing table (`None`: no route).
+fn route_source(to: SocketAddr) -> Option<IpAddr> {
     // Connecting a UDP socket sends nothing; it only asks the routing table.
     std::net::UdpSocket::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
         .and_then(|socket| {
-            socket.connect(proxy)?;
+            socket.connect(to)?;
             socket.local_addr()
         })
-        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |addr| addr.ip())
+        .ok()
+        .map(|addr| addr.ip())
+        .filter(|ip| !ip.is_unspecified())
 }
+
+/// How often a phone bound to every interface checks which address its route leaves from.
+const NETWORK_CHECK: Duration = Duration::from_secs(5);
 
 /// The DTLS certificate for WebRTC-style calls, made once at start (a P-256 key: a few ms, off
 /// the async threads). Without it (`--ice off`, or should the key generation fail) offers with
