@@ -3,9 +3,11 @@
 //! calls the agent and the agent calls the browser, with ICE + DTLS-SRTP, audio scored both
 //! ways.
 //!
-//! Chromium records what it hears through WebAudio, which starves under load (a recording that
-//! scores 1.2 with the same call scoring 4 alone): these tests are `#[ignore]`d in the parallel
-//! run and `scripts/test-all.sh` runs them afterwards, one at a time.
+//! Chromium records what it hears through WebAudio. Rendering through CI's PulseAudio null sink
+//! starved it (a recording scoring 1.2 where the agent heard 4.2): the harness keeps Chromium
+//! away from PulseAudio (its fake output is a steady clock). Real-time audio in two browsers,
+//! these tests are `#[ignore]`d in the parallel run; `scripts/test-all.sh` runs them
+//! afterwards, one at a time.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -29,7 +31,7 @@ const TALK: Duration = Duration::from_secs(12);
 const BROWSER_PESQ_FLOOR: f64 = 3.0;
 
 #[test]
-#[ignore = "real-time audio in Chromium: run alone, without other load (scripts/test-all.sh does)"]
+#[ignore = "real-time audio in Chromium: run alone (scripts/test-all.sh does)"]
 fn browser_calls_browser_through_kamailio_ws() {
     if !require_browser() {
         return;
@@ -263,7 +265,7 @@ fn assert_call_both_ways(
 /// The browser calls the agent, registered over WSS (trusting the test CA): Chromium's offer
 /// (actpass) makes the agent the DTLS client and the controlled ICE agent. Audio both ways.
 #[test]
-#[ignore = "real-time audio in Chromium: run alone, without other load (scripts/test-all.sh does)"]
+#[ignore = "real-time audio in Chromium: run alone (scripts/test-all.sh does)"]
 fn browser_calls_the_agent_over_wss() {
     if !require_browser() {
         return;
@@ -287,7 +289,7 @@ fn browser_calls_the_agent_over_wss() {
 /// `setup:active` answer, so the agent is the DTLS server of Chromium's fragmented DTLS 1.3/1.2
 /// ClientHello. Audio both ways; the time from start to media secured is printed.
 #[test]
-#[ignore = "real-time audio in Chromium: run alone, without other load (scripts/test-all.sh does)"]
+#[ignore = "real-time audio in Chromium: run alone (scripts/test-all.sh does)"]
 fn agent_calls_the_browser_over_wss() {
     if !require_browser() {
         return;
