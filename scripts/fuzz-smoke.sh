@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../fuzz"
 SECONDS_PER_TARGET="${1:-20}"
-TARGETS=(sip_parse sdp_parse rtp_parse opus_packet srtp_unprotect)
+TARGETS=(sip_parse sdp_parse rtp_parse opus_packet srtp_unprotect webrtc_datagram)
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
