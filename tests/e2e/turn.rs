@@ -226,7 +226,14 @@ fn coturn(dir: &TempDir, via: TurnVia, certs: &std::path::Path) -> Process {
 }
 
 /// `homeagent ARGS` inside the namespace `ns`, bound to `addr`, registered as `user`.
-fn agent_in(ns: &str, addr: &str, user: &str, turn: &str, args: &[&str]) -> HomeagentProcess {
+/// `turn`: the TURN server's URI, `None` for none.
+fn agent_in(
+    ns: &str,
+    addr: &str,
+    user: &str,
+    turn: Option<&str>,
+    args: &[&str],
+) -> HomeagentProcess {
     let program = homeagent_bin().expect("homeagent built");
     let registrar = format!("sip:{GATEWAY_A}:{SIP_PORT}");
     let bind = format!("{addr}:5060");
@@ -243,14 +250,15 @@ fn agent_in(ns: &str, addr: &str, user: &str, turn: &str, args: &[&str]) -> Home
         "40000-40019",
         "--ice",
         "on",
-        "--turn",
-        turn,
         "--turn-user",
         TURN_USER,
         "--json",
         "--log-level",
         "info",
     ]);
+    if let Some(turn) = turn {
+        all.extend(["--turn", turn]);
+    }
     let agent = HomeagentProcess::spawn_program(
         std::path::Path::new("ip"),
         &all,
@@ -366,7 +374,7 @@ fn call_through_the_relay(via: TurnVia) {
         &namespaces.b,
         AGENT_B,
         "bob",
-        &turn,
+        Some(&turn),
         &[&bob_args[..], &options].concat(),
     );
     let target = format!("sip:bob@{GATEWAY_A}:{SIP_PORT}");
@@ -384,7 +392,7 @@ fn call_through_the_relay(via: TurnVia) {
         &namespaces.a,
         AGENT_A,
         "alice",
-        &turn,
+        Some(&turn),
         &[&alice_args[..], &options].concat(),
     );
     let ice = alice
@@ -461,7 +469,7 @@ fn a_new_address_mid_call_restarts_ice_and_the_call_goes_on() {
         &namespaces.b,
         AGENT_B,
         "bob",
-        &turn,
+        Some(&turn),
         &[
             "listen",
             "--calls",
@@ -477,7 +485,7 @@ fn a_new_address_mid_call_restarts_ice_and_the_call_goes_on() {
         &namespaces.a,
         "0.0.0.0",
         "alice",
-        &turn,
+        Some(&turn),
         &[
             "call",
             &target,
@@ -543,5 +551,77 @@ fn a_new_address_mid_call_restarts_ice_and_the_call_goes_on() {
     assert!(
         bob_summary["packets_received"].as_u64().unwrap_or(0) > 600,
         "{bob_summary}"
+    );
+}
+
+/// Without a relay there is no path at all: ICE fails, the agent says why and hangs up (a
+/// silent call would leave the customer waiting), and the call ends for both.
+#[test]
+fn without_any_path_ice_fails_and_the_call_is_hung_up() {
+    let _network = NETWORK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !require(&["kamailio", "ip"]) || !namespaces_available() {
+        return;
+    }
+    let dir = TempDir::new("turn-none").expect("temp dir");
+    let namespaces = Namespaces::create();
+    let _kamailio = kamailio_proxy(&dir);
+    let mut bob = agent_in(
+        &namespaces.b,
+        AGENT_B,
+        "bob",
+        None,
+        &[
+            "listen",
+            "--calls",
+            "1",
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+        ],
+    );
+    let target = format!("sip:bob@{GATEWAY_A}:{SIP_PORT}");
+    let started = std::time::Instant::now();
+    let mut alice = agent_in(
+        &namespaces.a,
+        AGENT_A,
+        "alice",
+        None,
+        &[
+            "call",
+            &target,
+            "--audio-in",
+            "tone:440",
+            "--audio-out",
+            "null",
+        ],
+    );
+    alice
+        .wait_exit(Duration::from_secs(90))
+        .expect("the call ends by itself");
+    eprintln!(
+        "ICE failure to hang-up: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    bob.wait_exit(WAIT).expect("bob sees the call end");
+    // Both sides fail at about the same time: whichever notices first hangs up.
+    let events: Vec<Value> = alice.events().into_iter().chain(bob.events()).collect();
+    assert!(
+        !events.iter().any(|e| e["event"] == "ice_connected"),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e["event"] == "warning"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("ICE/DTLS"))),
+        "{events:?}"
+    );
+    let summary = summary_of(&alice);
+    assert!(
+        summary["reason"] == "local_hangup" || summary["reason"] == "remote_hangup",
+        "{summary}"
     );
 }

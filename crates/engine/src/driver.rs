@@ -68,7 +68,8 @@ pub(crate) async fn start(
     config.srtp = settings.srtp;
     config.inbound_filter = settings.inbound_filter;
     config.instance_id = Some(instance_id(settings.user.as_deref().unwrap_or_default()));
-    let webrtc = webrtc_setup(settings.ice, config.local.addr.ip()).await;
+    let (media_failed_tx, media_failed) = mpsc::channel(8);
+    let webrtc = webrtc_setup(settings.ice, config.local.addr.ip(), media_failed_tx).await;
     let turn = match (&settings.turn, &webrtc) {
         (Some(turn), Some(_)) => Some(turn_server(turn, &settings.tls).await?),
         _ => None,
@@ -106,6 +107,7 @@ pub(crate) async fn start(
         turn,
         relay_candidates,
         relay_candidates_tx,
+        media_failed,
         unsettled_ports: std::collections::HashSet::new(),
         phone,
         transports,
@@ -165,6 +167,8 @@ struct Driver {
     /// Relay candidates of ready ports, for the phone.
     relay_candidates: mpsc::Receiver<RelayCandidate>,
     relay_candidates_tx: mpsc::Sender<RelayCandidate>,
+    /// Calls whose ICE/DTLS media could not connect: hung up.
+    media_failed: mpsc::Receiver<CallId>,
     /// Relayed ports not yet offered to calls: their relay has not settled.
     unsettled_ports: std::collections::HashSet<u16>,
     calls: HashMap<CallId, ActiveMedia>,
@@ -212,6 +216,11 @@ impl Driver {
                     self.relay_settled(port, candidate);
                 }
                 _ = network_check.tick() => self.check_network(),
+                Some(call) = self.media_failed.recv() => {
+                    // No audio can flow: a silent call helps nobody (the customer hears
+                    // nothing either). The reason was reported as a warning.
+                    self.input(Input::Command(now(), Command::Hangup { call }));
+                }
                 _ = sleep_until(deadline) => self.input(Input::Timeout(now())),
             }
         }
@@ -781,12 +790,20 @@ const NETWORK_CHECK: Duration = Duration::from_secs(5);
 /// The DTLS certificate for WebRTC-style calls, made once at start (a P-256 key: a few ms, off
 /// the async threads). Without it (`--ice off`, or should the key generation fail) offers with
 /// ICE/DTLS are refused.
-async fn webrtc_setup(mode: IceMode, host: IpAddr) -> Option<WebRtcSetup> {
+async fn webrtc_setup(
+    mode: IceMode,
+    host: IpAddr,
+    failed: mpsc::Sender<CallId>,
+) -> Option<WebRtcSetup> {
     if mode == IceMode::Off {
         return None;
     }
     match tokio::task::spawn_blocking(homeagent_media::webrtc::DtlsIdentity::generate).await {
-        Ok(Ok(identity)) => Some(WebRtcSetup { identity, host }),
+        Ok(Ok(identity)) => Some(WebRtcSetup {
+            identity,
+            host,
+            failed,
+        }),
         Ok(Err(error)) => {
             tracing::warn!(%error, "no DTLS certificate: ICE/DTLS calls are refused");
             None

@@ -100,6 +100,8 @@ pub(crate) enum MediaControl {
 pub(crate) struct WebRtcSetup {
     pub(crate) identity: DtlsIdentity,
     pub(crate) host: std::net::IpAddr,
+    /// Calls whose ICE or DTLS failed, for the driver to hang up.
+    pub(crate) failed: mpsc::Sender<CallId>,
 }
 
 /// What the call task needs besides the negotiated parameters.
@@ -219,6 +221,8 @@ struct CallWebRtc {
     /// The connection to the TURN server of the relay, when not reached over UDP: what the
     /// transport sends to the server goes over it, what comes from it goes to the transport.
     turn_stream: Option<Box<TurnStream>>,
+    /// Where a failure goes (the driver hangs the call up).
+    failed: mpsc::Sender<CallId>,
 }
 
 impl CallWebRtc {
@@ -256,6 +260,7 @@ impl CallWebRtc {
             profile: None,
             reported: false,
             turn_stream,
+            failed: setup.failed.clone(),
         })
     }
 
@@ -661,8 +666,11 @@ impl CallMedia {
                 }
                 WebRtcEvent::Failed(reason) => {
                     notices.push(EngineEvent::Warning {
-                        message: format!("call media cannot connect (ICE/DTLS): {reason}"),
+                        message: format!(
+                            "call media cannot connect (ICE/DTLS), hanging up: {reason}"
+                        ),
                     });
+                    let _ = webrtc.failed.try_send(self.call);
                 }
                 WebRtcEvent::Disconnected => {
                     tracing::warn!("ICE consent lost on the selected pair");
