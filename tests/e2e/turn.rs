@@ -50,6 +50,16 @@ impl TurnVia {
     }
 }
 
+/// The namespace tests one at a time (they share addresses, ports and namespace names; taken
+/// before the probe too, which makes a namespace of a fixed name); `None` when a tool is
+/// missing or namespaces cannot be made here (outside CI).
+fn network_lab(tools: &[&str]) -> Option<std::sync::MutexGuard<'static, ()>> {
+    let guard = NETWORK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    (require(tools) && namespaces_available()).then_some(guard)
+}
+
 /// Runs `ip ARGS`, panicking with its error output on failure.
 fn ip(args: &[&str]) {
     let output = Command::new("ip").args(args).output().expect("ip runs");
@@ -316,13 +326,9 @@ fn over_tls_with_the_test_ca_where_outgoing_udp_is_blocked_too() {
 
 /// A calls B through coturn reached `via`; the speech B hears is scored.
 fn call_through_the_relay(via: TurnVia) {
-    // Before the probe too: it makes a namespace of a fixed name.
-    let _network = NETWORK
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if !require(&["kamailio", "turnserver", "ip"]) || !namespaces_available() {
+    let Some(_network) = network_lab(&["kamailio", "turnserver", "ip"]) else {
         return;
-    }
+    };
     let dir = TempDir::new("turn-netns").expect("temp dir");
     let certs = dir.join("certs");
     let ca_file = certs.join("ca.crt");
@@ -454,12 +460,9 @@ fn call_through_the_relay(via: TurnVia) {
 /// new pair (a second `ice_connected`) and media keeps flowing both ways.
 #[test]
 fn a_new_address_mid_call_restarts_ice_and_the_call_goes_on() {
-    let _network = NETWORK
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if !require(&["kamailio", "turnserver", "ip"]) || !namespaces_available() {
+    let Some(_network) = network_lab(&["kamailio", "turnserver", "ip"]) else {
         return;
-    }
+    };
     let dir = TempDir::new("turn-move").expect("temp dir");
     let namespaces = Namespaces::create();
     let _kamailio = kamailio_proxy(&dir);
@@ -558,12 +561,9 @@ fn a_new_address_mid_call_restarts_ice_and_the_call_goes_on() {
 /// silent call would leave the customer waiting), and the call ends for both.
 #[test]
 fn without_any_path_ice_fails_and_the_call_is_hung_up() {
-    let _network = NETWORK
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if !require(&["kamailio", "ip"]) || !namespaces_available() {
+    let Some(_network) = network_lab(&["kamailio", "ip"]) else {
         return;
-    }
+    };
     let dir = TempDir::new("turn-none").expect("temp dir");
     let namespaces = Namespaces::create();
     let _kamailio = kamailio_proxy(&dir);

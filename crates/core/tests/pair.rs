@@ -853,6 +853,18 @@ fn transfer_refused_by_the_other_party_leaves_the_call_up() {
 
 /// SRTP (SDES): two phones that want it agree on a suite with mirrored keys, fresh per call
 /// side; a phone that requires it refuses a plain caller with 488.
+/// What `node`'s first media start negotiated.
+fn started_media(world: &World, node: usize) -> homeagent_core::MediaParams {
+    world.nodes[node]
+        .media
+        .iter()
+        .find_map(|m| match m {
+            MediaCommand::Start { media, .. } => Some(media.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("node {node} starts no media: {:?}", world.nodes[node].media))
+}
+
 #[test]
 fn srtp_is_negotiated_between_phones_and_mandatory_refuses_plain() {
     let mut phones = two_phones(AnswerMode::Auto);
@@ -864,19 +876,9 @@ fn srtp_is_negotiated_between_phones_and_mandatory_refuses_plain() {
         w.established(0) && w.established(1)
     });
     let keys = |node: usize| {
-        world.nodes[node]
-            .media
-            .iter()
-            .find_map(|m| match m {
-                MediaCommand::Start { media, .. } => media.srtp.clone(),
-                _ => None,
-            })
-            .unwrap_or_else(|| {
-                panic!(
-                    "node {node} starts SRTP media: {:?}",
-                    world.nodes[node].media
-                )
-            })
+        started_media(&world, node)
+            .srtp
+            .unwrap_or_else(|| panic!("node {node} starts SRTP media"))
     };
     let (caller, callee) = (keys(0), keys(1));
     assert_eq!(caller.suite, callee.suite);
@@ -930,14 +932,9 @@ fn ice_and_dtls_are_negotiated_between_phones() {
         w.established(0) && w.established(1)
     });
     let ice = |node: usize| {
-        world.nodes[node]
-            .media
-            .iter()
-            .find_map(|m| match m {
-                MediaCommand::Start { media, .. } => media.ice.clone(),
-                _ => None,
-            })
-            .unwrap_or_else(|| panic!("node {node} starts ICE: {:?}", world.nodes[node].media))
+        started_media(&world, node)
+            .ice
+            .unwrap_or_else(|| panic!("node {node} starts ICE"))
     };
     let (caller, callee) = (ice(0), ice(1));
     assert!(caller.controlling && !callee.controlling);
