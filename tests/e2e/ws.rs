@@ -178,27 +178,8 @@ fn call_setup_time_over_wss_and_ws() {
     let target = format!("sip:bob@127.0.0.1:{}", kam.udp_port());
     for (name, port) in [("wss", kam.wss_port()), ("ws", kam.ws_port())] {
         let url = format!("{name}://127.0.0.1:{port}/");
-        let ha = Ha::start(
-            &[
-                "listen",
-                "--registrar",
-                "sip:127.0.0.1",
-                "--ws-url",
-                &url,
-                "--ca-file",
-                &ca,
-                "--user",
-                "alice",
-                "--audio-in",
-                "silence",
-                "--audio-out",
-                "null",
-                "--ice",
-                "off",
-            ],
-            &[("HOMEAGENT_PASSWORD", "alicepw")],
-        );
-        ha.event("registered", WAIT);
+        // baresip speaks plain RTP: no ICE/DTLS offer (the default over WebSocket).
+        let ha = registered_over_ws(&url, &ca, ("alice", "alicepw"), &["--ice", "off"]);
         print_median_call_setup(ha, &target, name);
     }
     drop(bob);
@@ -218,30 +199,8 @@ fn call_setup_time_over_wss_with_ice_and_dtls() {
         .display()
         .to_string();
     let url = format!("wss://127.0.0.1:{}/", kam.wss_port());
-    let agent = |user: &str, password: &str| {
-        let ha = Ha::start(
-            &[
-                "listen",
-                "--registrar",
-                "sip:127.0.0.1",
-                "--ws-url",
-                &url,
-                "--ca-file",
-                &ca,
-                "--user",
-                user,
-                "--audio-in",
-                "tone:440",
-                "--audio-out",
-                "null",
-            ],
-            &[("HOMEAGENT_PASSWORD", password)],
-        );
-        ha.event("registered", WAIT);
-        ha
-    };
-    let mut bob = agent("bob", "bobpw");
-    let alice = agent("alice", "alicepw");
+    let mut bob = registered_over_ws(&url, &ca, ("bob", "bobpw"), &[]);
+    let alice = registered_over_ws(&url, &ca, ("alice", "alicepw"), &[]);
     print_median_setup_until(alice, "sip:bob@127.0.0.1", "wss", "ice_connected");
     let ice = bob.event("ice_connected", WAIT);
     assert!(
@@ -257,4 +216,28 @@ fn call_setup_time_over_wss_with_ice_and_dtls() {
             .is_some_and(|e| e.starts_with("dtls-srtp ")),
         "{summary}"
     );
+}
+
+/// `homeagent listen` as `user` (with its password) registered at Kamailio over the WebSocket
+/// `url` (trusting `ca`), sending a tone, with `extra` arguments.
+fn registered_over_ws(url: &str, ca: &str, (user, password): (&str, &str), extra: &[&str]) -> Ha {
+    let mut args = vec![
+        "listen",
+        "--registrar",
+        "sip:127.0.0.1",
+        "--ws-url",
+        url,
+        "--ca-file",
+        ca,
+        "--user",
+        user,
+        "--audio-in",
+        "tone:440",
+        "--audio-out",
+        "null",
+    ];
+    args.extend_from_slice(extra);
+    let ha = Ha::start(&args, &[("HOMEAGENT_PASSWORD", password)]);
+    ha.event("registered", WAIT);
+    ha
 }

@@ -199,6 +199,24 @@ impl Registrar {
 }
 
 /// The account `user` (password `secret`) at the registrar 10.0.0.100.
+/// One phone (`config`) and the in-memory registrar at `registrar` (behind a NAT that maps
+/// the phone to `nat`, if any).
+fn world_at_registrar(
+    seed: u64,
+    config: PhoneConfig,
+    registrar: Peer,
+    nat: Option<std::net::SocketAddr>,
+) -> World {
+    let mut world = World::new(seed, Impairment::default(), vec![config]);
+    world.registrar = Some(Registrar {
+        peer: registrar,
+        challenged: false,
+        requests: Vec::new(),
+        nat,
+    });
+    world
+}
+
 fn account_at_registrar(user: &str) -> Account {
     Account {
         registrar: "sip:10.0.0.100".into(),
@@ -502,13 +520,7 @@ fn registers_with_digest_and_unregisters_on_shutdown() {
     let registrar = peer([10, 0, 0, 100]);
     let mut config = PhoneConfig::new(peer([10, 0, 0, 1]));
     config.account = Some(account_at_registrar("alice"));
-    let mut world = World::new(7, Impairment::default(), vec![config]);
-    world.registrar = Some(Registrar {
-        peer: registrar,
-        challenged: false,
-        requests: Vec::new(),
-        nat: None,
-    });
+    let mut world = world_at_registrar(7, config, registrar, None);
     let registered = |w: &World| {
         w.events(0).iter().any(|e| {
             matches!(
@@ -571,13 +583,7 @@ fn the_agent_state_is_published_as_presence() {
     let mut config = PhoneConfig::new(peer([10, 0, 0, 1]));
     config.account = Some(account_at_registrar("alice"));
     config.acd.publish_presence = true;
-    let mut world = World::new(7, Impairment::default(), vec![config]);
-    world.registrar = Some(Registrar {
-        peer: registrar,
-        challenged: false,
-        requests: Vec::new(),
-        nat: None,
-    });
+    let mut world = world_at_registrar(7, config, registrar, None);
     let publishes = |w: &World| -> Vec<Request> {
         w.registrar
             .as_ref()
@@ -1069,13 +1075,12 @@ fn the_public_address_the_registrar_sees_becomes_the_contact() {
     let registrar = peer([10, 0, 0, 100]);
     let mut config = PhoneConfig::new(peer([192, 168, 1, 20]));
     config.account = Some(account_at_registrar("alice"));
-    let mut world = World::new(8, Impairment::default(), vec![config]);
-    world.registrar = Some(Registrar {
-        peer: registrar,
-        challenged: false,
-        requests: Vec::new(),
-        nat: Some("203.0.113.7:40000".parse().unwrap()),
-    });
+    let mut world = world_at_registrar(
+        8,
+        config,
+        registrar,
+        Some("203.0.113.7:40000".parse().unwrap()),
+    );
     let contacts = |w: &World| -> Vec<String> {
         w.registrar
             .as_ref()
@@ -1132,13 +1137,7 @@ fn a_public_address_known_at_start_is_the_first_contact() {
     let mut config = PhoneConfig::new(peer([192, 168, 1, 20]));
     config.public_addr = Some("203.0.113.9:41000".parse().unwrap());
     config.account = Some(account_at_registrar("alice"));
-    let mut world = World::new(9, Impairment::default(), vec![config]);
-    world.registrar = Some(Registrar {
-        peer: registrar,
-        challenged: false,
-        requests: Vec::new(),
-        nat: None,
-    });
+    let mut world = world_at_registrar(9, config, registrar, None);
     world.run(Duration::from_secs(2), |w| {
         !w.registrar.as_ref().unwrap().requests.is_empty()
     });
@@ -1163,13 +1162,7 @@ fn a_new_local_address_is_registered_at_once() {
     let registrar = peer([10, 0, 0, 100]);
     let mut config = PhoneConfig::new(peer([192, 168, 1, 20]));
     config.account = Some(account_at_registrar("alice"));
-    let mut world = World::new(10, Impairment::default(), vec![config]);
-    world.registrar = Some(Registrar {
-        peer: registrar,
-        challenged: false,
-        requests: Vec::new(),
-        nat: None,
-    });
+    let mut world = world_at_registrar(10, config, registrar, None);
     world.run(Duration::from_secs(2), |w| {
         w.events(0).iter().any(|e| {
             matches!(
