@@ -12,7 +12,15 @@
 //! the arrivals. The same rule absorbs clock drift between the sender and the audio device
 //! (±100 ppm: one adjustment every ~3 minutes). It never holds more than 1 s of audio.
 //!
-//! Growing is immediate; shrinking prefers silence. Packets the caller marks as speech
+//! Packets that come too late to play still count in the transit times: they are the ones the
+//! target must learn from (ignoring them kept the lag just short of the jitter, and ~3 % of
+//! packets late, for seconds).
+//!
+//! Growing is immediate, and free in a silence: while the remote is in discontinuous
+//! transmission, a lag short of the target holds the cursor (the silence plays longer).
+//! Frames missing before a packet that ends a silence were not sent, so they play as DTX, not
+//! as losses (except the one right before a speech packet: it may be the spurt's lost onset,
+//! which that packet's FEC rebuilds). Shrinking prefers silence. Packets the caller marks as speech
 //! ([`JitterBuffer::insert_classified`]) are not dropped while a shrink is due: the drop waits
 //! for the first frame that is not speech (a silent packet, a hole such as a comfort-noise gap,
 //! or a pull in discontinuous transmission), checked at every pull, and happens anyway after
@@ -106,6 +114,9 @@ pub struct JitterBuffer {
     stalled: u64,
     /// The last pull skipped a missing frame: the next packet may carry its FEC.
     skipped_missing: bool,
+    /// The last pull played [`Playout::Dtx`]: frames missing before the next packet were not
+    /// sent (the remote's silence goes on), not lost.
+    in_dtx: bool,
     empty_pulls: u32,
     /// The newest packet said the remote is silent: an underrun is DTX, not loss.
     discontinuous: bool,
@@ -139,6 +150,7 @@ impl JitterBuffer {
             played_until: None,
             stalled: 0,
             skipped_missing: false,
+            in_dtx: false,
             empty_pulls: 0,
             discontinuous: false,
             pulls_since_adjust: 0,
@@ -195,6 +207,10 @@ impl JitterBuffer {
             .or(self.played_until)
             .is_some_and(|position| extended < position)
         {
+            // Too late to play, but its transit counts: the packets beyond the current lag
+            // are the ones the target must learn from.
+            self.measure_transit(now, extended);
+            tracing::trace!(at_ms = self.ms_since_origin(now), timestamp, "jitter late");
             self.stats.late_dropped += 1;
             return;
         }
@@ -211,6 +227,15 @@ impl JitterBuffer {
             return;
         }
         self.measure_transit(now, extended);
+        tracing::trace!(
+            at_ms = self.ms_since_origin(now),
+            timestamp,
+            transit_ms = self.transits.back().copied(),
+            min_transit_ms = self.min_transit_ms,
+            spread_ms = self.spread_ms,
+            speech,
+            "jitter insert"
+        );
         self.highest = Some(self.highest.map_or(extended, |h| h.max(extended)));
         self.packets.insert(extended, (payload.to_vec(), false));
         if speech {
@@ -241,6 +266,31 @@ impl JitterBuffer {
 
     /// The frame to play now.
     pub fn pull(&mut self, now: Instant) -> Playout {
+        let playout = self.next_playout(now);
+        self.in_dtx = playout == Playout::Dtx;
+        tracing::trace!(
+            at_ms = self.ms_since_origin(now),
+            cursor = self.cursor.map(|c| c % (1 << 32)),
+            lag_ms = self.cursor.map(|c| self.playout_lag_ms(now, c)),
+            target_ms = self.target_ms,
+            outcome = match &playout {
+                Playout::Frame(_) => "frame",
+                Playout::Lost => "lost",
+                Playout::Empty => "empty",
+                Playout::Dtx => "dtx",
+            },
+            "jitter pull"
+        );
+        playout
+    }
+
+    fn ms_since_origin(&self, now: Instant) -> f64 {
+        self.origin.map_or(0.0, |(at, _)| {
+            now.saturating_duration_since(at).as_secs_f64() * 1000.0
+        })
+    }
+
+    fn next_playout(&mut self, now: Instant) -> Playout {
         self.skipped_missing = false;
         let Some(mut cursor) = self.cursor else {
             return self.start_playout();
@@ -249,8 +299,14 @@ impl JitterBuffer {
             self.empty_pulls += 1;
             if self.discontinuous && self.stalled == 0 && self.empty_pulls <= DTX_IDLE_PULLS {
                 // The remote's timeline moves on without packets: so does the cursor, keeping
-                // the playout lag for the packet that ends the silence. A due shrink skips one
-                // frame of the silence.
+                // the playout lag for the packet that ends the silence. A lag short of the
+                // wanted one grows for free (the silence plays one frame longer); a due shrink
+                // skips one frame of the silence.
+                if self.playout_lag_ms(now, cursor) < self.wanted_lag_ms() {
+                    self.shrink_due_since = None;
+                    self.stats.dtx_frames += 1;
+                    return Playout::Dtx;
+                }
                 if self.shrink_due_since.take().is_some() {
                     cursor += self.frame;
                     self.stats.frames_dropped += 1;
@@ -383,6 +439,7 @@ impl JitterBuffer {
         self.played_until = None;
         self.stalled = 0;
         self.skipped_missing = false;
+        self.in_dtx = false;
         self.empty_pulls = 0;
         self.discontinuous = false;
         self.origin = None;
@@ -418,22 +475,32 @@ impl JitterBuffer {
             entry.remove();
             self.stats.late_dropped += 1;
         }
-        match self.packets.first_entry() {
-            Some(entry) if *entry.key() < cursor + self.frame => {
-                let timestamp = *entry.key();
-                let (payload, redundant) = entry.remove();
+        let next = self.packets.keys().next().copied();
+        if let Some(timestamp) = next.filter(|&timestamp| timestamp < cursor + self.frame) {
+            if let Some((payload, redundant)) = self.packets.remove(&timestamp) {
                 self.cursor = Some(timestamp + self.frame);
                 self.stats.frames_played += 1;
                 self.stats.redundant_played += u64::from(redundant);
-                Playout::Frame(payload)
-            }
-            _ => {
-                self.cursor = Some(cursor + self.frame);
-                self.skipped_missing = true;
-                self.stats.frames_concealed += 1;
-                Playout::Lost
+                return Playout::Frame(payload);
             }
         }
+        self.cursor = Some(cursor + self.frame);
+        if self.in_dtx && next.is_some_and(|next| !self.may_be_lost_onset(cursor, next)) {
+            // A packet after a silence (its end, or a comfort-noise refresh) came before the
+            // frames up to it were due: the remote did not send them.
+            self.stats.dtx_frames += 1;
+            return Playout::Dtx;
+        }
+        self.skipped_missing = true;
+        self.stats.frames_concealed += 1;
+        Playout::Lost
+    }
+
+    /// Whether the missing frame at `cursor`, in a silence, may be the lost first frame of the
+    /// talk spurt that starts right after it at `next`: then it is concealed as a loss, which
+    /// lets the in-band FEC of `next` rebuild it.
+    fn may_be_lost_onset(&self, cursor: u64, next: u64) -> bool {
+        next == cursor + self.frame && self.speech.contains(&next)
     }
 
     /// Extends a 32-bit timestamp to 64 bits, closest to the highest seen.
@@ -860,6 +927,118 @@ mod tests {
         assert_eq!(stats.dtx_frames, 0);
         assert!(stats.frames_concealed >= 10, "{stats:?}");
         assert!(outputs[11..30].contains(&Playout::Empty));
+    }
+
+    /// Pulls for `ticks` frames, 7 ms into each 20 ms; packet `index` (timestamp
+    /// `index × FRAME`) arrives `arrival_ms(index)` after the start, or never (`None`), and says
+    /// whether the remote falls silent after it (`silent(index)`). Returns each pull's output.
+    fn replay(
+        buffer: &mut JitterBuffer,
+        ticks: u32,
+        arrival_ms: impl Fn(u32) -> Option<u64>,
+        silent: impl Fn(u32) -> bool,
+    ) -> Vec<Playout> {
+        let t0 = base();
+        let mut arrivals: Vec<(u64, u32)> = (0..ticks)
+            .filter_map(|index| arrival_ms(index).map(|ms| (ms, index)))
+            .collect();
+        arrivals.sort_unstable();
+        let mut arrivals = arrivals.into_iter().peekable();
+        let mut outputs = Vec::new();
+        for ms in 0..u64::from(ticks) * 20 {
+            let now = t0 + Duration::from_millis(ms);
+            while let Some((_, index)) = arrivals.next_if(|&(at, _)| at <= ms) {
+                let silent = silent(index);
+                buffer.insert_classified(now, 1, index * FRAME, &payload(index), !silent);
+                buffer.set_discontinuous(silent);
+            }
+            if ms % 20 == 7 {
+                outputs.push(buffer.pull(now));
+            }
+        }
+        outputs
+    }
+
+    /// Every tenth packet comes 50 ms after the others, beyond the lag they set: those
+    /// transits are the ones the target must learn from (10 % of packets, above the 2 % it
+    /// lets come late), so after the first of them they play in time.
+    #[test]
+    fn late_packets_teach_the_target() {
+        let mut buffer = JitterBuffer::new(8000, FRAME);
+        let arrival =
+            |index: u32| Some(u64::from(index) * 20 + if index % 10 == 5 { 50 } else { 0 });
+        let outputs = replay(&mut buffer, 1000, arrival, |_| false);
+        let late = buffer.stats().late_dropped;
+        assert!((1..=3).contains(&late), "{:?}", buffer.stats());
+        assert!(buffer.target_delay() >= Duration::from_millis(50));
+        // From the second second on, every frame plays.
+        assert!(
+            outputs[50..].iter().all(|o| matches!(o, Playout::Frame(_))),
+            "{outputs:?}"
+        );
+    }
+
+    /// A talk spurt, then its silent hangover, a silence with a comfort-noise refresh every
+    /// 400 ms, and a second spurt; from the hangover on, every packet comes 60 ms later. The
+    /// buffer learns it from the (late) hangover and grows while the silence lasts, playing it
+    /// longer: the second spurt plays whole, with nothing concealed.
+    #[test]
+    fn a_silence_grows_the_buffer_for_free() {
+        let mut buffer = JitterBuffer::new(8000, FRAME);
+        let sent = |index: u32| index < 50 || index == 69 || index == 89 || index >= 100;
+        let arrival = |index: u32| {
+            sent(index).then(|| u64::from(index) * 20 + if index < 40 { 0 } else { 60 })
+        };
+        let outputs = replay(&mut buffer, 200, arrival, |index| {
+            (39..100).contains(&index)
+        });
+        let stats = buffer.stats();
+        // At most the frame right before the spurt (it may be its lost onset).
+        assert!(stats.frames_concealed <= 1, "{stats:?} {outputs:?}");
+        assert!(stats.late_dropped <= 3, "{stats:?}");
+        assert!(stats.dtx_frames >= 50, "{stats:?}");
+        assert!(buffer.target_delay() >= Duration::from_millis(60));
+        let second_spurt: Vec<u32> = outputs
+            .iter()
+            .filter_map(|o| match o {
+                Playout::Frame(p) => Some(index_of(p)),
+                _ => None,
+            })
+            .filter(|&index| index >= 100)
+            .collect();
+        assert_eq!(second_spurt.first(), Some(&100), "{outputs:?}");
+        assert!(
+            second_spurt.windows(2).all(|w| w[1] == w[0] + 1),
+            "{second_spurt:?}"
+        );
+        assert!(second_spurt.len() >= 95, "{second_spurt:?}");
+    }
+
+    /// With 60 ms of look-ahead, a comfort-noise refresh (and the first packet after the
+    /// silence) is buffered before the frames up to it are due: those frames were never sent,
+    /// so they play as DTX, not as losses. Only the frame right before the spurt is concealed
+    /// as a loss: it may be the spurt's lost first frame, which the next one's FEC rebuilds.
+    #[test]
+    fn frames_before_a_packet_that_ends_a_silence_are_not_lost() {
+        let mut buffer = JitterBuffer::new(8000, FRAME);
+        buffer.set_min_delay(Duration::from_millis(60));
+        let sent = |index: u32| index < 20 || index == 39 || index == 59 || index >= 80;
+        let arrival = |index: u32| sent(index).then(|| u64::from(index) * 20);
+        let outputs = replay(&mut buffer, 120, arrival, |index| (19..80).contains(&index));
+        let stats = buffer.stats();
+        assert_eq!(stats.frames_concealed, 1, "{stats:?} {outputs:?}");
+        let onset = outputs
+            .iter()
+            .position(|o| *o == Playout::Frame(payload(80)));
+        let lost = outputs.iter().position(|o| *o == Playout::Lost);
+        assert_eq!(lost.map(|at| at + 1), onset, "{outputs:?}");
+        for index in [39, 59, 81] {
+            assert!(
+                outputs.contains(&Playout::Frame(payload(index))),
+                "{index}: {outputs:?}"
+            );
+        }
+        assert_eq!(stats.dtx_frames, 57, "{stats:?}");
     }
 
     /// The audio clock stalls for 80 ms during a talk spurt, leaving four frames too many; the

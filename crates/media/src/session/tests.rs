@@ -83,6 +83,8 @@ struct Pair {
     events_a: Vec<MediaEvent>,
     events_b: Vec<MediaEvent>,
     a_source: SocketAddr,
+    /// When in each 20 ms b (and a) pull audio: the audio clock's phase against a's sends.
+    pull_phase_ms: usize,
 }
 
 impl Pair {
@@ -108,6 +110,7 @@ impl Pair {
             events_a: Vec::new(),
             events_b: Vec::new(),
             a_source: A_ADDR.parse().unwrap(),
+            pull_phase_ms: 7,
         }
     }
 
@@ -115,7 +118,7 @@ impl Pair {
         self.t0 + self.now
     }
 
-    /// Runs for `duration` in 1 ms ticks: audio every 20 ms (b's audio clock 7 ms out of phase).
+    /// Runs for `duration` in 1 ms ticks: audio every 20 ms (the audio clocks `pull_phase_ms` out of phase).
     fn run(&mut self, duration: Duration) {
         let end = self.now + duration;
         while self.now < end {
@@ -170,7 +173,7 @@ impl Pair {
                     self.a.handle_packet(now, B_ADDR.parse().unwrap(), &bytes);
                 }
             }
-            if ms % 20 == 7 {
+            if ms % 20 == self.pull_phase_ms {
                 let mut out = vec![1; self.b.frame_samples()];
                 self.b.pull_audio(now, &mut out);
                 self.played_by_b.extend(out);
@@ -1014,7 +1017,9 @@ fn write_wav_16bit_mono(path: &std::path::Path, rate: u32, samples: &[i16]) {
 
 /// Not a test: the in-memory counterpart of `bench/quality_bench.sh` (ours→ours Opus). Sends
 /// the 21 s reference speech (`HOMEAGENT_SPEECH`, default `../shared/audio/speech48k.wav`)
-/// through each profile with seed 7 (`HOMEAGENT_SEED`), once with plain Opus and once with RED
+/// through each profile (only `HOMEAGENT_PROFILE` if set) with seed 7 (`HOMEAGENT_SEED`) and
+/// the receiver's audio clock 7 ms after the sender's (`HOMEAGENT_PHASE`, 0..20), once with
+/// plain Opus and once with RED
 /// negotiated, writes what b played (`plain/ha-PROFILE.wav`, `red/ha-PROFILE.wav`) under
 /// `HOMEAGENT_SPEECH_OUT` (default the temp dir) and prints the receiver's figures; score the
 /// WAVs with `../shared/scripts/score.py REF DEG wb`.
@@ -1036,8 +1041,14 @@ fn speech_figures() {
         .ok()
         .and_then(|seed| seed.parse().ok())
         .unwrap_or(7);
+    let phase = std::env::var("HOMEAGENT_PHASE")
+        .ok()
+        .and_then(|phase| phase.parse().ok())
+        .map_or(7, |phase: usize| phase % 20);
+    let only = std::env::var("HOMEAGENT_PROFILE").ok();
     for ((name, one_way, jitter, loss, burst), red) in PROFILES
         .into_iter()
+        .filter(|profile| only.as_deref().is_none_or(|only| only == profile.0))
         .flat_map(|profile| [(profile, false), (profile, true)])
     {
         let mut pair = Pair::new(CodecKind::Opus, Duration::from_millis(one_way), loss);
@@ -1049,6 +1060,7 @@ fn speech_figures() {
         pair.jitter = Duration::from_millis(jitter);
         pair.burst = burst.and_then(|(loss, mean)| gilbert(loss, mean));
         pair.speech = Some(speech.clone());
+        pair.pull_phase_ms = phase;
         let mut delays = Vec::new();
         for _ in 0..225 {
             pair.run(Duration::from_millis(100));
