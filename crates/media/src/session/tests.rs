@@ -1019,10 +1019,9 @@ fn write_wav_16bit_mono(path: &std::path::Path, rate: u32, samples: &[i16]) {
 /// the 21 s reference speech (`HOMEAGENT_SPEECH`, default `../shared/audio/speech48k.wav`)
 /// through each profile (only `HOMEAGENT_PROFILE` if set) with seed 7 (`HOMEAGENT_SEED`) and
 /// the receiver's audio clock 7 ms after the sender's (`HOMEAGENT_PHASE`, 0..20), once with
-/// plain Opus and once with RED
-/// negotiated, writes what b played (`plain/ha-PROFILE.wav`, `red/ha-PROFILE.wav`) under
-/// `HOMEAGENT_SPEECH_OUT` (default the temp dir) and prints the receiver's figures; score the
-/// WAVs with `../shared/scripts/score.py REF DEG wb`.
+/// plain Opus and once with RED negotiated, writes what b played (`plain/ha-PROFILE.wav`,
+/// `red/ha-PROFILE.wav`) under `HOMEAGENT_SPEECH_OUT` (default the temp dir) and prints the
+/// receiver's figures; score the WAVs with `../shared/scripts/score.py REF DEG wb`.
 ///
 /// `cargo test -p homeagent-media --release speech_figures -- --ignored --nocapture`
 #[test]
