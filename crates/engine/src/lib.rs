@@ -5,6 +5,7 @@
 //! [`EngineEvent`]s out. The `api` crate wraps these for the front ends.
 #![forbid(unsafe_code)]
 
+mod arrival;
 mod driver;
 mod media;
 mod relay;

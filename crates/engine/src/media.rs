@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::EngineEvent;
+use crate::arrival;
 use crate::settings::ProcessingSettings;
 use crate::turn_stream::{self, TurnStream};
 
@@ -177,6 +178,8 @@ pub(crate) fn spawn(
         }
         (Some(_), None) => return Err("ICE negotiated without a DTLS certificate".to_owned()),
     };
+    arrival::enable(&sockets.rtp);
+    arrival::enable(&sockets.rtcp);
     let (control, commands) = mpsc::channel(16);
     let task = CallMedia {
         call,
@@ -442,6 +445,9 @@ impl CallMedia {
                     let _ = self.events.send(EngineEvent::Quality { call: self.call, report }).await;
                 }
                 _ = clock.tick() => {
+                    // Media that came before this tick plays in it, even when the task runs
+                    // late (a busy machine) and the tick won the race with the socket.
+                    self.drain_rtp(&mut rtp_buf);
                     let now = Instant::now().into_std();
                     match source.read_frame(&mut mic) {
                         Ok(SourceState::Data) => {}
@@ -483,14 +489,14 @@ impl CallMedia {
                         sink = null_sink(rate, samples);
                     }
                 }
-                received = self.sockets.rtp.recv_from(&mut rtp_buf) => {
-                    if let Ok((n, from)) = received {
-                        self.receive(from, rtp_buf.get(..n).unwrap_or_default(), false);
+                received = arrival::recv(&self.sockets.rtp, &mut rtp_buf) => {
+                    if let Ok((n, from, at)) = received {
+                        self.receive(at, from, rtp_buf.get(..n).unwrap_or_default(), false);
                     }
                 }
-                received = self.sockets.rtcp.recv_from(&mut rtcp_buf) => {
-                    if let Ok((n, from)) = received {
-                        self.receive(from, rtcp_buf.get(..n).unwrap_or_default(), true);
+                received = arrival::recv(&self.sockets.rtcp, &mut rtcp_buf) => {
+                    if let Ok((n, from, at)) = received {
+                        self.receive(at, from, rtcp_buf.get(..n).unwrap_or_default(), true);
                     }
                 }
                 message = turn_stream::next_message(
@@ -498,7 +504,7 @@ impl CallMedia {
                 ) => {
                     let server = self.webrtc.as_ref().and_then(|w| w.turn_stream.as_ref()).map(|s| s.server());
                     if let (Some(message), Some(server)) = (message, server) {
-                        self.receive(server, &message, false);
+                        self.receive(std::time::Instant::now(), server, &message, false);
                     }
                 }
                 _ = sleep_until(deadline) => {
@@ -531,8 +537,27 @@ impl CallMedia {
 
     /// One datagram from the network: unprotected first when SRTP is on (what does not
     /// authenticate is dropped, counted, never played).
-    fn receive(&mut self, from: SocketAddr, bytes: &[u8], rtcp_port: bool) {
-        let now = Instant::now().into_std();
+    /// Reads the RTP datagrams waiting in the socket (a bounded number: a flood cannot hold up
+    /// the audio clock).
+    fn drain_rtp(&mut self, buf: &mut [u8]) {
+        for _ in 0..MAX_DRAINED {
+            match arrival::try_recv(&self.sockets.rtp, buf) {
+                Ok((n, from, at)) => {
+                    self.receive(at, from, buf.get(..n).unwrap_or_default(), false)
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Handles one datagram that arrived at `now`.
+    fn receive(
+        &mut self,
+        now: std::time::Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+        rtcp_port: bool,
+    ) {
         if let Some(webrtc) = self.webrtc.as_mut() {
             // STUN and DTLS stay in the transport; authentic media comes out in clear.
             if let Some(clear) = webrtc.transport.handle_datagram(now, from, bytes) {
@@ -763,6 +788,8 @@ fn null_sink(rate: u32, samples: usize) -> Box<dyn AudioSink> {
 
 /// How often a call reports its live quality (MOS, loss, jitter, RTT).
 const QUALITY_EVERY: Duration = Duration::from_secs(5);
+/// The most RTP datagrams read at one audio tick before playing (a second of 20 ms packets).
+const MAX_DRAINED: usize = 50;
 
 /// The MOS figures reported during a call, for its summary.
 #[derive(Debug, Default)]
@@ -1041,6 +1068,95 @@ mod tests {
         assert!(peak(&with[..1280]) > 5000, "zip tone heard");
         assert!(peak(&with[1400..]) < 100, "then the call's silence");
         assert!(peak(&without) < 100, "no tone otherwise");
+    }
+
+    /// A media task held up by a busy machine (here its only thread blocks for 100 ms while
+    /// the peer goes on sending) plays the packets that waited on the ticks it catches up
+    /// with: nothing is concealed, and the buffer does not grow for a delay the network never
+    /// had (arrival times are the kernel's). Each packet is one constant level, so every frame
+    /// heard names the packet it came from.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stalled_task_plays_the_packets_that_waited() {
+        use homeagent_media::codec::ulaw_to_linear;
+        const PACKETS: u16 = 50;
+        let code = |index: u16| 0x90 + u8::try_from(index).unwrap();
+        let dir = std::env::temp_dir().join(format!("homeagent-stall-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("heard.wav");
+        let (peer, _peer_rtcp, sockets, params) = pcmu_call().await;
+        let target = sockets.rtp.local_addr().unwrap();
+        let route = AudioRoute {
+            input: SourceSpec::Silence,
+            output: SinkSpec::Wav(file.clone()),
+            processing: ProcessingSettings::default(),
+            zip_tone: false,
+        };
+        let (events_tx, _events) = mpsc::channel(64);
+        let control = spawn(CallId(1), sockets, params, route, None, events_tx).unwrap();
+
+        // The peer sends from its own thread, on its own clock; its first packets vary by 8 ms,
+        // so that the buffer keeps a margin for this thread's own scheduling noise.
+        let peer = peer.into_std().unwrap();
+        let sender = std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            for index in 0..PACKETS {
+                let late = if index < 12 && index % 3 == 1 { 8 } else { 0 };
+                let due = start + Duration::from_millis(u64::from(index) * 20 + late);
+                std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+                let mut packet = vec![0x80, 0];
+                packet.extend_from_slice(&index.to_be_bytes());
+                packet.extend_from_slice(&(u32::from(index) * 160).to_be_bytes());
+                packet.extend_from_slice(&0x5eed_u32.to_be_bytes());
+                packet.extend(std::iter::repeat_n(code(index), 160));
+                peer.send_to(&packet, target).unwrap();
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        // Blocks the runtime's only thread: the media task stalls for five packets.
+        std::thread::sleep(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        sender.join().unwrap();
+        let (reply, stats) = oneshot::channel();
+        control.send(MediaControl::Stop(reply)).await.unwrap();
+        let stats = stats.await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+
+        assert_eq!(stats.packets_received, u64::from(PACKETS));
+        let samples: Vec<i16> = bytes
+            .get(44..)
+            .unwrap_or_default()
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        // Each 20 ms frame heard: the packet whose level it is, or None (silence, concealment).
+        // The G.711 decoder keeps 3.75 ms of history for its concealment: a frame's first 30
+        // samples are the end of the one before.
+        let heard: Vec<Option<u16>> = samples
+            .chunks_exact(160)
+            .map(|frame| {
+                (0..PACKETS).find(|&index| {
+                    frame[30..]
+                        .iter()
+                        .all(|&sample| sample == ulaw_to_linear(code(index)))
+                })
+            })
+            .collect();
+        // Once the buffer has learnt the sender's jitter (its first late packet is concealed),
+        // each frame is the next packet's, through the stall, up to the last but one (the
+        // concealment after the last reshapes the end of its frame).
+        let learnt = heard
+            .iter()
+            .position(|&frame| frame == Some(2))
+            .expect("heard");
+        let played: Vec<Option<u16>> = heard[learnt..]
+            .iter()
+            .copied()
+            .take(usize::from(PACKETS) - 3)
+            .collect();
+        let expected: Vec<Option<u16>> = (2..PACKETS - 1).map(Some).collect();
+        assert_eq!(played, expected, "heard {heard:?}");
     }
 
     async fn pcmu_call() -> (UdpSocket, UdpSocket, MediaSockets, MediaParams) {
