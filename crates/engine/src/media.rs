@@ -1037,12 +1037,7 @@ mod tests {
             async move {
                 let (_peer, _peer_rtcp, sockets, params) = pcmu_call().await;
                 let file = dir.join(format!("heard-{zip}.wav"));
-                let route = AudioRoute {
-                    input: SourceSpec::Silence,
-                    output: SinkSpec::Wav(file.clone()),
-                    processing: ProcessingSettings::default(),
-                    zip_tone: zip,
-                };
+                let route = recorded(&file, zip);
                 let (events_tx, _events) = mpsc::channel(64);
                 let control = spawn(CallId(1), sockets, params, route, None, events_tx).unwrap();
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1050,13 +1045,7 @@ mod tests {
                 control.send(MediaControl::Stop(reply)).await.unwrap();
                 let _ = stats.await;
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                let bytes = std::fs::read(&file).unwrap_or_default();
-                bytes
-                    .get(44..)
-                    .unwrap_or_default()
-                    .chunks_exact(2)
-                    .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                    .collect::<Vec<i16>>()
+                wav_samples(&file)
             }
         };
         let with = heard(true).await;
@@ -1085,12 +1074,7 @@ mod tests {
         let file = dir.join("heard.wav");
         let (peer, _peer_rtcp, sockets, params) = pcmu_call().await;
         let target = sockets.rtp.local_addr().unwrap();
-        let route = AudioRoute {
-            input: SourceSpec::Silence,
-            output: SinkSpec::Wav(file.clone()),
-            processing: ProcessingSettings::default(),
-            zip_tone: false,
-        };
+        let route = recorded(&file, false);
         let (events_tx, _events) = mpsc::channel(64);
         let control = spawn(CallId(1), sockets, params, route, None, events_tx).unwrap();
 
@@ -1120,16 +1104,10 @@ mod tests {
         control.send(MediaControl::Stop(reply)).await.unwrap();
         let stats = stats.await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let bytes = std::fs::read(&file).unwrap_or_default();
+        let samples = wav_samples(&file);
         let _ = std::fs::remove_dir_all(&dir);
 
         assert_eq!(stats.packets_received, u64::from(PACKETS));
-        let samples: Vec<i16> = bytes
-            .get(44..)
-            .unwrap_or_default()
-            .chunks_exact(2)
-            .map(|b| i16::from_le_bytes([b[0], b[1]]))
-            .collect();
         // Each 20 ms frame heard: the packet whose level it is, or None (silence, concealment).
         // The G.711 decoder keeps 3.75 ms of history for its concealment: a frame's first 30
         // samples are the end of the one before.
@@ -1157,6 +1135,27 @@ mod tests {
             .collect();
         let expected: Vec<Option<u16>> = (2..PACKETS - 1).map(Some).collect();
         assert_eq!(played, expected, "heard {heard:?}");
+    }
+
+    /// Silence to the peer; what the speaker plays is recorded in `file`.
+    fn recorded(file: &std::path::Path, zip_tone: bool) -> AudioRoute {
+        AudioRoute {
+            input: SourceSpec::Silence,
+            output: SinkSpec::Wav(file.to_owned()),
+            processing: ProcessingSettings::default(),
+            zip_tone,
+        }
+    }
+
+    /// The samples of a WAV file the sink wrote (16-bit mono after a 44-byte header).
+    fn wav_samples(file: &std::path::Path) -> Vec<i16> {
+        let bytes = std::fs::read(file).unwrap_or_default();
+        bytes
+            .get(44..)
+            .unwrap_or_default()
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect()
     }
 
     async fn pcmu_call() -> (UdpSocket, UdpSocket, MediaSockets, MediaParams) {
