@@ -20,7 +20,9 @@
 //! transmission, a lag short of the target holds the cursor (the silence plays longer).
 //! Frames missing before a packet that ends a silence were not sent, so they play as DTX, not
 //! as losses (except the one right before a speech packet: it may be the spurt's lost onset,
-//! which that packet's FEC rebuilds). Shrinking prefers silence. Packets the caller marks as speech
+//! which that packet's FEC rebuilds).
+//!
+//! Shrinking prefers silence. Packets the caller marks as speech
 //! ([`JitterBuffer::insert_classified`]) are not dropped while a shrink is due: the drop waits
 //! for the first frame that is not speech (a silent packet, a hole such as a comfort-noise gap,
 //! or a pull in discontinuous transmission), checked at every pull, and happens anyway after
@@ -961,7 +963,7 @@ mod tests {
 
     /// Every tenth packet comes 50 ms after the others, beyond the lag they set: those
     /// transits are the ones the target must learn from (10 % of packets, above the 2 % it
-    /// lets come late), so after the first of them they play in time.
+    /// lets come late), so after the first few of them they play in time.
     #[test]
     fn late_packets_teach_the_target() {
         let mut buffer = JitterBuffer::new(8000, FRAME);
@@ -981,7 +983,8 @@ mod tests {
     /// A talk spurt, then its silent hangover, a silence with a comfort-noise refresh every
     /// 400 ms, and a second spurt; from the hangover on, every packet comes 60 ms later. The
     /// buffer learns it from the (late) hangover and grows while the silence lasts, playing it
-    /// longer: the second spurt plays whole, with nothing concealed.
+    /// longer: the second spurt plays whole, with nothing concealed but at most the frame right
+    /// before it.
     #[test]
     fn a_silence_grows_the_buffer_for_free() {
         let mut buffer = JitterBuffer::new(8000, FRAME);
