@@ -535,8 +535,6 @@ impl CallMedia {
         let _ = self.events.send(EngineEvent::Warning { message }).await;
     }
 
-    /// One datagram from the network: unprotected first when SRTP is on (what does not
-    /// authenticate is dropped, counted, never played).
     /// Reads the RTP datagrams waiting in the socket (a bounded number: a flood cannot hold up
     /// the audio clock).
     fn drain_rtp(&mut self, buf: &mut [u8]) {
@@ -550,7 +548,8 @@ impl CallMedia {
         }
     }
 
-    /// Handles one datagram that arrived at `now`.
+    /// One datagram from the network, arrived at `now`: unprotected first when SRTP is on
+    /// (what does not authenticate is dropped, counted, never played).
     fn receive(
         &mut self,
         now: std::time::Instant,
