@@ -1086,11 +1086,19 @@ mod tests {
                 let late = if index < 12 && index % 3 == 1 { 8 } else { 0 };
                 let due = start + Duration::from_millis(u64::from(index) * 20 + late);
                 std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
-                let mut packet = vec![0x80, 0];
-                packet.extend_from_slice(&index.to_be_bytes());
-                packet.extend_from_slice(&(u32::from(index) * 160).to_be_bytes());
-                packet.extend_from_slice(&0x5eed_u32.to_be_bytes());
-                packet.extend(std::iter::repeat_n(code(index), 160));
+                let payload = [code(index); 160];
+                let mut packet = Vec::new();
+                homeagent_media::rtp::RtpPacket {
+                    marker: false,
+                    payload_type: 0,
+                    sequence: index,
+                    timestamp: u32::from(index) * 160,
+                    ssrc: 0x5eed,
+                    csrcs: Vec::new(),
+                    extension: None,
+                    payload: &payload,
+                }
+                .write(&mut packet);
                 peer.send_to(&packet, target).unwrap();
             }
         });

@@ -202,12 +202,20 @@ async fn pump_until(sides: &mut [Side; 2], limit: Duration, done: impl Fn(&[Side
     }
 }
 
+/// An Opus RTP packet (payload type 111) numbered `seq`.
 fn rtp_packet(seq: u16, payload: &[u8]) -> Vec<u8> {
-    let mut packet = vec![0x80, 111];
-    packet.extend_from_slice(&seq.to_be_bytes());
-    packet.extend_from_slice(&(u32::from(seq) * 960).to_be_bytes());
-    packet.extend_from_slice(&0x1234_5678u32.to_be_bytes());
-    packet.extend_from_slice(payload);
+    let mut packet = Vec::new();
+    homeagent_media::rtp::RtpPacket {
+        marker: false,
+        payload_type: 111,
+        sequence: seq,
+        timestamp: u32::from(seq) * 960,
+        ssrc: 0x1234_5678,
+        csrcs: Vec::new(),
+        extension: None,
+        payload,
+    }
+    .write(&mut packet);
     packet
 }
 

@@ -169,12 +169,20 @@ impl Pair {
     }
 }
 
-fn rtp_packet(seq: u16, payload: &[u8]) -> Vec<u8> {
-    let mut packet = vec![0x80, 111];
-    packet.extend_from_slice(&seq.to_be_bytes());
-    packet.extend_from_slice(&(u32::from(seq) * 960).to_be_bytes());
-    packet.extend_from_slice(&0x1234_5678u32.to_be_bytes());
-    packet.extend_from_slice(payload);
+/// An Opus RTP packet (payload type 111) numbered `seq`.
+pub(super) fn rtp_packet(seq: u16, payload: &[u8]) -> Vec<u8> {
+    let mut packet = Vec::new();
+    crate::rtp::RtpPacket {
+        marker: false,
+        payload_type: 111,
+        sequence: seq,
+        timestamp: u32::from(seq) * 960,
+        ssrc: 0x1234_5678,
+        csrcs: Vec::new(),
+        extension: None,
+        payload,
+    }
+    .write(&mut packet);
     packet
 }
 

@@ -27,6 +27,7 @@ use rtc_turn::proto::lifetime::Lifetime;
 use rtc_turn::proto::peeraddr::PeerAddress;
 use rtc_turn::proto::relayaddr::RelayedAddress;
 
+use super::tests::rtp_packet;
 use super::*;
 
 const USER: &str = "agent";
@@ -637,15 +638,6 @@ fn allocate_on(net: &mut Net, which: char, stream: bool) {
         allocated(node.state())
     });
     assert!(ok, "not allocated: {:?}", net.a.state());
-}
-
-fn rtp_packet(seq: u16, payload: &[u8]) -> Vec<u8> {
-    let mut packet = vec![0x80, 111];
-    packet.extend_from_slice(&seq.to_be_bytes());
-    packet.extend_from_slice(&(u32::from(seq) * 960).to_be_bytes());
-    packet.extend_from_slice(&0x1234_5678u32.to_be_bytes());
-    packet.extend_from_slice(payload);
-    packet
 }
 
 /// Builds both transports (`a` controlling, DTLS client), hands each node's allocation (if
